@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the control-plane binaries (kube-apiserver, kube-controller-manager, kube-scheduler),
+# etcd and kwok from their Go modules into a cache keyed by version. A binary already in the
+# cache is never rebuilt, so only the first run on a machine pays for the build.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+
+export GOTOOLCHAIN=$GO_TOOLCHAIN GOFLAGS=-mod=mod CGO_ENABLED=0
+log() { printf '[build] %s\n' "$*" >&2; }
+
+# k8s.io/kubernetes requires its staging modules at v0.0.0; a wrapper module replaces each
+# with its published release so the commands can be built straight from the module proxy.
+STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+  cri-client csi-translation-lib dynamic-resource-allocation endpointslice externaljwt kms
+  kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller)
+
+build_kubernetes() {
+  local want=(kube-apiserver kube-controller-manager kube-scheduler) missing=()
+  for b in "${want[@]}"; do [[ -x $K8S_BIN_DIR/$b ]] || missing+=("$b"); done
+  ((${#missing[@]})) || return 0
+  log "building ${missing[*]} $K8S_VERSION (first run only; cached in $K8S_BIN_DIR)"
+  local mod=$SWITCHYARD_CACHE/src/kubernetes-$K8S_VERSION
+  mkdir -p "$mod" "$K8S_BIN_DIR"
+  {
+    echo "module switchyard.dev/e2e/kubernetes"
+    echo
+    echo "go 1.24.0"
+    echo
+    echo "godebug default=go1.24"
+    echo
+    echo "require k8s.io/kubernetes $K8S_VERSION"
+    echo
+    echo "replace ("
+    for m in "${STAGING[@]}"; do echo "	k8s.io/$m => k8s.io/$m $K8S_STAGING_VERSION"; done
+    echo ")"
+  } >"$mod/go.mod"
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >"$mod/tools.go"
+  (cd "$mod" && go mod tidy >/dev/null 2>&1 || go mod download)
+  local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION"
+  ld+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=33"
+  ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
+  ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  for b in "${missing[@]}"; do
+    (cd "$mod" && go build -trimpath -ldflags "$ld" -o "$K8S_BIN_DIR/$b.tmp" "k8s.io/kubernetes/cmd/$b")
+    mv "$K8S_BIN_DIR/$b.tmp" "$K8S_BIN_DIR/$b"
+    log "built $b"
+  done
+}
+
+build_etcd() {
+  [[ -x $ETCD_BIN_DIR/etcd ]] && return 0
+  log "building etcd $ETCD_VERSION"
+  # `go install` refuses etcd's replace directives; a wrapper module builds it.
+  local mod=$SWITCHYARD_CACHE/src/etcd-$ETCD_VERSION
+  mkdir -p "$mod" "$ETCD_BIN_DIR"
+  printf 'module switchyard.dev/e2e/etcd\n\ngo 1.24.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$mod/go.mod"
+  printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$mod/tools.go"
+  (cd "$mod" && go mod tidy >/dev/null 2>&1 || go mod download)
+  (cd "$mod" && go build -trimpath -ldflags "-s -w" -o "$ETCD_BIN_DIR/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$ETCD_BIN_DIR/etcd.tmp" "$ETCD_BIN_DIR/etcd"
+}
+
+build_kwok() {
+  [[ -x $KWOK_BIN_DIR/kwok ]] && return 0
+  log "building kwok $KWOK_VERSION"
+  mkdir -p "$KWOK_BIN_DIR"
+  GOFLAGS= GOBIN=$KWOK_BIN_DIR.tmp go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  mv "$KWOK_BIN_DIR.tmp/kwok" "$KWOK_BIN_DIR/kwok"
+  rmdir "$KWOK_BIN_DIR.tmp"
+}
+
+start=$(date +%s)
+build_etcd
+build_kwok
+build_kubernetes
+log "all binaries present ($(($(date +%s) - start))s)"

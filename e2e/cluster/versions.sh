@@ -1,0 +1,13 @@
+# Pinned versions of everything the local cluster runs. Sourced by the cluster scripts.
+# Changing a version changes the cache key, so the next `up` rebuilds only what changed.
+K8S_VERSION=v1.33.13
+K8S_STAGING_VERSION=v0.33.13
+ETCD_VERSION=v3.5.24
+KWOK_VERSION=v0.7.0
+# Kubernetes 1.33 is built and tested with Go 1.24; the Go module proxy serves that toolchain.
+GO_TOOLCHAIN=go1.24.13
+
+SWITCHYARD_CACHE=${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}
+K8S_BIN_DIR=$SWITCHYARD_CACHE/kubernetes-$K8S_VERSION
+ETCD_BIN_DIR=$SWITCHYARD_CACHE/etcd-$ETCD_VERSION
+KWOK_BIN_DIR=$SWITCHYARD_CACHE/kwok-$KWOK_VERSION

@@ -1,0 +1,385 @@
+//! `ModelRoute`: a model name apps call, split by weight across backends, and how a change of
+//! that split is rolled out.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::Duration;
+
+/// The model name applications send, the desired split of its traffic across
+/// InferenceBackends, how a change of that split is rolled out, and where to fail over.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "switchyard.dev",
+    version = "v1alpha1",
+    kind = "ModelRoute",
+    namespaced,
+    status = "ModelRouteStatus",
+    shortname = "mr",
+    category = "switchyard",
+    doc = "ModelRoute is a model name applications call, split by weight across InferenceBackends. Changing the split starts a staged migration judged by Prometheus.",
+    printcolumn(
+        name = "Model",
+        type_ = "string",
+        json_path = ".status.model",
+        description = "Model name clients send"
+    ),
+    printcolumn(
+        name = "Phase",
+        type_ = "string",
+        json_path = ".status.phase",
+        description = "Stable, Mirroring, Progressing, Holding, Paused or RolledBack"
+    ),
+    printcolumn(
+        name = "Weights",
+        type_ = "string",
+        json_path = ".status.weightsSummary",
+        description = "Split the gateway applies now"
+    ),
+    printcolumn(
+        name = "Step",
+        type_ = "string",
+        json_path = ".status.stepSummary",
+        description = "Current rollout step and its share of the desired split"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        priority = 1,
+        description = "Whether the desired split is fully in effect"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouteSpec {
+    /// The model name clients send in requests. Defaults to the route's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub model: Option<String>,
+    /// The desired split: InferenceBackends in this namespace and their relative weights.
+    #[schemars(length(min = 1, max = 16))]
+    #[x_kube(
+        validation = Rule::new("self.exists(b, b.weight > 0)")
+            .message("at least one backend needs a positive weight"),
+        validation = Rule::new("self.all(b, self.exists_one(c, c.name == b.name))")
+            .message("backend names must be unique within a route; merge duplicate entries into one weight"),
+    )]
+    pub backends: Vec<WeightedBackend>,
+    /// How a change of `backends` is rolled out. Defaults to steps 5, 20, 50, 100 with
+    /// 10-minute steps and the built-in error-rate check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// Ordered fallback tiers, tried in turn on a connect error, timeout, 429 or 5xx.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(validation = Rule::new("self.all(b, self.exists_one(c, c.name == b.name))")
+        .message("fallback backend names must be unique; list each tier once"))]
+    pub fallback: Vec<BackendRef>,
+}
+
+impl ModelRouteSpec {
+    /// The model name clients send: `spec.model`, else the route's name.
+    pub fn model_name<'a>(&'a self, route_name: &'a str) -> &'a str {
+        self.model.as_deref().unwrap_or(route_name)
+    }
+}
+
+/// A backend and its relative weight.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedBackend {
+    /// Name of an InferenceBackend in the route's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Relative share of traffic, a non-negative integer; weights are normalised over the
+    /// sum, and 0 drains a backend.
+    #[x_kube(validation = Rule::new("self >= 0 && self <= 1000000").message(
+        "weight must be a whole number between 0 and 1000000 (weights are relative; 0 drains the backend)"
+    ))]
+    pub weight: i32,
+}
+
+/// A reference to an InferenceBackend in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendRef {
+    /// Name of an InferenceBackend in the route's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// How traffic moves from the current split to the desired one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Percent of the way from the stable split to the desired split at each step. Strictly
+    /// increasing, each in 1..=100, ending at 100.
+    #[serde(default = "default_steps")]
+    #[schemars(length(min = 1, max = 20))]
+    #[x_kube(
+        validation = Rule::new("self.all(s, s >= 1 && s <= 100)")
+            .message("each step is a percentage between 1 and 100"),
+        validation = Rule::new("self.isSorted() && self.all(s, self.exists_one(t, t == s))")
+            .message("steps must strictly increase, e.g. [5, 20, 50, 100]"),
+        validation = Rule::new("self.size() == 0 || self[self.size() - 1] == 100")
+            .message("the last step must be 100, so the migration ends with the desired split fully applied"),
+    )]
+    pub steps: Vec<i32>,
+    /// Minimum time spent at each step before the next, e.g. `10m`.
+    #[serde(default = "default_step_duration")]
+    pub step_duration: Duration,
+    /// How each step is judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<Analysis>,
+    /// A shadow phase before any live weight moves: the gateway copies this share of
+    /// requests to the new backends and discards their answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+}
+
+fn default_steps() -> Vec<i32> {
+    vec![5, 20, 50, 100]
+}
+
+fn default_step_duration() -> Duration {
+    Duration::from("10m")
+}
+
+/// How a rollout step is judged from Prometheus.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// How often the checks run, and the window each query looks back over.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// Fewer requests than this to the backends gaining traffic within one interval makes a
+    /// check inconclusive, never a pass.
+    #[serde(default = "default_min_requests")]
+    #[schemars(range(min = 0))]
+    pub min_requests: i32,
+    /// Highest tolerated share of failed requests on the backends gaining traffic, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 1.0").message(
+        "maxErrorRate is a fraction between 0 and 1, e.g. 0.005 for 0.5%"
+    ))]
+    pub max_error_rate: Option<f64>,
+    /// Highest tolerated 95th-percentile request latency on the backends gaining traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_p95: Option<Duration>,
+    /// Extra PromQL checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n.name == m.name))")
+        .message("metric check names must be unique"))]
+    pub metrics: Vec<MetricCheck>,
+    /// Failed checks tolerated at one step; one more rolls the migration back.
+    #[serde(default = "default_failure_limit")]
+    #[schemars(range(min = 0, max = 100))]
+    pub failure_limit: i32,
+    /// What an inconclusive verdict (too little traffic, no data, Prometheus unreachable)
+    /// does: `Hold` stays at the current step, `Rollback` rolls back.
+    #[serde(default)]
+    pub on_inconclusive: InconclusivePolicy,
+    /// Longest a step may hold on inconclusive verdicts before the migration rolls back.
+    #[serde(default = "default_max_hold")]
+    pub max_hold: Duration,
+    /// Prometheus to query instead of the one the controller is configured with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(
+        "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''"
+    ).message("prometheusUrl must be an http:// or https:// URL, e.g. http://prometheus.monitoring:9090"))]
+    pub prometheus_url: Option<String>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from("1m")
+}
+
+fn default_min_requests() -> i32 {
+    50
+}
+
+fn default_failure_limit() -> i32 {
+    1
+}
+
+fn default_max_hold() -> Duration {
+    Duration::from("30m")
+}
+
+/// What an inconclusive analysis does.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum InconclusivePolicy {
+    /// Stay at the current step and keep measuring, up to `maxHold`.
+    #[default]
+    Hold,
+    /// Roll back at once.
+    Rollback,
+}
+
+/// A custom PromQL check. The query may use `{{namespace}}`, `{{route}}`, `{{backend}}` and
+/// `{{interval}}`; it must return one number, compared with `min` and/or `max`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.min) || has(self.max)")
+        .message("a metric check needs a min or a max threshold"),
+    validation = Rule::new("!has(self.min) || !has(self.max) || self.min <= self.max")
+        .message("min must not be greater than max"),
+)]
+pub struct MetricCheck {
+    /// Name of the check, shown in status and Events.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-zA-Z0-9]([-_a-zA-Z0-9]*[a-zA-Z0-9])?$")
+    )]
+    pub name: String,
+    /// PromQL returning a single value.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// The check fails when the value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The check fails when the value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// The shadow phase.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Mirror {
+    /// Share of requests copied to the new backends, 1 to 100.
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 100")
+        .message("mirror.percent must be between 1 and 100"))]
+    pub percent: i32,
+    /// How long mirroring lasts before live weights start to move.
+    pub duration: Duration,
+}
+
+/// Where a route's rollout stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// The desired split is fully in effect.
+    Stable,
+    /// Copying traffic to the new backends before moving live weight.
+    Mirroring,
+    /// Moving through the rollout steps.
+    Progressing,
+    /// Staying at a step because analysis is inconclusive or a target is not ready.
+    Holding,
+    /// Paused by an operator.
+    Paused,
+    /// Rolled back to the stable split; waits for a new spec or a retry.
+    RolledBack,
+}
+
+/// What the controller decided; the gateway applies `weights`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelRouteStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling and Stalled, following kstatus conventions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The model name this route serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Where the rollout stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// The last fully promoted split; a rollback returns here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stable: Vec<WeightedBackend>,
+    /// The split the gateway applies now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<WeightedBackend>,
+    /// `weights` as `name=weight` pairs, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_summary: Option<String>,
+    /// Index (1-based) into `spec.rollout.steps` of the current step; absent when stable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// The current step for `kubectl get`, e.g. `2/4 (20%)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_summary: Option<String>,
+    /// When the current step began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// The latest analysis and each check's value against its threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_analysis: Option<AnalysisResult>,
+    /// Past migrations, newest last, bounded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<MigrationRecord>,
+}
+
+/// One analysis run.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalysisResult {
+    /// When the checks ran.
+    pub time: Time,
+    /// Overall verdict: the worst of the checks.
+    pub verdict: Verdict,
+    /// Each check.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckResult>,
+}
+
+/// One check's outcome.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckResult {
+    /// Name of the check (`error-rate`, `latency-p95`, or a custom check's name).
+    pub name: String,
+    /// Measured value, absent when there was none (no data, NaN, unreachable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// The threshold, as written, e.g. `<= 0.005`.
+    pub threshold: String,
+    /// Pass, Fail or Inconclusive.
+    pub verdict: Verdict,
+    /// Why the check was inconclusive or failed, when it says more than the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A check's verdict.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum Verdict {
+    Pass,
+    Inconclusive,
+    Fail,
+}
+
+/// One finished migration.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationRecord {
+    /// The stable split the migration started from.
+    pub from: Vec<WeightedBackend>,
+    /// The desired split it moved towards.
+    pub to: Vec<WeightedBackend>,
+    /// Promoted, RolledBack, Aborted or Superseded (spec changed mid-way).
+    pub outcome: String,
+    /// When it started.
+    pub started_at: Time,
+    /// When it ended.
+    pub finished_at: Time,
+    /// Why it ended this way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,62 @@
+//! The controller's own metrics. Labels are fixed categories, never error text or names.
+
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::Error;
+
+pub struct Metrics {
+    reconciles: IntCounterVec,
+    errors: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl Metrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let reconciles = IntCounterVec::new(
+            Opts::new(
+                "switchyard_controller_reconciles_total",
+                "Reconciles run, by resource kind",
+            ),
+            &["kind"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new(
+                "switchyard_controller_reconcile_errors_total",
+                "Reconciles that failed, by kind and error class",
+            ),
+            &["kind", "error"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_controller_reconcile_duration_seconds",
+                "Time spent in one reconcile",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["kind"],
+        )?;
+        registry.register(Box::new(reconciles.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self {
+            reconciles,
+            errors,
+            duration,
+        })
+    }
+
+    pub fn observe(&self, kind: &str, took: Duration, err: Option<&Error>) {
+        self.reconciles.with_label_values(&[kind]).inc();
+        self.duration
+            .with_label_values(&[kind])
+            .observe(took.as_secs_f64());
+        if let Some(e) = err {
+            self.errors
+                .with_label_values(&[kind, e.metric_label()])
+                .inc();
+        }
+    }
+}

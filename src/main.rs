@@ -1,0 +1,57 @@
+use std::io::Write;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Move LLM traffic between providers and self-hosted GPU backends, one judged step at a time"
+)]
+struct Cli {
+    /// Log one JSON object per line.
+    #[arg(long, global = true, env = "SWITCHYARD_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions as YAML, or write one file per CRD (what `crds/` holds).
+    Crds {
+        /// Write `<crd name>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
+    /// Reconcile InferenceBackends and ModelRoutes.
+    Controller(switchyard::controller::Args),
+    /// Serve the OpenAI- and Anthropic-compatible endpoint.
+    Gateway(switchyard::gateway::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crds { dir: None } => {
+            std::io::stdout().write_all(switchyard::api::crds_yaml()?.as_bytes())?;
+            Ok(())
+        }
+        Command::Crds { dir: Some(dir) } => {
+            std::fs::create_dir_all(&dir)?;
+            for (name, yaml) in switchyard::api::crd_files()? {
+                std::fs::write(dir.join(name), yaml)?;
+            }
+            Ok(())
+        }
+        Command::Controller(args) => {
+            switchyard::telemetry::init(cli.log_json);
+            switchyard::controller::run(args).await
+        }
+        Command::Gateway(args) => {
+            switchyard::telemetry::init(cli.log_json);
+            switchyard::gateway::run(args).await
+        }
+    }
+}
