@@ -33,6 +33,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Two rustls crypto providers are compiled in (kube uses ring, reqwest aws-lc-rs); pick one
+    // for the whole process so TLS clients never have to guess.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
         Command::Crds { dir: None } => {
             std::io::stdout().write_all(switchyard::api::crds_yaml()?.as_bytes())?;

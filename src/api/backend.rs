@@ -1,6 +1,10 @@
 //! `InferenceBackend`: one place a model is served, either a hosted provider or pods that
 //! Switchyard deploys onto GPU node pools.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` once per column, which clippy mistakes
+// for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};

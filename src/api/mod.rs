@@ -20,7 +20,38 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Every CRD Switchyard installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![InferenceBackend::crd(), ModelRoute::crd()]
+    [InferenceBackend::crd(), ModelRoute::crd()]
+        .into_iter()
+        .map(unwrap_descriptions)
+        .collect()
+}
+
+/// Doc comments are wrapped at 100 columns; `kubectl explain` re-wraps text itself, so
+/// single line breaks become spaces and only paragraph breaks are kept.
+fn unwrap_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map.iter_mut() {
+                    match child {
+                        serde_json::Value::String(s) if k == "description" => {
+                            *s = s
+                                .split("\n\n")
+                                .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                                .collect::<Vec<_>>()
+                                .join("\n\n");
+                        }
+                        _ => walk(child),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes to JSON");
+    walk(&mut value);
+    serde_json::from_value(value).expect("the same CRD deserializes back")
 }
 
 /// Each CRD as `(file name, YAML)`, exactly as checked into `crds/`.

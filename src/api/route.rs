@@ -1,6 +1,10 @@
 //! `ModelRoute`: a model name apps call, split by weight across backends, and how a change of
 //! that split is rolled out.
 
+// kube's `printcolumn(...)` repeats `type_ = ...` once per column, which clippy mistakes
+// for a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
