@@ -35,7 +35,7 @@ if [[ -d $PID_DIR ]]; then
   done
 fi
 
-[[ -x $here/netns.sh ]] && bash "$here/netns.sh" down || true
+[[ -x $CLUSTER_DIR/netns.sh ]] && bash "$CLUSTER_DIR/netns.sh" down || true
 
 busy=()
 for port in $ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $SCHEDULER_PORT $KWOK_PORT $PROMETHEUS_PORT; do

@@ -1,8 +1,8 @@
 # Where the local cluster keeps its state and which loopback ports it uses. Sourced by the
 # cluster scripts; tests read the same values from $E2E_DIR/cluster.env.
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$here/../.." && pwd)
-. "$here/versions.sh"
+CLUSTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
+. "$CLUSTER_DIR/versions.sh"
 
 E2E_DIR=${SWITCHYARD_E2E_DIR:-$REPO_ROOT/.e2e}
 PKI_DIR=$E2E_DIR/pki

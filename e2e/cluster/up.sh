@@ -6,13 +6,13 @@ set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 start_time=$(date +%s.%N)
-bash "$here/build.sh"
+bash "$CLUSTER_DIR/build.sh"
 
-if [[ -f $E2E_DIR/cluster.env ]] && bash "$here/status.sh" >/dev/null 2>&1; then
+if [[ -f $E2E_DIR/cluster.env ]] && bash "$CLUSTER_DIR/status.sh" >/dev/null 2>&1; then
   log "already running; KUBECONFIG=$KUBECONFIG_FILE"
   exit 0
 fi
-bash "$here/down.sh" >/dev/null 2>&1 || true
+bash "$CLUSTER_DIR/down.sh" >/dev/null 2>&1 || true
 
 mkdir -p "$PKI_DIR" "$PID_DIR" "$LOG_DIR" "$E2E_DIR/etcd" "$E2E_DIR/prometheus/targets"
 
@@ -23,7 +23,7 @@ for port in $ETCD_PORT $ETCD_PEER_PORT $APISERVER_PORT $KCM_PORT $SCHEDULER_PORT
   fi
 done
 
-bash "$here/pki.sh"
+bash "$CLUSTER_DIR/pki.sh"
 
 # start NAME CMD...: runs CMD in the background, logging to logs/NAME.log; the PID file is
 # what `down` uses, so teardown stops exactly what was started here.
@@ -118,7 +118,7 @@ start kube-scheduler "$K8S_BIN_DIR/kube-scheduler" \
 
 start kwok "$KWOK_BIN_DIR/kwok" \
   --kubeconfig "$PKI_DIR/kwok.kubeconfig" \
-  --config "$here/kwok.yaml" \
+  --config "$CLUSTER_DIR/kwok.yaml" \
   --manage-all-nodes=true \
   --server-address "127.0.0.1:$KWOK_PORT" \
   --cidr "$POD_CIDR" \
@@ -129,7 +129,7 @@ wait_for kube-scheduler 60 insecure_ok "https://127.0.0.1:$SCHEDULER_PORT/health
 wait_for kwok 60 curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
 
 export KUBECONFIG=$KUBECONFIG_FILE
-bash "$here/nodes.sh" | kubectl apply -f - >/dev/null
+bash "$CLUSTER_DIR/nodes.sh" | kubectl apply -f - >/dev/null
 kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
 
 cat >"$E2E_DIR/prometheus/prometheus.yml" <<EOF

@@ -37,7 +37,12 @@ fn unwrap_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinitio
                         serde_json::Value::String(s) if k == "description" => {
                             *s = s
                                 .split("\n\n")
-                                .map(|para| para.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+                                .map(|para| {
+                                    para.split('\n')
+                                        .map(str::trim)
+                                        .collect::<Vec<_>>()
+                                        .join(" ")
+                                })
                                 .collect::<Vec<_>>()
                                 .join("\n\n");
                         }

@@ -41,6 +41,10 @@ impl Metrics {
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        // Export zeroes from the start so rate() and absent() work before the first reconcile.
+        for kind in ["inferencebackend", "modelroute"] {
+            reconciles.with_label_values(&[kind]);
+        }
         Ok(Self {
             reconciles,
             errors,

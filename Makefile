@@ -1,0 +1,17 @@
+.PHONY: demo test crds down
+
+# The demo on the local cluster.
+demo:
+	bash e2e/demo.sh
+
+# Every test: lints, unit tests, and the end-to-end suite on a fresh local cluster.
+test:
+	bash e2e/test.sh
+
+# Regenerate crds/ from the Rust types.
+crds:
+	cargo run --quiet -- crds --dir crds
+
+# Stop the local cluster and everything started on it.
+down:
+	bash e2e/cluster/down.sh

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, unit and integration tests, then the end-to-end
+# suite against a freshly started local cluster, which is torn down afterwards (also on
+# failure). Prints how long each part took.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+. "$here/cluster/env.sh"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SWITCHYARD_CACHE/target}
+cd "$repo"
+
+timings=()
+phase() {
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  echo "=== $name"
+  "$@"
+  timings+=("$(printf '%-22s %4ss' "$name" $(($(date +%s) - start)))")
+}
+
+phase "install dependencies" bash "$here/install-deps.sh"
+phase "cargo fmt" cargo fmt --check
+phase "cargo clippy" cargo clippy --all-targets --quiet -- -D warnings
+phase "cargo build" cargo build --quiet
+phase "cargo test" cargo test --quiet
+
+if [[ -e $E2E_DIR/cluster.env ]]; then
+  echo "a local cluster from an earlier run is in $E2E_DIR; stopping it for a clean run"
+  bash "$here/cluster/down.sh"
+fi
+trap 'bash "$here/cluster/down.sh" >/dev/null 2>&1 || true' EXIT
+phase "cluster up" bash "$here/cluster/up.sh"
+# Keep the cluster's logs with the failure when the suite fails.
+run_e2e() {
+  "$SWITCHYARD_CACHE/venv/bin/pytest" -q -p no:cacheprovider "$here/tests" "$@" || {
+    status=$?
+    echo "--- last lines of each component's log ---"
+    for f in "$LOG_DIR"/*.log; do echo "## $f"; tail -n 15 "$f"; done
+    return $status
+  }
+}
+phase "e2e (pytest)" run_e2e "$@"
+phase "cluster down" bash "$here/cluster/down.sh"
+trap - EXIT
+
+# Teardown must leave nothing behind: no process started from the cluster's state dir.
+if pgrep -f "$E2E_DIR" >/dev/null; then
+  echo "processes left running after teardown:"
+  pgrep -af "$E2E_DIR"
+  exit 1
+fi
+
+echo "=== timings"
+printf '%s\n' "${timings[@]}"

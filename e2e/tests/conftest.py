@@ -1,0 +1,168 @@
+"""Fixtures for end-to-end tests against the real local cluster started by e2e/cluster/up.sh.
+
+Each test gets its own namespace; when a test fails, the state of the Switchyard objects,
+pods and events in it is printed, so a CI log explains the failure on its own.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+import uuid
+
+import pytest
+import requests
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+E2E_DIR = pathlib.Path(os.environ.get("SWITCHYARD_E2E_DIR", REPO / ".e2e"))
+
+
+def _cluster_env():
+    env_file = E2E_DIR / "cluster.env"
+    if not env_file.exists():
+        pytest.exit(f"no local cluster: {env_file} is missing; run `bash e2e/cluster/up.sh` first", 2)
+    return dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+
+
+CLUSTER = _cluster_env()
+os.environ["KUBECONFIG"] = CLUSTER["KUBECONFIG"]
+
+
+def switchyard_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", REPO / "target")
+    path = pathlib.Path(target) / "debug" / "switchyard"
+    if not path.exists():
+        pytest.exit(f"{path} is missing; run `cargo build` first", 2)
+    return path
+
+
+def kubectl(*args, input=None, check=True, namespace=None):
+    """Runs kubectl against the local cluster and returns the completed process."""
+    cmd = ["kubectl"]
+    if namespace:
+        cmd += ["-n", namespace]
+    cmd += list(args)
+    proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return proc
+
+
+def kubectl_json(*args, namespace=None):
+    return json.loads(kubectl(*args, "-o", "json", namespace=namespace).stdout)
+
+
+def wait_until(predicate, timeout=60.0, interval=0.25, what="condition"):
+    """Polls `predicate` until it returns something truthy, and returns that."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
+
+
+def condition(obj, type_):
+    for c in (obj.get("status") or {}).get("conditions", []):
+        if c["type"] == type_:
+            return c
+    return None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Process:
+    """A process started for a test. Its PID file sits beside the cluster's, so
+    `e2e/cluster/down.sh` stops it even if the test run is interrupted."""
+
+    def __init__(self, name, args, env=None):
+        self.name = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.log_path = E2E_DIR / "logs" / f"{self.name}.log"
+        self.pid_path = E2E_DIR / "pids" / f"{self.name}.pid"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [str(a) for a in args],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.pid_path.write_text(str(self.proc.pid))
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.pid_path.unlink(missing_ok=True)
+        self.log.close()
+        return self.proc.returncode
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def crds():
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "crd/inferencebackends.switchyard.dev",
+            "crd/modelroutes.switchyard.dev", "--timeout=60s")
+    # Discovery must list the new kinds before kubectl can use them by short name.
+    wait_until(lambda: kubectl("get", "mr", "-A", check=False).returncode == 0, what="ModelRoute discovery")
+
+
+@pytest.fixture(scope="session")
+def controller(crds):
+    port = free_port()
+    proc = Process("controller", [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}"])
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return proc.proc.poll() is not None and pytest.fail(f"controller exited:\n{proc.output()}")
+
+    wait_until(ready, timeout=30, what="controller /readyz")
+    proc.url = url
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def namespace(request):
+    name = f"e2e-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(ch for ch in name if ch.isalnum() or ch == "-")[:63].rstrip("-")
+    kubectl("create", "namespace", name)
+    # The ServiceAccount admission plugin refuses pods until the namespace's default account exists.
+    wait_until(lambda: kubectl("get", "serviceaccount", "default", namespace=name, check=False).returncode == 0,
+               what="default ServiceAccount")
+    yield name
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        dump = kubectl("get", "inferencebackends,modelroutes,deployments,pods,events", "-o", "wide",
+                       namespace=name, check=False)
+        print(f"\n--- state of namespace {name} ---\n{dump.stdout}{dump.stderr}")
+        dump = kubectl("get", "inferencebackends,modelroutes", "-o", "yaml", namespace=name, check=False)
+        print(dump.stdout)
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
