@@ -4,35 +4,46 @@
 set -uo pipefail
 . "$(dirname "$0")/env.sh"
 
-stop_pid() {
-  local name=$1 pid=$2
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
+# stop NAME...: SIGTERM to each named PID file's process at once, then wait for all of them
+# (SIGKILL after 10s). Dependents go in an earlier call than what they depend on.
+stop() {
+  local pids=() names=() name f
+  for name in "$@"; do
+    f=$PID_DIR/$name.pid
+    [[ -e $f ]] || continue
+    pid=$(cat "$f")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null
+      pids+=("$pid")
+      names+=("$name")
+    fi
+    rm -f "$f"
   done
-  log "$name (pid $pid) ignored SIGTERM for 10s; killing"
-  kill -KILL "$pid" 2>/dev/null
-  sleep 0.2
+  local i
+  for i in "${!pids[@]}"; do
+    for _ in $(seq 1 100); do
+      kill -0 "${pids[$i]}" 2>/dev/null || continue 2
+      sleep 0.1
+    done
+    log "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for 10s; killing"
+    kill -KILL "${pids[$i]}" 2>/dev/null
+  done
 }
 
+core=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok prometheus)
 if [[ -d $PID_DIR ]]; then
-  # Anything tests started (gateway, controller, mock servers) registers a PID file here too;
-  # stop those first, then the control plane from the top down.
+  # Anything tests or the demo started (controller, gateway, mock servers) registers a PID
+  # file here too; those go first, then the control plane from the top down.
+  extra=()
   for f in "$PID_DIR"/*.pid; do
     [[ -e $f ]] || continue
     name=$(basename "$f" .pid)
-    case $name in etcd | kube-apiserver | kube-controller-manager | kube-scheduler | kwok | prometheus) continue ;; esac
-    stop_pid "$name" "$(cat "$f")"
-    rm -f "$f"
+    [[ " ${core[*]} " == *" $name "* ]] || extra+=("$name")
   done
-  for name in prometheus kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    f=$PID_DIR/$name.pid
-    [[ -e $f ]] || continue
-    stop_pid "$name" "$(cat "$f")"
-    rm -f "$f"
-  done
+  ((${#extra[@]})) && stop "${extra[@]}"
+  stop prometheus kwok kube-scheduler kube-controller-manager
+  stop kube-apiserver
+  stop etcd
 fi
 
 [[ -x $CLUSTER_DIR/netns.sh ]] && bash "$CLUSTER_DIR/netns.sh" down || true
