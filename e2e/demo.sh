@@ -25,6 +25,7 @@ kubectl apply --server-side -f crds/
 kubectl wait --for=condition=Established crd/inferencebackends.switchyard.dev crd/modelroutes.switchyard.dev --timeout=60s
 
 if [[ ! -e $PID_DIR/switchyard-controller.pid ]] || ! kill -0 "$(cat "$PID_DIR/switchyard-controller.pid")" 2>/dev/null; then
+  kubectl create namespace switchyard-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   say "Starting the controller (logs: $LOG_DIR/switchyard-controller.log)"
   nohup "$CARGO_TARGET_DIR/debug/switchyard" controller --metrics-addr 127.0.0.1:18080 \
     >"$LOG_DIR/switchyard-controller.log" 2>&1 </dev/null &

@@ -33,7 +33,7 @@ trap 'bash "$here/cluster/down.sh" >/dev/null 2>&1 || true' EXIT
 phase "cluster up" bash "$here/cluster/up.sh"
 # Keep the cluster's logs with the failure when the suite fails.
 run_e2e() {
-  "$SWITCHYARD_CACHE/venv/bin/pytest" -q -p no:cacheprovider "$here/tests" "$@" || {
+  "$SWITCHYARD_CACHE/venv/bin/pytest" -q -p no:cacheprovider "$here/mock" "$here/tests" "$@" || {
     status=$?
     echo "--- last lines of each component's log ---"
     for f in "$LOG_DIR"/*.log; do echo "## $f"; tail -n 15 "$f"; done

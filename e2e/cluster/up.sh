@@ -132,6 +132,10 @@ export KUBECONFIG=$KUBECONFIG_FILE
 bash "$CLUSTER_DIR/nodes.sh" | kubectl apply -f - >/dev/null
 kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
 
+bash "$CLUSTER_DIR/netns.sh" up
+export LOG_DIR
+start pod-agent python3 "$CLUSTER_DIR/pod_agent.py"
+
 cat >"$E2E_DIR/prometheus/prometheus.yml" <<EOF
 # Scrape targets are files in targets/: tests and the demo add one per component, and
 # Prometheus picks them up without a restart.
@@ -158,6 +162,7 @@ APISERVER_URL=https://127.0.0.1:$APISERVER_PORT
 PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 PROMETHEUS_TARGETS_DIR=$E2E_DIR/prometheus/targets
 POD_CIDR=$POD_CIDR
+POD_NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
 EOF
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start_time}")
 log "up in ${elapsed}s; export KUBECONFIG=$KUBECONFIG_FILE"

@@ -124,11 +124,23 @@ def crds():
     wait_until(lambda: kubectl("get", "mr", "-A", check=False).returncode == 0, what="ModelRoute discovery")
 
 
+# Short timings so that stalls and leader hand-overs happen within a test's patience.
+CONTROLLER_FLAGS = ["--unschedulable-grace", "3s", "--lease-duration", "4s", "--lease-renew-every", "1s"]
+
+
+def start_controller(lease_namespace="switchyard-system", name="controller"):
+    kubectl("create", "namespace", lease_namespace, check=False)
+    port = free_port()
+    proc = Process(name, [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
+                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS])
+    proc.url = f"http://127.0.0.1:{port}"
+    return proc
+
+
 @pytest.fixture(scope="session")
 def controller(crds):
-    port = free_port()
-    proc = Process("controller", [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}"])
-    url = f"http://127.0.0.1:{port}"
+    proc = start_controller()
+    url = proc.url
 
     def ready():
         try:
@@ -137,7 +149,6 @@ def controller(crds):
             return proc.proc.poll() is not None and pytest.fail(f"controller exited:\n{proc.output()}")
 
     wait_until(ready, timeout=30, what="controller /readyz")
-    proc.url = url
     yield proc
     proc.stop()
 

@@ -52,6 +52,13 @@ use super::{Credentials, Duration, SecretKeyRef};
         description = "Whether the backend can take traffic"
     ),
     printcolumn(
+        name = "Pods",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        priority = 1,
+        description = "Self-hosted pods ready and warmed up"
+    ),
+    printcolumn(
         name = "URL",
         type_ = "string",
         json_path = ".status.url",
@@ -308,4 +315,17 @@ pub struct InferenceBackendStatus {
     /// Inference pods ready for traffic (warmed up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_replicas: Option<i32>,
+    /// Pods that are Ready and warmed up; the gateway routes only to these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<BackendEndpoint>,
+}
+
+/// One inference pod the gateway may route to.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendEndpoint {
+    /// Name of the pod.
+    pub pod: String,
+    /// `IP:port` of the pod's inference server.
+    pub address: String,
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::Error;
 
@@ -10,6 +10,10 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    /// Warm-up requests sent to new inference pods, by outcome.
+    pub warmup_requests: IntCounterVec,
+    /// 1 while this replica holds the leader lease.
+    pub leader: IntGauge,
 }
 
 impl Metrics {
@@ -38,6 +42,19 @@ impl Metrics {
             ]),
             &["kind"],
         )?;
+        let warmup_requests = IntCounterVec::new(
+            Opts::new(
+                "switchyard_controller_warmup_requests_total",
+                "Warm-up requests sent to new inference pods, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let leader = IntGauge::new(
+            "switchyard_controller_leader",
+            "1 while this replica holds the leader lease",
+        )?;
+        registry.register(Box::new(warmup_requests.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -49,6 +66,8 @@ impl Metrics {
             reconciles,
             errors,
             duration,
+            warmup_requests,
+            leader,
         })
     }
 

@@ -2,10 +2,12 @@
 
 mod backend;
 pub mod conditions;
+pub mod leader;
 mod metrics;
 mod route;
 
-pub use backend::{Summary, external_readiness, summarize};
+pub use backend::workload::{self, BACKEND_LABEL};
+pub use backend::{Summary, external_readiness, referenced_secrets, summarize};
 pub use route::{next_status, same_split, weights_summary};
 
 use std::net::SocketAddr;
@@ -13,17 +15,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{InferenceBackend, ModelRoute};
 use crate::serve::{self, Readiness};
+use backend::warmup::Warmer;
 use metrics::Metrics;
 
 /// Field manager for everything the controller server-side applies.
 pub const FIELD_MANAGER: &str = "switchyard-controller";
+/// Name of the controller in Events and of its leader-election Lease.
+pub const CONTROLLER_NAME: &str = "switchyard-controller";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,10 +52,20 @@ impl Error {
     }
 }
 
+/// Tunables that tests shorten.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long pods may stay unschedulable before the backend reports Stalled.
+    pub unschedulable_grace: Duration,
+}
+
 /// Shared by every reconcile.
 pub struct Context {
     pub client: Client,
+    pub config: Config,
     metrics: Metrics,
+    recorder: Recorder,
+    warmer: Warmer,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -58,15 +77,51 @@ pub struct Args {
         default_value = "127.0.0.1:8080"
     )]
     pub metrics_addr: SocketAddr,
+    /// How long pods may stay unschedulable before the backend reports Stalled.
+    #[arg(long, env = "SWITCHYARD_UNSCHEDULABLE_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub unschedulable_grace: Duration,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
+    pub lease_namespace: String,
+    /// This replica's name in the Lease; defaults to the host name and process id.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long the leader's lease lasts without renewal (the longest a failover takes).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// How often the leader renews its lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub lease_renew_every: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse(s).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
     let ctx = Arc::new(Context {
         client: client.clone(),
-        metrics: Metrics::register(&registry)?,
+        config: Config {
+            unschedulable_grace: args.unschedulable_grace,
+        },
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        warmer: Warmer::new(metrics.warmup_requests.clone()),
+        metrics,
     });
+
     let ready = Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = {
@@ -77,19 +132,102 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .boxed()
         .shared()
     };
+    {
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            serve::shutdown_signal().await;
+            ready.set(false);
+            let _ = stop_tx.send(true);
+        });
+    }
+    let ops = serve::ops_router(registry, ready.clone());
+    let http = tokio::spawn(serve::serve(args.metrics_addr, ops, shutdown.clone()));
 
+    // Probe the API once so a missing CRD or RBAC rule fails start-up with a clear error.
     let backends: Api<InferenceBackend> = Api::all(client.clone());
     let routes: Api<ModelRoute> = Api::all(client.clone());
-    // Probe the API once so a missing CRD or RBAC rule fails start-up with a clear error.
     backends
         .list(&kube::api::ListParams::default().limit(1))
         .await?;
     routes
         .list(&kube::api::ListParams::default().limit(1))
         .await?;
+    // A standby is healthy and ready: it is doing its job, which is to wait.
     ready.set(true);
 
-    let backend_ctl = Controller::new(backends.clone(), watcher::Config::default())
+    let elector = leader::Elector::new(
+        client.clone(),
+        leader::Config {
+            namespace: args.lease_namespace.clone(),
+            name: CONTROLLER_NAME.into(),
+            identity,
+            lease_duration: args.lease_duration,
+            renew_every: args.lease_renew_every,
+        },
+    );
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown.clone() => {
+            http.await??;
+            return Ok(());
+        }
+    }
+    ctx.metrics.leader.set(1);
+
+    let controllers = run_controllers(client, ctx.clone(), shutdown.clone());
+    let outcome = tokio::select! {
+        () = controllers => Ok(()),
+        lost = elector.hold() => Err(lost),
+    };
+    elector.release().await;
+    http.await??;
+    tracing::info!("controller stopped");
+    outcome
+}
+
+async fn run_controllers(
+    client: Client,
+    ctx: Arc<Context>,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) {
+    let backends: Api<InferenceBackend> = Api::all(client.clone());
+    let routes: Api<ModelRoute> = Api::all(client.clone());
+
+    let backend_ctl = Controller::new(backends.clone(), watcher::Config::default());
+    let backend_store = backend_ctl.store();
+    // Only Secret metadata is watched: the controller needs to know a Secret changed, and
+    // reads the one it needs; it never holds every Secret's data in memory.
+    let secret_events = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let backend_ctl = backend_ctl
+        .owns(
+            Api::<Deployment>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .watches(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().labels(BACKEND_LABEL),
+            |pod| {
+                let name = pod.labels().get(BACKEND_LABEL)?.clone();
+                Some(ObjectRef::new(&name).within(&pod.namespace()?))
+            },
+        )
+        .watches_stream(secret_events, move |secret| {
+            let ns = secret.namespace();
+            let name = secret.name_any();
+            backend_store
+                .state()
+                .into_iter()
+                .filter(|ib| {
+                    ib.namespace() == ns && referenced_secrets(&ib.spec).contains(&name.as_str())
+                })
+                .map(|ib| ObjectRef::from_obj(&*ib))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile_backend, error_policy_backend, ctx.clone())
         .for_each(|_| async {});
@@ -112,21 +250,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .map(|mr| ObjectRef::from_obj(&*mr))
                 .collect::<Vec<_>>()
         })
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile_route, error_policy_route, ctx.clone())
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_route, error_policy_route, ctx)
         .for_each(|_| async {});
 
-    let ops = serve::ops_router(registry, ready.clone());
-    let http = tokio::spawn(serve::serve(args.metrics_addr, ops, shutdown));
-    tokio::spawn(async move {
-        serve::shutdown_signal().await;
-        ready.set(false);
-        let _ = stop_tx.send(true);
-    });
     tokio::join!(backend_ctl, route_ctl);
-    http.await??;
-    tracing::info!("controller stopped");
-    Ok(())
 }
 
 async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The simulated pod network. kwok gives pods addresses in $POD_CIDR but nothing answers
+# there; this creates one network namespace joined to the host by a veth pair and routes
+# $POD_CIDR into it, so a mock inference server bound to a pod's IP inside the namespace
+# answers HTTP from the host (the controller's warm-up, the gateway). A blackhole route
+# under it keeps pod traffic on this machine whenever the veth is missing while the
+# cluster exists.
+#   netns.sh up | down | add-ip IP | del-ip IP
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
+HOST_IF=swy-host
+NS_IF=swy-pods
+HOST_ADDR=169.254.244.1
+NS_ADDR=169.254.244.2
+
+case ${1:-} in
+up)
+  ip netns list | grep -qw "$NETNS" && exit 0
+  ip route replace blackhole "$POD_CIDR" metric 4000
+  ip netns add "$NETNS"
+  ip link add "$HOST_IF" type veth peer name "$NS_IF"
+  ip link set "$NS_IF" netns "$NETNS"
+  ip addr add "$HOST_ADDR/30" dev "$HOST_IF"
+  ip link set "$HOST_IF" up
+  ip netns exec "$NETNS" ip addr add "$NS_ADDR/30" dev "$NS_IF"
+  ip netns exec "$NETNS" ip link set "$NS_IF" up
+  ip netns exec "$NETNS" ip link set lo up
+  # Only the host's veth address is reachable from inside: no default route out.
+  ip route replace "$POD_CIDR" via "$NS_ADDR" dev "$HOST_IF"
+  ;;
+down)
+  # Anything still running inside (mock servers orphaned by a killed agent) goes first.
+  if ip netns list | grep -qw "$NETNS"; then
+    pids=$(ip netns pids "$NETNS" || true)
+    [[ -n $pids ]] && kill $pids 2>/dev/null && sleep 0.5
+    pids=$(ip netns pids "$NETNS" || true)
+    [[ -n $pids ]] && kill -9 $pids 2>/dev/null
+  fi
+  ip route del "$POD_CIDR" via "$NS_ADDR" dev "$HOST_IF" 2>/dev/null || true
+  ip link del "$HOST_IF" 2>/dev/null || true
+  ip netns del "$NETNS" 2>/dev/null || true
+  ip route del blackhole "$POD_CIDR" metric 4000 2>/dev/null || true
+  ;;
+add-ip)
+  ip netns exec "$NETNS" ip addr replace "$2/32" dev lo
+  ;;
+del-ip)
+  ip netns exec "$NETNS" ip addr del "$2/32" dev lo 2>/dev/null || true
+  ;;
+*)
+  echo "usage: $0 up|down|add-ip IP|del-ip IP" >&2
+  exit 2
+  ;;
+esac

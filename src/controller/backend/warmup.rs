@@ -1,0 +1,140 @@
+//! Warm-up: a new inference pod answers `warmup.requests` real chat completions before the
+//! gateway routes live traffic to it, so the first users do not pay for cold caches, CUDA
+//! graph capture and lazy kernel compilation.
+//!
+//! The controller sends the requests itself, from a background task per pod, and records
+//! warmed pods in the backend's `status.endpoints`, so a restarted controller does not warm
+//! the same pod again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use prometheus::IntCounterVec;
+use serde_json::json;
+
+/// How long a failed warm-up waits before the pod is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Requests in flight to one pod during warm-up.
+const CONCURRENCY: usize = 8;
+/// One warm-up request may take this long (a cold pod is slow; that is the point).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Running,
+    Done,
+    Failed { at: Instant },
+}
+
+/// A pod to warm up.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub uid: String,
+    pub pod: String,
+    pub address: String,
+    pub model: String,
+    pub requests: i32,
+}
+
+#[derive(Clone)]
+pub struct Warmer {
+    http: reqwest::Client,
+    states: Arc<Mutex<HashMap<String, State>>>,
+    requests_total: IntCounterVec,
+}
+
+impl Warmer {
+    pub fn new(requests_total: IntCounterVec) -> Self {
+        Self {
+            // Pod addresses are dialled directly: never through a proxy from the environment.
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .expect("a plain HTTP client builds"),
+            states: Arc::default(),
+            requests_total,
+        }
+    }
+
+    /// Whether `target` is warmed up; starts (or restarts after a failure) its warm-up if not.
+    pub fn poll(&self, target: &Target) -> State {
+        let mut states = self.states.lock().expect("warm-up state lock");
+        match states.get(&target.uid).copied() {
+            Some(State::Failed { at }) if at.elapsed() < RETRY_AFTER => State::Failed { at },
+            Some(s @ (State::Running | State::Done)) => s,
+            _ => {
+                states.insert(target.uid.clone(), State::Running);
+                let this = self.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    let ok = this.run(&target).await;
+                    let state = if ok {
+                        State::Done
+                    } else {
+                        State::Failed { at: Instant::now() }
+                    };
+                    this.states
+                        .lock()
+                        .expect("warm-up state lock")
+                        .insert(target.uid.clone(), state);
+                });
+                State::Running
+            }
+        }
+    }
+
+    /// Forgets pods that no longer exist.
+    pub fn retain(&self, live_uids: &[&str]) {
+        self.states
+            .lock()
+            .expect("warm-up state lock")
+            .retain(|uid, _| live_uids.contains(&uid.as_str()));
+    }
+
+    async fn run(&self, t: &Target) -> bool {
+        let url = format!("http://{}/v1/chat/completions", t.address);
+        let body = json!({
+            "model": t.model,
+            "messages": [{"role": "user", "content": "Warm-up request from Switchyard. Reply with one word."}],
+            "max_tokens": 8,
+            "temperature": 0,
+        });
+        let wanted = t.requests.max(0) as usize;
+        // Tolerate a few failures (a pod that just turned Ready may still refuse some), but
+        // give up when most of them fail: the pod is not serving.
+        let budget = wanted + wanted / 2 + 1;
+        let started = Instant::now();
+        let results: Vec<bool> = futures::stream::iter(0..budget)
+            .map(|_| {
+                let req = self.http.post(&url).json(&body);
+                async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .scan(0usize, |ok, success| {
+                if *ok >= wanted {
+                    return futures::future::ready(None);
+                }
+                *ok += usize::from(success);
+                futures::future::ready(Some(success))
+            })
+            .collect()
+            .await;
+        let ok = results.iter().filter(|s| **s).count();
+        let failed = results.len() - ok;
+        self.requests_total
+            .with_label_values(&["success"])
+            .inc_by(ok as u64);
+        self.requests_total
+            .with_label_values(&["error"])
+            .inc_by(failed as u64);
+        let done = ok >= wanted;
+        tracing::info!(
+            pod = %t.pod, ok, failed, wanted, took_ms = started.elapsed().as_millis() as u64,
+            "warm-up {}", if done { "finished" } else { "failed" }
+        );
+        done
+    }
+}
