@@ -11,6 +11,7 @@ test:
 # Regenerate crds/ from the Rust types.
 crds:
 	cargo run --quiet -- crds --dir crds
+	cargo run --quiet -- crds --dir charts/switchyard/crds
 
 # Stop the local cluster and everything started on it.
 down:

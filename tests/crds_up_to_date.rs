@@ -5,14 +5,23 @@ use std::path::Path;
 
 #[test]
 fn checked_in_crds_match_the_types() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    check_dir("crds");
+}
+
+#[test]
+fn helm_chart_crds_match_the_types() {
+    check_dir("charts/switchyard/crds");
+}
+
+fn check_dir(rel: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
     let generated = switchyard::api::crd_files().expect("CRDs serialize");
     for (name, yaml) in &generated {
         let on_disk = std::fs::read_to_string(dir.join(name))
-            .unwrap_or_else(|e| panic!("crds/{name}: {e}; run `cargo run -- crds --dir crds`"));
+            .unwrap_or_else(|e| panic!("{rel}/{name}: {e}; run `make crds`"));
         assert!(
             on_disk == *yaml,
-            "crds/{name} differs from what the types generate; run `cargo run -- crds --dir crds`"
+            "{rel}/{name} differs from what the types generate; run `make crds`"
         );
     }
     let mut on_disk: Vec<_> = std::fs::read_dir(&dir)
@@ -22,7 +31,7 @@ fn checked_in_crds_match_the_types() {
     on_disk.sort();
     let mut expected: Vec<_> = generated.into_iter().map(|(n, _)| n).collect();
     expected.sort();
-    assert_eq!(on_disk, expected, "crds/ holds files no type generates");
+    assert_eq!(on_disk, expected, "{rel} holds files no type generates");
 }
 
 #[test]

@@ -72,8 +72,19 @@ build_kwok() {
   rmdir "$KWOK_BIN_DIR.tmp"
 }
 
+build_helm() {
+  [[ -x $HELM_BIN_DIR/helm ]] && return 0
+  log "building helm $HELM_VERSION"
+  mkdir -p "$HELM_BIN_DIR"
+  # Helm declares the Go version it needs; let the go command pick that toolchain.
+  GOTOOLCHAIN=auto GOFLAGS= GOBIN=$HELM_BIN_DIR.tmp go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$HELM_BIN_DIR.tmp/helm" "$HELM_BIN_DIR/helm"
+  rmdir "$HELM_BIN_DIR.tmp"
+}
+
 start=$(date +%s)
 build_etcd
 build_kwok
+build_helm
 build_kubernetes
 log "all binaries present ($(($(date +%s) - start))s)"

@@ -4,6 +4,8 @@ K8S_VERSION=v1.33.13
 K8S_STAGING_VERSION=v0.33.13
 ETCD_VERSION=v3.5.24
 KWOK_VERSION=v0.7.0
+# Renders the Helm chart in tests (its RBAC is what the e2e controller runs under).
+HELM_VERSION=v3.19.0
 # Kubernetes 1.33 is built and tested with Go 1.24; the Go module proxy serves that toolchain.
 GO_TOOLCHAIN=go1.24.13
 
@@ -11,3 +13,4 @@ SWITCHYARD_CACHE=${SWITCHYARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard}
 K8S_BIN_DIR=$SWITCHYARD_CACHE/kubernetes-$K8S_VERSION
 ETCD_BIN_DIR=$SWITCHYARD_CACHE/etcd-$ETCD_VERSION
 KWOK_BIN_DIR=$SWITCHYARD_CACHE/kwok-$KWOK_VERSION
+HELM_BIN_DIR=$SWITCHYARD_CACHE/helm-$HELM_VERSION

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 import requests
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 E2E_DIR = pathlib.Path(os.environ.get("SWITCHYARD_E2E_DIR", REPO / ".e2e"))
@@ -126,20 +127,45 @@ def crds():
 
 # Short timings so that stalls and leader hand-overs happen within a test's patience.
 CONTROLLER_FLAGS = ["--unschedulable-grace", "3s", "--lease-duration", "4s", "--lease-renew-every", "1s"]
+SYSTEM_NAMESPACE = "switchyard-system"
 
 
-def start_controller(lease_namespace="switchyard-system", name="controller"):
+@pytest.fixture(scope="session")
+def rbac(crds):
+    """Installs the Helm chart's ServiceAccounts and RBAC, and returns kubeconfigs that act
+    as those accounts, so the controller and gateway run here with exactly the permissions
+    the chart grants them in production."""
+    kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+    rendered = subprocess.run(
+        [CLUSTER["HELM"], "template", "switchyard", str(REPO / "charts" / "switchyard"),
+         "--namespace", SYSTEM_NAMESPACE, "--kube-version", "1.33.0",
+         "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml"],
+        capture_output=True, text=True, check=True).stdout
+    kubectl("apply", "-f", "-", input=rendered)
+    admin = yaml.safe_load(pathlib.Path(CLUSTER["KUBECONFIG"]).read_text())
+    configs = {}
+    for component in ("controller", "gateway"):
+        cfg = json.loads(json.dumps(admin))
+        cfg["users"][0]["user"]["as"] = f"system:serviceaccount:{SYSTEM_NAMESPACE}:switchyard-{component}"
+        path = E2E_DIR / f"{component}.kubeconfig"
+        path.write_text(yaml.safe_dump(cfg))
+        configs[component] = str(path)
+    return configs
+
+
+def start_controller(lease_namespace=SYSTEM_NAMESPACE, name="controller", kubeconfig=None):
     kubectl("create", "namespace", lease_namespace, check=False)
     port = free_port()
     proc = Process(name, [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
-                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS])
+                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS],
+                   env={"KUBECONFIG": kubeconfig} if kubeconfig else None)
     proc.url = f"http://127.0.0.1:{port}"
     return proc
 
 
 @pytest.fixture(scope="session")
-def controller(crds):
-    proc = start_controller()
+def controller(crds, rbac):
+    proc = start_controller(kubeconfig=rbac["controller"])
     url = proc.url
 
     def ready():

@@ -157,7 +157,8 @@ def test_warm_up_requests_reach_the_pod_before_it_counts_as_ready(controller, na
 
 
 def test_killing_the_leader_hands_over_to_the_standby(crds, namespace):
-    # A separate election, in this test's namespace, between two fresh replicas.
+    # A separate election, in this test's namespace, between two fresh replicas. They run as
+    # the admin: the chart grants the Lease only in the controller's own namespace.
     first = start_controller(lease_namespace=namespace, name="ctl-a")
     second = start_controller(lease_namespace=namespace, name="ctl-b")
     try:

@@ -72,3 +72,34 @@ def test_operational_endpoints(controller):
     metrics = requests.get(f"{controller.url}/metrics", timeout=2).text
     assert 'switchyard_controller_reconciles_total{kind="modelroute"}' in metrics
     assert "switchyard_controller_reconcile_duration_seconds_bucket" in metrics
+
+
+def test_the_charts_rbac_is_least_privilege(rbac):
+    """The session's controller and gateway run under these accounts, so every other test
+    proves the grants suffice; this one proves they stop there."""
+    controller = "system:serviceaccount:switchyard-system:switchyard-controller"
+    gateway = "system:serviceaccount:switchyard-system:switchyard-gateway"
+
+    def can(who, *args):
+        return kubectl("auth", "can-i", *args, f"--as={who}", check=False).stdout.strip() == "yes"
+
+    assert can(controller, "patch", "inferencebackends.switchyard.dev", "--subresource=status", "-A")
+    assert can(controller, "patch", "modelroutes.switchyard.dev", "--subresource=status", "-A")
+    assert can(controller, "create", "deployments.apps", "-n", "any")
+    # Never spec: GitOps owns it.
+    assert not can(controller, "patch", "modelroutes.switchyard.dev", "-A")
+    assert not can(controller, "update", "inferencebackends.switchyard.dev", "-A")
+    assert not can(controller, "delete", "secrets", "-A")
+    assert not can(controller, "create", "secrets", "-A")
+    assert not can(controller, "list", "nodes")
+    assert not can(controller, "create", "pods", "-n", "any")
+    assert not can(controller, "update", "leases.coordination.k8s.io", "-n", "kube-system")
+    assert can(controller, "update", "leases.coordination.k8s.io/switchyard-controller", "-n", "switchyard-system")
+    assert not can(controller, "update", "leases.coordination.k8s.io/other", "-n", "switchyard-system")
+
+    assert can(gateway, "watch", "modelroutes.switchyard.dev", "-A")
+    assert can(gateway, "list", "endpointslices.discovery.k8s.io", "-A")
+    for verb in ("create", "patch", "update", "delete"):
+        assert not can(gateway, verb, "modelroutes.switchyard.dev", "-A")
+        assert not can(gateway, verb, "secrets", "-A")
+    assert not can(gateway, "patch", "modelroutes.switchyard.dev", "--subresource=status", "-A")

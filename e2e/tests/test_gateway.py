@@ -10,10 +10,10 @@ from conftest import Process, free_port, kubectl, switchyard_binary, wait_until
 
 
 @pytest.fixture
-def gateway(crds, namespace):
+def gateway(crds, rbac, namespace):
     port = free_port()
     proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
-                               "--namespace", namespace])
+                               "--namespace", namespace], env={"KUBECONFIG": rbac["gateway"]})
     url = f"http://127.0.0.1:{port}"
 
     def ready():
