@@ -2,6 +2,7 @@
 //! waits on the API server.
 
 mod models;
+pub mod translate;
 
 use std::net::SocketAddr;
 

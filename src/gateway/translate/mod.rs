@@ -1,0 +1,1 @@
+//! Dialect translation between OpenAI Chat Completions and Anthropic Messages.
