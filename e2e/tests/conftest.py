@@ -10,6 +10,7 @@ import pathlib
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 
@@ -203,3 +204,101 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+MOCK = REPO / "e2e" / "mock" / "mock_provider.py"
+
+
+class Mock:
+    """A mock provider on loopback, with its control API."""
+
+    def __init__(self, dialect, key=None, model=None):
+        port_file = E2E_DIR / f"mock-{uuid.uuid4().hex[:8]}.port"
+        args = [sys.executable, MOCK, "--dialect", dialect, "--host", "127.0.0.1", "--port", "0",
+                "--port-file", port_file, "--quiet"]
+        if key:
+            args += ["--require-key", key]
+        if model:
+            args += ["--model", model]
+        self.proc = Process(f"mock-{dialect}", args)
+        wait_until(lambda: port_file.exists() and port_file.read_text().strip(), timeout=15, what="mock port")
+        self.port = int(port_file.read_text())
+        port_file.unlink()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dialect = dialect
+
+    def faults(self, **config):
+        r = requests.post(f"{self.url}/_mock/faults", json=config, timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def clear_faults(self):
+        requests.delete(f"{self.url}/_mock/faults", timeout=5)
+
+    def stats(self):
+        return requests.get(f"{self.url}/_mock/stats", timeout=5).json()
+
+    def chat_requests(self):
+        path = "/v1/messages" if self.dialect == "anthropic" else "/v1/chat/completions"
+        return self.stats()["by_path"].get(path, 0)
+
+    def reset(self):
+        requests.post(f"{self.url}/_mock/reset", timeout=5)
+
+    def stop(self):
+        self.proc.stop()
+
+
+@pytest.fixture
+def mocks():
+    started = []
+
+    def start(dialect, key=None, model=None):
+        m = Mock(dialect, key, model)
+        started.append(m)
+        return m
+
+    yield start
+    for m in started:
+        m.stop()
+
+
+class Gateway:
+    def __init__(self, proc, url, job):
+        self.proc, self.url, self.job = proc, url, job
+
+    def metric(self, series):
+        for line in requests.get(f"{self.url}/metrics", timeout=2).text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def start_gateway(kubeconfig, namespace, *extra):
+    port = free_port()
+    proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
+                               "--namespace", namespace, *extra], env={"KUBECONFIG": kubeconfig})
+    url = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
+        except requests.RequestException:
+            if proc.proc.poll() is not None:
+                pytest.fail(f"gateway exited:\n{proc.output()}")
+            return False
+
+    wait_until(ready, timeout=30, what="gateway /readyz")
+    # Prometheus scrapes every gateway a test starts, labelled with the test's namespace.
+    job = f"gateway-{namespace}"
+    (E2E_DIR / "prometheus" / "targets" / f"{job}.json").write_text(
+        json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"component": job}}]))
+    return Gateway(proc, url, job)
+
+
+@pytest.fixture
+def gateway(crds, rbac, namespace):
+    gw = start_gateway(rbac["gateway"], namespace)
+    yield gw
+    (E2E_DIR / "prometheus" / "targets" / f"{gw.job}.json").unlink(missing_ok=True)
+    assert gw.proc.stop() == 0, f"gateway did not shut down cleanly:\n{gw.proc.output()}"

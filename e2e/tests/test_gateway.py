@@ -3,34 +3,13 @@ has synced and lists, in OpenAI's shape, the models whose routes have a split in
 
 import textwrap
 
-import pytest
 import requests
 
-from conftest import Process, free_port, kubectl, switchyard_binary, wait_until
-
-
-@pytest.fixture
-def gateway(crds, rbac, namespace):
-    port = free_port()
-    proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
-                               "--namespace", namespace], env={"KUBECONFIG": rbac["gateway"]})
-    url = f"http://127.0.0.1:{port}"
-
-    def ready():
-        try:
-            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
-        except requests.RequestException:
-            if proc.proc.poll() is not None:
-                pytest.fail(f"gateway exited:\n{proc.output()}")
-            return False
-
-    wait_until(ready, timeout=30, what="gateway /readyz")
-    yield url
-    assert proc.stop() == 0, f"gateway did not shut down cleanly:\n{proc.output()}"
+from conftest import kubectl, wait_until
 
 
 def test_models_lists_routes_with_a_split_in_effect(controller, namespace, gateway):
-    assert requests.get(f"{gateway}/v1/models", timeout=2).json() == {"object": "list", "data": []}
+    assert requests.get(f"{gateway.url}/v1/models", timeout=2).json() == {"object": "list", "data": []}
     kubectl("apply", "-f", "-", namespace=namespace, input=textwrap.dedent("""
         apiVersion: switchyard.dev/v1alpha1
         kind: InferenceBackend
@@ -47,17 +26,17 @@ def test_models_lists_routes_with_a_split_in_effect(controller, namespace, gatew
         """))
 
     def models():
-        return [m["id"] for m in requests.get(f"{gateway}/v1/models", timeout=2).json()["data"]]
+        return [m["id"] for m in requests.get(f"{gateway.url}/v1/models", timeout=2).json()["data"]]
 
     # The watch delivers the controller's status write; no restart, no API call per request.
     assert wait_until(models, timeout=30, what="route in /v1/models") == ["support-bot"]
-    body = requests.get(f"{gateway}/v1/models", timeout=2).json()
+    body = requests.get(f"{gateway.url}/v1/models", timeout=2).json()
     assert body["data"][0]["object"] == "model"
     assert body["data"][0]["owned_by"] == "switchyard"
 
 
 def test_gateway_exports_metrics_and_health(gateway):
-    assert requests.get(f"{gateway}/healthz", timeout=2).text == "ok"
-    r = requests.get(f"{gateway}/metrics", timeout=2)
+    assert requests.get(f"{gateway.url}/healthz", timeout=2).text == "ok"
+    r = requests.get(f"{gateway.url}/metrics", timeout=2)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")

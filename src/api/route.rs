@@ -326,6 +326,20 @@ pub struct ModelRouteStatus {
     /// Past migrations, newest last, bounded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<MigrationRecord>,
+    /// Shadow traffic the gateway sends now, during a rollout's mirror phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorStatus>,
+}
+
+/// What the gateway mirrors: a share of requests copied to the listed backends, whose
+/// answers are recorded as shadow traffic and discarded.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorStatus {
+    /// Percent of requests copied, 1 to 100.
+    pub percent: i32,
+    /// Backends that receive the copies.
+    pub backends: Vec<String>,
 }
 
 /// One analysis run.

@@ -1,17 +1,41 @@
-//! `switchyard gateway`: the data plane. It serves from reflector caches so that no request
-//! waits on the API server.
+//! `switchyard gateway`: the data plane. OpenAI- and Anthropic-compatible endpoints that
+//! apply each ModelRoute's weights, translate between dialects, fail over and measure. It
+//! serves from reflector caches so that no request waits on the API server.
 
-mod models;
+mod balance;
+mod cache;
+mod failure;
+mod metrics;
+mod proxy;
+mod relay;
 pub mod translate;
+mod upstream;
+mod validate;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use futures::StreamExt;
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kube::{Api, Client};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
 
-use crate::api::ModelRoute;
+use crate::api::{Dialect, InferenceBackend, ModelRoute};
 use crate::serve::{self, Readiness};
+use cache::Caches;
+use proxy::Gateway;
+use upstream::Operation;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -21,41 +45,137 @@ pub struct Args {
     /// Namespace whose routes this gateway serves; all namespaces when unset.
     #[arg(long, env = "SWITCHYARD_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take end to end, across all attempts.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Most attempts per request: the first plus failovers to fallback tiers.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: usize,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse(s).map_err(|e| e.to_string())
+}
+
+/// Starts a reflector for `K` and returns its store; the watch retries with backoff forever.
+fn reflect<K>(api: Api<K>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store();
+    let kind = K::kind(&()).into_owned();
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .for_each(move |r| {
+            let kind = kind.clone();
+            async move {
+                if let Err(e) = r {
+                    tracing::warn!(%kind, error = %e, "watch error; retrying");
+                }
+            }
+        });
+    tokio::spawn(watch);
+    store
+}
+
+fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let routes: Api<ModelRoute> = match &args.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    let ns = args.namespace.as_deref();
+    let caches = Caches {
+        routes: reflect(api::<ModelRoute>(&client, ns)),
+        backends: reflect(api::<InferenceBackend>(&client, ns)),
+        secrets: reflect(api::<Secret>(&client, ns)),
+        slices: reflect(api::<EndpointSlice>(&client, ns)),
     };
-    let (store, writer) = reflector::store();
-    let watch = watcher(routes, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .for_each(|r| async move {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "route watch error; retrying");
-            }
-        });
-    tokio::spawn(watch);
 
     let registry = prometheus::Registry::new();
     let ready = Readiness::default();
     {
-        let (store, ready) = (store.clone(), ready.clone());
+        let (caches, ready) = (caches.clone(), ready.clone());
         tokio::spawn(async move {
-            if store.wait_until_ready().await.is_ok() {
-                tracing::info!("route cache synced");
+            let synced = futures::future::join4(
+                caches.routes.wait_until_ready(),
+                caches.backends.wait_until_ready(),
+                caches.secrets.wait_until_ready(),
+                caches.slices.wait_until_ready(),
+            )
+            .await;
+            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
+                tracing::info!("caches synced; ready");
                 ready.set(true);
             }
         });
     }
-    let app = models::router(store).merge(serve::ops_router(registry, ready.clone()));
+    let gateway = Arc::new(Gateway::new(
+        caches,
+        metrics::Metrics::register(&registry)?,
+        proxy::Config {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout: args.request_timeout,
+            max_attempts: args.max_attempts,
+        },
+    )?);
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat_openai))
+        .route("/v1/messages", post(chat_anthropic))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .with_state(gateway)
+        .merge(serve::ops_router(registry, ready.clone()));
     let shutdown = async move {
         serve::shutdown_signal().await;
         ready.set(false);
     };
     serve::serve(args.listen_addr, app, shutdown).await
+}
+
+async fn chat_openai(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    gw.serve(Dialect::Openai, Operation::Chat, headers, body)
+        .await
+}
+
+async fn chat_anthropic(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(Dialect::Anthropic, Operation::Chat, headers, body)
+        .await
+}
+
+async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    gw.serve(Dialect::Openai, Operation::Embeddings, headers, body)
+        .await
+}
+
+/// `GET /v1/models`: the model names served, in OpenAI's list shape.
+async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+    let data: Vec<_> = gw
+        .caches
+        .models()
+        .into_iter()
+        .map(|(id, created)| json!({"id": id, "object": "model", "created": created, "owned_by": "switchyard"}))
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
 }

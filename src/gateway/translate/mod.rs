@@ -1,1 +1,35 @@
 //! Dialect translation between OpenAI Chat Completions and Anthropic Messages.
+//!
+//! A caller speaks one dialect and the backend chosen for it may speak the other, so the
+//! gateway converts requests, responses, errors and server-sent event streams in both
+//! directions. Everything works on `serde_json::Value` rather than typed structs: fields this
+//! module does not know about must never make a request fail, and the shapes of both APIs grow
+//! faster than any struct definition would follow.
+//!
+//! The module is pure domain code (no I/O): the HTTP layer feeds it bodies and SSE bytes.
+
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod sse;
+pub mod stream;
+mod util;
+
+pub use error::{anthropic_error, error_message, openai_error};
+pub use response::{Usage, usage_anthropic, usage_openai};
+pub use sse::{SseEvent, SseParser};
+pub use stream::{AnthropicToOpenAi, OpenAiToAnthropic};
+
+/// Why a body could not be translated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The caller's request cannot be expressed in the backend's dialect. The message names the
+    /// offending field (for example `messages[2].content: ...`) because the gateway returns it
+    /// verbatim as a 400 in the caller's dialect.
+    #[error("{0}")]
+    Invalid(String),
+    /// The backend reported an error in the middle of a stream (or sent something that is not
+    /// its dialect); the message is the backend's own.
+    #[error("upstream error: {0}")]
+    Upstream(String),
+}

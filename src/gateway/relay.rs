@@ -1,0 +1,191 @@
+//! Relaying a streamed answer: upstream SSE events in, the caller's SSE frames out, in the
+//! caller's dialect, while counting tokens. Knows when the stream ended properly, so a cut
+//! stream ends with a well-formed error event instead of a hang or a silent truncation.
+
+use serde_json::Value;
+
+use super::translate::sse::{SseEvent, encode};
+use super::translate::stream::{AnthropicToOpenAi, OpenAiToAnthropic};
+use super::translate::{Usage, error};
+use crate::api::Dialect;
+
+/// Why a stream could not continue.
+#[derive(Debug)]
+pub enum RelayError {
+    /// The upstream sent an error event.
+    Upstream(String),
+    /// The upstream sent something that is not its dialect.
+    Malformed(String),
+}
+
+enum Mode {
+    OpenAi { client_wants_usage: bool },
+    Anthropic,
+    AnthropicToOpenAi(Box<AnthropicToOpenAi>),
+    OpenAiToAnthropic(Box<OpenAiToAnthropic>),
+}
+
+pub struct Relay {
+    caller: Dialect,
+    mode: Mode,
+    usage: Usage,
+    done: bool,
+}
+
+impl Relay {
+    /// `client_wants_usage`: the OpenAI caller asked for `stream_options.include_usage`
+    /// (the gateway always asks upstream, for its metrics, and drops the chunk otherwise).
+    pub fn new(
+        caller: Dialect,
+        upstream: Dialect,
+        model: &str,
+        created: i64,
+        client_wants_usage: bool,
+    ) -> Self {
+        let mode = match (caller, upstream) {
+            (Dialect::Openai, Dialect::Openai) => Mode::OpenAi { client_wants_usage },
+            (Dialect::Anthropic, Dialect::Anthropic) => Mode::Anthropic,
+            (Dialect::Openai, Dialect::Anthropic) => Mode::AnthropicToOpenAi(Box::new(
+                AnthropicToOpenAi::new(model, created, client_wants_usage),
+            )),
+            (Dialect::Anthropic, Dialect::Openai) => {
+                Mode::OpenAiToAnthropic(Box::new(OpenAiToAnthropic::new(model)))
+            }
+        };
+        Self {
+            caller,
+            mode,
+            usage: Usage {
+                input: 0,
+                output: 0,
+            },
+            done: false,
+        }
+    }
+
+    /// Whether the upstream finished the stream properly.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+
+    pub fn usage(&self) -> Usage {
+        match &self.mode {
+            Mode::AnthropicToOpenAi(c) => c.usage(),
+            Mode::OpenAiToAnthropic(c) => c.usage(),
+            _ => Usage {
+                input: self.usage.input,
+                output: self.usage.output,
+            },
+        }
+    }
+
+    /// Frames to send the caller for one upstream event.
+    pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<String>, RelayError> {
+        if self.done {
+            return Ok(vec![]);
+        }
+        match &mut self.mode {
+            Mode::OpenAi { client_wants_usage } => {
+                if ev.data.trim() == "[DONE]" {
+                    self.done = true;
+                    return Ok(vec![encode(None, "[DONE]")]);
+                }
+                let v = parse(&ev.data)?;
+                if let Some(msg) = upstream_error(&v) {
+                    return Err(RelayError::Upstream(msg));
+                }
+                if let Some(u) = super::translate::response::usage_openai(&v) {
+                    self.usage = u;
+                }
+                let usage_only = v
+                    .get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.is_empty());
+                if usage_only && !*client_wants_usage {
+                    return Ok(vec![]);
+                }
+                Ok(vec![encode(None, &ev.data)])
+            }
+            Mode::Anthropic => {
+                let v = parse(&ev.data)?;
+                match ev.event.as_deref() {
+                    Some("error") => {
+                        return Err(RelayError::Upstream(
+                            error::error_message(&v).unwrap_or_else(|| "upstream error".into()),
+                        ));
+                    }
+                    Some("message_start") => {
+                        if let Some(u) = v
+                            .pointer("/message/usage/input_tokens")
+                            .and_then(Value::as_u64)
+                        {
+                            self.usage.input = u;
+                        }
+                    }
+                    Some("message_delta") => {
+                        if let Some(u) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
+                            self.usage.output = u;
+                        }
+                    }
+                    Some("message_stop") => self.done = true,
+                    _ => {}
+                }
+                Ok(vec![encode(ev.event.as_deref(), &ev.data)])
+            }
+            Mode::AnthropicToOpenAi(c) => {
+                let chunks = c.push(ev).map_err(|e| match e {
+                    super::translate::TranslateError::Upstream(m) => RelayError::Upstream(m),
+                    other => RelayError::Malformed(other.to_string()),
+                })?;
+                let mut frames: Vec<String> = chunks
+                    .iter()
+                    .map(|v| encode(None, &v.to_string()))
+                    .collect();
+                if c.finished() {
+                    self.done = true;
+                    frames.push(encode(None, "[DONE]"));
+                }
+                Ok(frames)
+            }
+            Mode::OpenAiToAnthropic(c) => {
+                if ev.data.trim() == "[DONE]" {
+                    self.done = true;
+                    return Ok(c
+                        .finish()
+                        .iter()
+                        .map(|(e, v)| encode(Some(e), &v.to_string()))
+                        .collect());
+                }
+                let v = parse(&ev.data)?;
+                if let Some(msg) = upstream_error(&v) {
+                    return Err(RelayError::Upstream(msg));
+                }
+                Ok(c.push(&v)
+                    .iter()
+                    .map(|(e, v)| encode(Some(e), &v.to_string()))
+                    .collect())
+            }
+        }
+    }
+
+    /// The frame that tells the caller's SDK the stream failed.
+    pub fn error_frame(&self, status: u16, message: &str) -> String {
+        match self.caller {
+            Dialect::Openai => encode(None, &error::openai_error(status, message).to_string()),
+            Dialect::Anthropic => encode(
+                Some("error"),
+                &error::anthropic_error(status, message).to_string(),
+            ),
+        }
+    }
+}
+
+fn parse(data: &str) -> Result<Value, RelayError> {
+    serde_json::from_str(data)
+        .map_err(|e| RelayError::Malformed(format!("upstream sent an event that is not JSON: {e}")))
+}
+
+fn upstream_error(v: &Value) -> Option<String> {
+    v.get("error").filter(|e| !e.is_null())?;
+    Some(error::error_message(v).unwrap_or_else(|| "upstream error".into()))
+}

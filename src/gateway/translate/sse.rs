@@ -1,0 +1,277 @@
+//! Server-sent events: an incremental parser for upstream streams and an encoder for the
+//! streams the gateway writes.
+//!
+//! Network reads split events anywhere (even inside a UTF-8 character or between `\r` and
+//! `\n`), so the parser buffers bytes and only decodes complete lines. It follows the WHATWG
+//! event-stream rules for what the gateway needs: `event` and `data` fields, multi-line data,
+//! comments, and `\n`, `\r\n` or `\r` line endings. `id` and `retry` are ignored because
+//! neither dialect uses them.
+
+/// One dispatched event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `event:` field, if the event had one.
+    pub event: Option<String>,
+    /// All `data:` lines of the event joined with `\n`.
+    pub data: String,
+}
+
+/// Incremental SSE parser: feed it chunks as they arrive, get complete events back.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    /// Bytes of the current, not yet terminated line.
+    line: Vec<u8>,
+    /// The previous chunk ended in `\r`: a `\n` starting the next chunk belongs to that line
+    /// ending and must not produce an empty line (which would dispatch an event early).
+    after_cr: bool,
+    /// Whether the first line has been seen (a leading byte-order mark is dropped).
+    started: bool,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Consumes a chunk of the stream and returns the events it completed, in order.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        let mut rest = chunk;
+        if self.after_cr {
+            self.after_cr = false;
+            if let Some(tail) = rest.strip_prefix(b"\n") {
+                rest = tail;
+            }
+        }
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.line.extend_from_slice(&rest[..pos]);
+            let line = std::mem::take(&mut self.line);
+            if let Some(ev) = self.process_line(&line) {
+                events.push(ev);
+            }
+            if rest[pos] == b'\r' {
+                match rest.get(pos + 1) {
+                    Some(b'\n') => rest = &rest[pos + 2..],
+                    Some(_) => rest = &rest[pos + 1..],
+                    None => {
+                        self.after_cr = true;
+                        rest = &[];
+                    }
+                }
+            } else {
+                rest = &rest[pos + 1..];
+            }
+        }
+        self.line.extend_from_slice(rest);
+        events
+    }
+
+    /// Ends the stream. The event-stream rules discard an event that was not terminated by a
+    /// blank line, but some servers omit the last one, so an event with data is returned here.
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            // A final line without its newline still carries a field.
+            let _ = self.process_line(&line);
+        }
+        self.after_cr = false;
+        self.dispatch()
+    }
+
+    fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+        let mut line = String::from_utf8_lossy(raw);
+        if !self.started {
+            self.started = true;
+            if let Some(stripped) = line.strip_prefix('\u{feff}') {
+                line = stripped.to_owned().into();
+            }
+        }
+        if line.is_empty() {
+            return self.dispatch();
+        }
+        if line.starts_with(':') {
+            return None;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line.as_ref(), ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn dispatch(&mut self) -> Option<SseEvent> {
+        let event = self.event.take().filter(|e| !e.is_empty());
+        if !self.has_data {
+            return None;
+        }
+        self.has_data = false;
+        Some(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+        })
+    }
+}
+
+/// Encodes one event: `event: <name>\n` (omitted when `None`), one `data:` line per line of
+/// `data`, and the blank line that dispatches it.
+pub fn encode(event: Option<&str>, data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + 32);
+    if let Some(name) = event {
+        out.push_str("event: ");
+        // A line break in the name would end the field early and corrupt the stream.
+        out.extend(name.chars().filter(|c| *c != '\n' && *c != '\r'));
+        out.push('\n');
+    }
+    for line in data.split("\r\n").flat_map(|l| l.split(['\n', '\r'])) {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(event: Option<&str>, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+        }
+    }
+
+    const SAMPLE: &str = concat!(
+        ": keep-alive comment\n",
+        "event: message_start\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\"}}\n",
+        "\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"text\":\"héllo → ✓\"}\r\n",
+        "\r\n",
+        "data: line one\n",
+        "data:line two\n",
+        "data:  indented\n",
+        "id: 7\n",
+        "retry: 100\n",
+        "\n",
+        "event: ping\n",
+        "data: \n",
+        "\n",
+        "data: [DONE]\n",
+        "\n",
+    );
+
+    fn expected() -> Vec<SseEvent> {
+        vec![
+            ev(
+                Some("message_start"),
+                r#"{"type":"message_start","message":{"id":"msg_1"}}"#,
+            ),
+            ev(
+                Some("content_block_delta"),
+                r#"{"type":"content_block_delta","text":"héllo → ✓"}"#,
+            ),
+            ev(None, "line one\nline two\n indented"),
+            ev(Some("ping"), ""),
+            ev(None, "[DONE]"),
+        ]
+    }
+
+    #[test]
+    fn parses_whole_stream() {
+        let mut p = SseParser::new();
+        assert_eq!(p.push(SAMPLE.as_bytes()), expected());
+        assert_eq!(p.finish(), None);
+    }
+
+    #[test]
+    fn parses_split_at_every_byte_boundary() {
+        let bytes = SAMPLE.as_bytes();
+        for cut in 0..=bytes.len() {
+            let mut p = SseParser::new();
+            let mut got = p.push(&bytes[..cut]);
+            got.extend(p.push(&bytes[cut..]));
+            assert_eq!(got, expected(), "split at byte {cut}");
+        }
+    }
+
+    #[test]
+    fn parses_one_byte_at_a_time() {
+        let mut p = SseParser::new();
+        let got: Vec<SseEvent> = SAMPLE
+            .as_bytes()
+            .iter()
+            .flat_map(|b| p.push(&[*b]))
+            .collect();
+        assert_eq!(got, expected());
+    }
+
+    #[test]
+    fn lone_carriage_returns_end_lines() {
+        let mut p = SseParser::new();
+        let got = p.push(b"event: a\rdata: 1\r\rdata: 2\r");
+        assert_eq!(got, vec![ev(Some("a"), "1")]);
+        // The `\n` after a chunk-final `\r` is part of the same line ending.
+        assert_eq!(p.push(b"\n\n"), vec![ev(None, "2")]);
+    }
+
+    #[test]
+    fn event_without_data_is_not_dispatched() {
+        let mut p = SseParser::new();
+        assert!(p.push(b"event: lonely\n\n").is_empty());
+        // ...and its name does not leak into the next event.
+        assert_eq!(p.push(b"data: x\n\n"), vec![ev(None, "x")]);
+    }
+
+    #[test]
+    fn byte_order_mark_is_dropped() {
+        let mut p = SseParser::new();
+        assert_eq!(
+            p.push("\u{feff}data: x\n\n".as_bytes()),
+            vec![ev(None, "x")]
+        );
+    }
+
+    #[test]
+    fn finish_flushes_unterminated_event() {
+        let mut p = SseParser::new();
+        assert!(p.push(b"event: e\ndata: tail").is_empty());
+        assert_eq!(p.finish(), Some(ev(Some("e"), "tail")));
+        assert_eq!(p.finish(), None);
+    }
+
+    #[test]
+    fn encode_shapes() {
+        assert_eq!(encode(Some("ping"), "{}"), "event: ping\ndata: {}\n\n");
+        assert_eq!(encode(None, "[DONE]"), "data: [DONE]\n\n");
+        assert_eq!(encode(None, "a\nb\r\nc"), "data: a\ndata: b\ndata: c\n\n");
+        assert_eq!(encode(Some("x\ny"), "1"), "event: xy\ndata: 1\n\n");
+    }
+
+    #[test]
+    fn encode_then_parse_round_trips() {
+        let mut p = SseParser::new();
+        let mut wire = encode(Some("message_delta"), "{\"a\":1}\nsecond");
+        wire.push_str(&encode(None, ""));
+        assert_eq!(
+            p.push(wire.as_bytes()),
+            vec![ev(Some("message_delta"), "{\"a\":1}\nsecond"), ev(None, "")]
+        );
+    }
+}
