@@ -130,7 +130,11 @@ impl Gateway {
         let parsed: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => {
-                return error_response(caller, 400, &format!("request body is not valid JSON: {e}"));
+                return error_response(
+                    caller,
+                    400,
+                    &format!("request body is not valid JSON: {e}"),
+                );
             }
         };
         let req = match validate(caller, op, parsed) {

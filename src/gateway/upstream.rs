@@ -128,15 +128,13 @@ pub fn resolve(
         ))
     });
 
-    let (provider, dialect, model, base, auth, pod) = match (
-        &ib.spec.external,
-        &ib.spec.self_hosted,
-    ) {
-        (Some(ext), _) => {
-            let auth = match &ext.credentials {
-                Some(c) => {
-                    let r = &c.secret_ref;
-                    let value = caches.secret_value(namespace, &r.name, &r.key).ok_or_else(
+    let (provider, dialect, model, base, auth, pod) =
+        match (&ib.spec.external, &ib.spec.self_hosted) {
+            (Some(ext), _) => {
+                let auth = match &ext.credentials {
+                    Some(c) => {
+                        let r = &c.secret_ref;
+                        let value = caches.secret_value(namespace, &r.name, &r.key).ok_or_else(
                         || {
                             unavailable(
                                 Failure::Connect,
@@ -147,53 +145,53 @@ pub fn resolve(
                             )
                         },
                     )?;
-                    Some(match ext.dialect {
-                        Dialect::Openai => ("authorization", format!("Bearer {value}")),
-                        Dialect::Anthropic => ("x-api-key", value),
-                    })
+                        Some(match ext.dialect {
+                            Dialect::Openai => ("authorization", format!("Bearer {value}")),
+                            Dialect::Anthropic => ("x-api-key", value),
+                        })
+                    }
+                    None => None,
+                };
+                (
+                    ext.dialect.as_str(),
+                    ext.dialect,
+                    ext.model.clone(),
+                    ext.base_url.trim_end_matches('/').to_owned(),
+                    auth,
+                    None,
+                )
+            }
+            (None, Some(sh)) => {
+                let mut endpoints = caches.endpoints(&ib);
+                if endpoints.is_empty() {
+                    return Err(unavailable(
+                        Failure::Connect,
+                        format!("backend {name:?} has no ready, warmed-up pods"),
+                    ));
                 }
-                None => None,
-            };
-            (
-                ext.dialect.as_str(),
-                ext.dialect,
-                ext.model.clone(),
-                ext.base_url.trim_end_matches('/').to_owned(),
-                auth,
-                None,
-            )
-        }
-        (None, Some(sh)) => {
-            let mut endpoints = caches.endpoints(&ib);
-            if endpoints.is_empty() {
+                // Start the least-loaded search at a random pod so ties spread evenly.
+                let start = fastrand::usize(..endpoints.len());
+                endpoints.rotate_left(start);
+                let guard = in_flight.acquire(&endpoints).ok_or_else(|| {
+                    unavailable(Failure::Connect, format!("backend {name:?} has no pods"))
+                })?;
+                let base = format!("http://{}/v1", guard.address());
+                (
+                    sh.runtime.as_str(),
+                    Dialect::Openai,
+                    sh.model.clone(),
+                    base,
+                    None,
+                    Some(guard),
+                )
+            }
+            (None, None) => {
                 return Err(unavailable(
                     Failure::Connect,
-                    format!("backend {name:?} has no ready, warmed-up pods"),
+                    format!("backend {name:?} is invalid"),
                 ));
             }
-            // Start the least-loaded search at a random pod so ties spread evenly.
-            let start = fastrand::usize(..endpoints.len());
-            endpoints.rotate_left(start);
-            let guard = in_flight.acquire(&endpoints).ok_or_else(|| {
-                unavailable(Failure::Connect, format!("backend {name:?} has no pods"))
-            })?;
-            let base = format!("http://{}/v1", guard.address());
-            (
-                sh.runtime.as_str(),
-                Dialect::Openai,
-                sh.model.clone(),
-                base,
-                None,
-                Some(guard),
-            )
-        }
-        (None, None) => {
-            return Err(unavailable(
-                Failure::Connect,
-                format!("backend {name:?} is invalid"),
-            ));
-        }
-    };
+        };
 
     let url = match (dialect, op) {
         (Dialect::Openai, Operation::Chat) => format!("{base}/chat/completions"),
