@@ -267,9 +267,11 @@ class Gateway:
     def __init__(self, proc, url, job):
         self.proc, self.url, self.job = proc, url, job
 
-    def metric(self, series):
+    def metric(self, name, **labels):
+        """The value of one series on /metrics (0 when absent); labels in any order."""
+        want = f"{name}{{{','.join(f'{k}={json.dumps(str(v))}' for k, v in sorted(labels.items()))}}}"
         for line in requests.get(f"{self.url}/metrics", timeout=2).text.splitlines():
-            if line.startswith(series + " "):
+            if line.startswith(want + " "):
                 return float(line.split()[-1])
         return 0.0
 

@@ -3,6 +3,7 @@ unchanged, against one endpoint that applies the route's weights, translates bet
 dialects, fails over, streams and measures. Providers are mock servers speaking the real wire
 formats, with faults injected at runtime."""
 
+import concurrent.futures
 import json
 import textwrap
 import time
@@ -29,13 +30,13 @@ WEATHER_ANTHROPIC = {
 }
 
 
-def backend(name, mock, model, key=None, timeout=None, pricing=None):
+def backend(name, mock, model, key=None, timeout=None, pricing=None, max_concurrency=None):
     base = f"{mock.url}/v1" if mock.dialect == "openai" else mock.url
     spec = {"external": {"dialect": mock.dialect, "baseUrl": base, "model": model}}
     if key:
         spec["external"]["credentials"] = {"secretRef": {"name": f"{name}-key", "key": "apiKey"}}
-    if timeout:
-        spec["limits"] = {"timeout": timeout}
+    if timeout or max_concurrency:
+        spec["limits"] = {k: v for k, v in {"timeout": timeout, "maxConcurrency": max_concurrency}.items() if v}
     if pricing:
         spec["pricing"] = pricing
     docs = [{"apiVersion": "switchyard.dev/v1alpha1", "kind": "InferenceBackend",
@@ -111,6 +112,10 @@ def test_openai_sdk_chat_stream_tools_and_embeddings(openai_route, gateway):
     sent = last_body(openai_route)
     assert sent["body"]["model"] == "gpt-4o-mini", "model rewritten to the backend's id"
     assert sent["key_matched"] is True, "credential injected from the Secret"
+    assert sent["headers"]["x-request-id"] == raw.headers["x-request-id"], "request id propagated"
+    own = client.chat.completions.with_raw_response.create(
+        model="chat", messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "trace-42"})
+    assert own.headers["x-request-id"] == "trace-42" == last_body(openai_route)["headers"]["x-request-id"]
 
     chunks = list(client.chat.completions.create(
         model="chat", messages=[{"role": "user", "content": "hello there gateway"}], stream=True))
@@ -249,9 +254,8 @@ def test_failover_to_the_next_tier(two_tiers, gateway, namespace, fault, reason)
     assert "still answered" in raw.parse().choices[0].message.content
     assert time.monotonic() - started < 2.9, "a 1s backend timeout bounds the wait"
     assert fallback.chat_requests() == 1
-    series = (f'switchyard_failovers_total{{from="primary",namespace="{namespace}",reason="{reason}",'
-              f'route="chat",to="fallback"}}')
-    assert gateway.metric(series) == 1
+    assert gateway.metric("switchyard_failovers_total", namespace=namespace, route="chat",
+                          reason=reason, to="fallback", **{"from": "primary"}) == 1
     if reason == "rate_limited":
         # Retry-After is honoured: the primary gets no attempts while it lasts.
         oai(gateway).chat.completions.create(model="chat", messages=[{"role": "user", "content": "again"}])
@@ -436,3 +440,57 @@ def test_the_series_the_controller_queries_exist_in_prometheus(openai_route, gat
     # The error-rate query the controller's analysis runs has data.
     rate = query(f'sum(rate(switchyard_requests_total{{{sel},outcome=~"error|failover"}}[1m])) or vector(0)')
     assert float(rate[0]["value"][1]) == 0.0
+
+
+def test_mirror_copies_a_share_of_traffic_without_slowing_clients(controller, namespace, gateway, mocks):
+    live, shadow = mocks("openai"), mocks("anthropic")
+    apply(namespace, backend("live", live, "gpt-4o"), backend("shadow", shadow, "claude-haiku-4-5"),
+          route("chat", [("live", 100)]))
+    served(gateway, "chat")
+    # The controller writes this during a rollout's mirror phase.
+    kubectl("patch", "mr", "chat", "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"mirror": {"percent": 50, "backends": ["shadow"]}}}), namespace=namespace)
+    client = oai(gateway)
+    ask = {"model": "chat", "messages": [{"role": "user", "content": "mirror me"}]}
+    wait_until(lambda: client.chat.completions.create(**ask) and shadow.chat_requests() > 0, timeout=10,
+               what="mirroring to start")
+    shadow.faults(latency_ms=1500)
+    time.sleep(2)  # copies still in flight finish before counting
+    shadow.reset()
+    live.reset()
+    slowest = 0.0
+    for _ in range(100):
+        started = time.monotonic()
+        raw = client.chat.completions.with_raw_response.create(**ask)
+        slowest = max(slowest, time.monotonic() - started)
+        assert raw.headers["x-switchyard-backend"] == "live"
+    assert slowest < 1.0, f"a client waited {slowest:.2f}s: the 1.5s mirror must not slow it"
+    wait_until(lambda: shadow.chat_requests() == 50, timeout=15, what="50 of 100 requests mirrored")
+    assert live.chat_requests() == 100
+    # Shadow answers are recorded, and in the shadow's own dialect.
+    assert shadow.stats()["recent"][-1]["body"]["model"] == "claude-haiku-4-5"
+    sel = {"namespace": namespace, "route": "chat", "backend": "shadow", "provider": "anthropic"}
+    wait_until(lambda: gateway.metric("switchyard_requests_total", outcome="shadow", code="200", **sel) >= 50,
+               timeout=10, what="shadow series")
+    assert gateway.metric("switchyard_tokens_total", type="output", **sel) > 0
+
+
+def test_max_concurrency_overflows_to_the_next_tier(controller, namespace, gateway, mocks):
+    slow, spare = mocks("openai"), mocks("openai")
+    slow.faults(latency_ms=1500)
+    apply(namespace, backend("slow", slow, "m", max_concurrency=2), backend("spare", spare, "m"),
+          route("chat", [("slow", 100)], fallback=["spare"]))
+    served(gateway, "chat")
+
+    def one(_):
+        r = requests.post(f"{gateway.url}/v1/chat/completions", timeout=10,
+                          json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+        return r.status_code, r.headers.get("x-switchyard-backend")
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(one, range(5)))
+    assert all(code == 200 for code, _ in results), results
+    by = [b for _, b in results]
+    assert by.count("slow") == 2 and by.count("spare") == 3, by
+    assert gateway.metric("switchyard_failovers_total", namespace=namespace, route="chat", reason="saturated",
+                          to="spare", **{"from": "slow"}) == 3
