@@ -1,4 +1,4 @@
-.PHONY: demo test crds down
+.PHONY: demo test crds down bench
 
 # The demo on the local cluster.
 demo:
@@ -16,3 +16,7 @@ crds:
 # Stop the local cluster and everything started on it.
 down:
 	bash e2e/cluster/down.sh
+
+# Gateway overhead against the same provider called directly (ratios, same run).
+bench:
+	bash e2e/bench/run.sh

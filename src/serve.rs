@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use axum::{Router, routing::get};
 use prometheus::{Encoder, Registry, TextEncoder};
 
@@ -68,7 +69,13 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    // Streamed answers are many small writes; without TCP_NODELAY each waits ~40 ms for the
+    // client's delayed ACK (measured: 44 ms p50 per streamed request before, see README).
+    let listener = tokio::net::TcpListener::bind(addr).await?.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     tracing::info!(%addr, "listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)

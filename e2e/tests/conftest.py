@@ -34,6 +34,8 @@ os.environ["KUBECONFIG"] = CLUSTER["KUBECONFIG"]
 
 
 def switchyard_binary():
+    if os.environ.get("SWITCHYARD_BINARY"):
+        return pathlib.Path(os.environ["SWITCHYARD_BINARY"])
     target = os.environ.get("CARGO_TARGET_DIR", REPO / "target")
     path = pathlib.Path(target) / "debug" / "switchyard"
     if not path.exists():

@@ -243,10 +243,15 @@ def two_tiers(controller, namespace, gateway, mocks):
     ({"error_rate": 1.0, "error_status": 503}, "server_error"),
     ({"rate_limit_rate": 1.0, "retry_after": 30}, "rate_limited"),
     ({"latency_ms": 3000}, "timeout"),
+    ({"malformed_rate": 1.0}, "malformed"),
+    (None, "connect"),
 ])
 def test_failover_to_the_next_tier(two_tiers, gateway, namespace, fault, reason):
     primary, fallback = two_tiers
-    primary.faults(**fault)
+    if fault is None:
+        primary.stop()  # nothing listens on its port any more
+    else:
+        primary.faults(**fault)
     started = time.monotonic()
     raw = oai(gateway).chat.completions.with_raw_response.create(
         model="chat", messages=[{"role": "user", "content": "still answered"}])
@@ -494,3 +499,20 @@ def test_max_concurrency_overflows_to_the_next_tier(controller, namespace, gatew
     assert by.count("slow") == 2 and by.count("spare") == 3, by
     assert gateway.metric("switchyard_failovers_total", namespace=namespace, route="chat", reason="saturated",
                           to="spare", **{"from": "slow"}) == 3
+
+
+def test_a_gateway_shutting_down_finishes_the_requests_it_accepted(controller, crds, rbac, namespace, mocks):
+    gw = start_gateway(rbac["gateway"], namespace)
+    mock = mocks("openai")
+    apply(namespace, backend("slow", mock, "m"), route("chat", [("slow", 100)]))
+    served(gw, "chat")
+    mock.faults(latency_ms=1500)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        pending = [pool.submit(requests.post, f"{gw.url}/v1/chat/completions", timeout=10,
+                               json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+                   for _ in range(3)]
+        wait_until(lambda: mock.chat_requests() == 3, timeout=5, what="requests accepted")
+        gw.proc.proc.terminate()
+        results = [f.result() for f in pending]
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert gw.proc.stop() == 0

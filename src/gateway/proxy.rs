@@ -66,6 +66,7 @@ impl Gateway {
             // Timeouts are per attempt and per phase (see `attempt`), not per client.
             http: reqwest::Client::builder()
                 .no_proxy()
+                .tcp_nodelay(true)
                 .pool_idle_timeout(Duration::from_secs(60))
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
