@@ -45,6 +45,17 @@ impl Failure {
         }
     }
 
+    /// The `code` label of the attempt: the upstream's status when there was one.
+    pub fn metric_code(&self) -> String {
+        match self {
+            Failure::Server { status } | Failure::Client { status } | Failure::Auth { status } => {
+                status.to_string()
+            }
+            Failure::RateLimited { .. } => "429".into(),
+            other => other.reason().into(),
+        }
+    }
+
     /// The HTTP status a client sees when this is the last failure.
     pub fn status(&self) -> u16 {
         match self {

@@ -229,23 +229,7 @@ impl Gateway {
                     None,
                 ),
             };
-            if !failed.failure.retryable() {
-                if let Some(provider) = provider {
-                    let labels = AttemptLabels {
-                        namespace: &ns,
-                        route: &route_name,
-                        backend: name,
-                        provider,
-                    };
-                    self.metrics.attempt(
-                        &labels,
-                        Outcome::Error,
-                        &failed.failure.status().to_string(),
-                        started.elapsed().as_secs_f64(),
-                    );
-                }
-                return error_response(caller, failed.failure.status(), &failed.message);
-            }
+            let retryable = failed.failure.retryable();
             if let Failure::RateLimited {
                 retry_after: Some(d),
             } = failed.failure
@@ -254,7 +238,8 @@ impl Gateway {
                     .cool_down(&format!("{ns}/{name}"), Instant::now() + d);
             }
             let next = tiers.get(i + 1);
-            let retry = next.is_some() && Instant::now() < deadline && self.budget.withdraw();
+            let retry =
+                retryable && next.is_some() && Instant::now() < deadline && self.budget.withdraw();
             if let Some(provider) = provider {
                 let labels = AttemptLabels {
                     namespace: &ns,
@@ -267,15 +252,15 @@ impl Gateway {
                 } else {
                     Outcome::Error
                 };
-                let code = match &failed.failure {
-                    Failure::Server { status }
-                    | Failure::Client { status }
-                    | Failure::Auth { status } => status.to_string(),
-                    Failure::RateLimited { .. } => "429".into(),
-                    other => other.reason().into(),
-                };
-                self.metrics
-                    .attempt(&labels, outcome, &code, started.elapsed().as_secs_f64());
+                self.metrics.attempt(
+                    &labels,
+                    outcome,
+                    &failed.failure.metric_code(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
+            if !retryable {
+                return error_response(caller, failed.failure.status(), &failed.message);
             }
             tracing::info!(request_id = rid, backend = %name, reason = failed.failure.reason(), retry, "attempt failed");
             failures.push(format!("{name}: {}", failed.message));

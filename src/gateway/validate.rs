@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::translate::json_kind;
 use super::upstream::Operation;
 use crate::api::Dialect;
 
@@ -26,7 +27,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
         Some(other) => {
             return Err(format!(
                 "'model' must be a string, got {}",
-                type_name(other)
+                json_kind(other)
             ));
         }
     };
@@ -36,7 +37,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
         Some(other) => {
             return Err(format!(
                 "'stream' must be a boolean, got {}",
-                type_name(other)
+                json_kind(other)
             ));
         }
     };
@@ -50,7 +51,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
                 Some(other) => {
                     return Err(format!(
                         "'messages' must be an array, got {}",
-                        type_name(other)
+                        json_kind(other)
                     ));
                 }
             };
@@ -64,7 +65,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
                     Some(other) => {
                         return Err(format!(
                             "messages[{i}].role must be a string, got {}",
-                            type_name(other)
+                            json_kind(other)
                         ));
                     }
                 }
@@ -88,7 +89,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
             {
                 return Err(format!(
                     "'temperature' must be a number, got {}",
-                    type_name(t)
+                    json_kind(t)
                 ));
             }
         }
@@ -98,7 +99,7 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
             Some(other) => {
                 return Err(format!(
                     "'input' must be a string or an array, got {}",
-                    type_name(other)
+                    json_kind(other)
                 ));
             }
         },
@@ -108,17 +109,6 @@ pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, 
         stream: stream && op == Operation::Chat,
         body,
     })
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub use error::{anthropic_error, error_message, openai_error};
 pub use response::{Usage, usage_anthropic, usage_openai};
 pub use sse::{SseEvent, SseParser};
 pub use stream::{AnthropicToOpenAi, OpenAiToAnthropic};
+/// The JSON type of a value as error messages name it; request validation uses it too.
+pub(crate) use util::kind as json_kind;
 
 /// Why a body could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
