@@ -5,5 +5,6 @@ pub mod api;
 pub mod controller;
 pub mod duration;
 pub mod gateway;
+pub mod migration;
 pub mod serve;
 pub mod telemetry;

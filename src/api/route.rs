@@ -329,6 +329,27 @@ pub struct ModelRouteStatus {
     /// Shadow traffic the gateway sends now, during a rollout's mirror phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorStatus>,
+    /// The split being migrated to (a snapshot of `spec.backends` when the migration began).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<WeightedBackend>,
+    /// When the current migration began.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_started_at: Option<Time>,
+    /// Failed analyses at the current step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<i32>,
+    /// Since when the current step has been held on inconclusive analyses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holding_since: Option<Time>,
+    /// Whether an operator paused the migration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+    /// The split last rolled back; it is not tried again until `spec` changes or a retry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rolled_back: Vec<WeightedBackend>,
+    /// Id of the last imperative command (annotation `switchyard.dev/command-id`) carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command: Option<String>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose

@@ -1,0 +1,459 @@
+//! The migration engine driven through whole migrations with a simulated clock.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use super::blend::blend;
+use super::engine::*;
+use crate::api::{
+    AnalysisResult, CheckResult, ModelRouteSpec, ModelRouteStatus, Phase, Verdict, WeightedBackend,
+};
+
+fn spec(yaml: &str) -> ModelRouteSpec {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
+    pairs
+        .iter()
+        .map(|(n, w)| WeightedBackend {
+            name: (*n).into(),
+            weight: *w,
+        })
+        .collect()
+}
+
+fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
+    AnalysisResult {
+        time: Time(now),
+        verdict,
+        checks: vec![CheckResult {
+            name: "error-rate".into(),
+            value: (verdict != Verdict::Inconclusive).then_some(if verdict == Verdict::Fail {
+                0.05
+            } else {
+                0.0
+            }),
+            threshold: "<= 0.005".into(),
+            verdict,
+            reason: None,
+        }],
+    }
+}
+
+const STEPS: &str = r#"
+rollout:
+  steps: [5, 20, 50, 100]
+  stepDuration: 60s
+  analysis: {interval: 30s, maxErrorRate: 0.005, failureLimit: 0, maxHold: 5m}
+"#;
+
+struct Sim {
+    spec: ModelRouteSpec,
+    status: ModelRouteStatus,
+    now: Timestamp,
+    not_ready: Vec<String>,
+    events: Vec<Event>,
+}
+
+impl Sim {
+    fn new(yaml: &str) -> Self {
+        let mut sim = Sim {
+            spec: spec(yaml),
+            status: ModelRouteStatus::default(),
+            now: Timestamp::from_second(1_800_000_000).unwrap(),
+            not_ready: vec![],
+            events: vec![],
+        };
+        sim.run(None, None);
+        sim
+    }
+
+    /// Moves the clock, runs analysis when due with `verdict`, and decides.
+    fn tick(&mut self, secs: i64, verdict: Verdict) -> Decision {
+        self.now = self
+            .now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
+            .unwrap();
+        let analysis =
+            analysis_due(&self.spec, &self.status, self.now).map(|_| result(verdict, self.now));
+        self.run(analysis, None)
+    }
+
+    fn run(&mut self, analysis: Option<AnalysisResult>, command: Option<Command>) -> Decision {
+        let d = decide(Inputs {
+            spec: &self.spec,
+            status: &self.status,
+            generation: Some(1),
+            not_ready: &self.not_ready,
+            analysis,
+            command,
+            now: self.now,
+        });
+        self.status = d.status.clone();
+        self.events.extend(d.events.clone());
+        d
+    }
+
+    fn command(&mut self, id: &str, kind: CommandKind) -> Decision {
+        self.run(
+            None,
+            Some(Command {
+                id: id.into(),
+                kind,
+            }),
+        )
+    }
+
+    fn change(&mut self, backends: &str) {
+        self.spec.backends = serde_yaml::from_str(backends).unwrap();
+    }
+
+    fn reasons(&self) -> Vec<&'static str> {
+        self.events.iter().map(|e| e.reason).collect()
+    }
+}
+
+fn ready(st: &ModelRouteStatus) -> Option<&str> {
+    crate::api::find_condition(&st.conditions, "Ready").map(|c| c.status.as_str())
+}
+
+#[test]
+fn a_healthy_migration_walks_every_step_and_promotes() {
+    let mut sim = Sim::new(&format!("backends: [{{name: openai, weight: 100}}]{STEPS}"));
+    assert_eq!(sim.status.weights, split(&[("openai", 100)]));
+    assert_eq!(ready(&sim.status), Some("True"));
+
+    sim.change("[{name: llama, weight: 100}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.weights, split(&[("openai", 950), ("llama", 50)]));
+    assert_eq!(sim.status.step_summary.as_deref(), Some("1/4 (5%)"));
+    assert_eq!(ready(&sim.status), Some("False"));
+
+    let mut seen = vec![];
+    for _ in 0..40 {
+        sim.tick(30, Verdict::Pass);
+        if seen.last() != Some(&sim.status.weights) {
+            seen.push(sim.status.weights.clone());
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            split(&[("openai", 950), ("llama", 50)]),
+            split(&[("openai", 800), ("llama", 200)]),
+            split(&[("openai", 500), ("llama", 500)]),
+            split(&[("llama", 1000)]),
+            split(&[("llama", 100)]),
+        ]
+    );
+    assert_eq!(sim.status.stable, split(&[("llama", 100)]));
+    assert_eq!(sim.status.phase, Some(Phase::Stable));
+    assert_eq!(ready(&sim.status), Some("True"));
+    assert_eq!(sim.status.history.last().unwrap().outcome, "Promoted");
+    let reasons = sim.reasons();
+    assert_eq!(reasons.iter().filter(|r| **r == "StepAdvanced").count(), 4);
+    assert!(reasons.contains(&"MigrationStarted") && reasons.contains(&"AnalysisPassed"));
+    assert_eq!(reasons.last(), Some(&"Promoted"));
+}
+
+#[test]
+fn a_failed_analysis_rolls_back_to_exactly_the_stable_split() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 60}}, {{name: b, weight: 40}}]{STEPS}"
+    ));
+    sim.change("[{name: c, weight: 1}]");
+    sim.run(None, None);
+    sim.tick(30, Verdict::Fail);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert_eq!(sim.status.weights, split(&[("a", 60), ("b", 40)]));
+    let stalled = crate::api::find_condition(&sim.status.conditions, "Stalled").unwrap();
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "RolledBack")
+    );
+    assert!(
+        stalled.message.contains("error-rate 0.0500 vs <= 0.005"),
+        "{}",
+        stalled.message
+    );
+    assert!(sim.reasons().contains(&"AnalysisFailed") && sim.reasons().contains(&"RolledBack"));
+    // It stays rolled back until spec changes or a retry.
+    for _ in 0..5 {
+        sim.tick(30, Verdict::Pass);
+    }
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    sim.command("1", CommandKind::Retry);
+    assert_eq!(sim.status.phase, Some(Phase::Progressing));
+    assert_eq!(sim.status.step, Some(1));
+}
+
+#[test]
+fn failure_limit_tolerates_that_many_failures_per_step() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 1}}]{}",
+        STEPS.replace("failureLimit: 0", "failureLimit: 1")
+    ));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.tick(30, Verdict::Fail);
+    assert_eq!(sim.status.phase, Some(Phase::Progressing));
+    assert_eq!(sim.status.failures, Some(1));
+    sim.tick(30, Verdict::Fail);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+}
+
+#[test]
+fn inconclusive_holds_then_rolls_back_after_max_hold() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    let at_step_one = sim.status.weights.clone();
+    for _ in 0..9 {
+        sim.tick(30, Verdict::Inconclusive);
+        assert_eq!(sim.status.phase, Some(Phase::Holding));
+        assert_eq!(
+            sim.status.weights, at_step_one,
+            "neither promoted nor rolled back"
+        );
+    }
+    sim.tick(30, Verdict::Inconclusive);
+    sim.tick(30, Verdict::Inconclusive);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert!(
+        sim.status
+            .history
+            .last()
+            .unwrap()
+            .reason
+            .as_ref()
+            .unwrap()
+            .contains("maxHold")
+    );
+
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 1}}]{}",
+        STEPS.replace("maxHold: 5m", "onInconclusive: Rollback")
+    ));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.tick(30, Verdict::Inconclusive);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+}
+
+#[test]
+fn a_step_never_advances_without_a_pass_measured_within_it() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    // No analysis results at all (Prometheus down is inconclusive; here: none ran).
+    for _ in 0..10 {
+        sim.now = sim
+            .now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(60))
+            .unwrap();
+        sim.run(None, None);
+    }
+    assert_eq!(sim.status.step, Some(1));
+}
+
+#[test]
+fn targets_not_ready_hold_before_step_one() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.not_ready = vec!["b".into()];
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.phase, Some(Phase::Holding));
+    assert_eq!(sim.status.weights, split(&[("a", 1)]));
+    assert_eq!(sim.status.step, Some(0));
+    assert!(
+        analysis_due(
+            &sim.spec,
+            &sim.status,
+            sim.now
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(600))
+                .unwrap()
+        )
+        .is_none()
+    );
+    sim.not_ready.clear();
+    sim.tick(1, Verdict::Pass);
+    assert_eq!(sim.status.step, Some(1));
+}
+
+#[test]
+fn sixty_thirty_ten_to_ten_thirty_sixty_is_exact_at_every_step() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 60}}, {{name: b, weight: 30}}, {{name: c, weight: 10}}]{STEPS}"
+    ));
+    sim.change("[{name: a, weight: 10}, {name: b, weight: 30}, {name: c, weight: 60}]");
+    sim.run(None, None);
+    let mut seen = vec![sim.status.weights.clone()];
+    for _ in 0..40 {
+        sim.tick(30, Verdict::Pass);
+        if seen.last() != Some(&sim.status.weights) {
+            seen.push(sim.status.weights.clone());
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            split(&[("a", 575), ("b", 300), ("c", 125)]),
+            split(&[("a", 500), ("b", 300), ("c", 200)]),
+            split(&[("a", 350), ("b", 300), ("c", 350)]),
+            split(&[("a", 100), ("b", 300), ("c", 600)]),
+            split(&[("a", 10), ("b", 30), ("c", 60)]),
+        ]
+    );
+}
+
+#[test]
+fn commands_pause_resume_promote_abort() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.command("p1", CommandKind::Pause);
+    assert_eq!(sim.status.phase, Some(Phase::Paused));
+    for _ in 0..10 {
+        sim.tick(30, Verdict::Pass);
+    }
+    assert_eq!(sim.status.step, Some(1), "paused: no progress");
+    // The same command id is carried out once only.
+    sim.command("p1", CommandKind::Resume);
+    assert_eq!(sim.status.phase, Some(Phase::Paused));
+    sim.command("r1", CommandKind::Resume);
+    assert_eq!(sim.status.phase, Some(Phase::Progressing));
+    sim.command("x1", CommandKind::Promote);
+    assert_eq!(sim.status.step, Some(2));
+    assert_eq!(sim.status.weights, split(&[("a", 800), ("b", 200)]));
+    sim.command("x2", CommandKind::Abort);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert_eq!(sim.status.weights, split(&[("a", 1)]));
+    assert_eq!(
+        crate::api::find_condition(&sim.status.conditions, "Stalled")
+            .unwrap()
+            .reason,
+        "Aborted"
+    );
+    sim.command("x3", CommandKind::Retry);
+    sim.command("x4", CommandKind::PromoteFull);
+    assert_eq!(
+        (sim.status.phase, sim.status.weights.clone()),
+        (Some(Phase::Stable), split(&[("b", 1)]))
+    );
+    assert!(sim.reasons().contains(&"Paused") && sim.reasons().contains(&"Resumed"));
+}
+
+#[test]
+fn a_spec_change_mid_migration_restarts_from_stable() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    for _ in 0..3 {
+        sim.tick(30, Verdict::Pass);
+    }
+    assert_eq!(sim.status.step, Some(2));
+    sim.change("[{name: c, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.weights, split(&[("a", 950), ("c", 50)]));
+    assert_eq!(sim.status.history.last().unwrap().outcome, "Superseded");
+}
+
+#[test]
+fn mirror_phase_comes_before_any_live_weight_moves() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 1}}]{STEPS}  mirror: {{percent: 50, duration: 90s}}\n"
+    ));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.phase, Some(Phase::Mirroring));
+    assert_eq!(sim.status.weights, split(&[("a", 1)]));
+    assert_eq!(sim.status.mirror.as_ref().unwrap().backends, ["b"]);
+    let plan = analysis_due(
+        &sim.spec,
+        &sim.status,
+        sim.now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(30))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(plan.mirror && plan.gaining == ["b"] && plan.baseline == ["a"]);
+    for _ in 0..3 {
+        sim.tick(30, Verdict::Pass);
+    }
+    assert_eq!(sim.status.step, Some(1));
+    assert!(sim.status.mirror.is_none());
+    assert!(sim.reasons().contains(&"MirrorStarted"));
+}
+
+/// Property test: random verdicts, pauses, clock jumps and restarts (re-deciding from the
+/// written status). The applied split is always valid, never beyond the current step, a
+/// rollback restores exactly the stable split, and re-deciding is idempotent.
+#[test]
+fn random_runs_keep_the_invariants() {
+    let mut rng = fastrand::Rng::with_seed(42);
+    let steps = [5, 20, 50, 100];
+    for run in 0..300 {
+        let mut sim = Sim::new(&format!(
+            "backends: [{{name: a, weight: 70}}, {{name: b, weight: 30}}]{STEPS}"
+        ));
+        sim.change("[{name: b, weight: 50}, {name: c, weight: 50}]");
+        sim.run(None, None);
+        for _ in 0..60 {
+            let verdict = match rng.u8(0..10) {
+                0 => Verdict::Fail,
+                1 | 2 => Verdict::Inconclusive,
+                _ => Verdict::Pass,
+            };
+            if rng.u8(0..20) == 0 {
+                sim.command(
+                    &format!("{run}-{}", rng.u32(..)),
+                    if rng.bool() {
+                        CommandKind::Pause
+                    } else {
+                        CommandKind::Resume
+                    },
+                );
+            }
+            let before = sim.status.clone();
+            sim.tick(rng.i64(1..90), verdict);
+            let st = &sim.status;
+            let total: i32 = st.weights.iter().map(|w| w.weight).sum();
+            assert!(total > 0 && st.weights.iter().all(|w| w.weight >= 0));
+            match st.phase.unwrap() {
+                Phase::RolledBack => assert_eq!(st.weights, split(&[("a", 70), ("b", 30)])),
+                Phase::Stable => assert!(
+                    st.weights == split(&[("b", 50), ("c", 50)])
+                        || st.weights == split(&[("a", 70), ("b", 30)])
+                ),
+                _ => {
+                    let step = st.step.unwrap();
+                    let expected = if step == 0 {
+                        st.stable.clone()
+                    } else {
+                        blend(&st.stable, &st.target, steps[step as usize - 1])
+                    };
+                    assert_eq!(
+                        st.weights, expected,
+                        "weights are exactly the current step's blend"
+                    );
+                    assert_eq!(total, if step == 0 { 100 } else { 1000 });
+                    // Never more than one step forward per decision.
+                    assert!(step <= before.step.unwrap_or(0) + 1);
+                }
+            }
+            // A restarted controller re-deciding from the written status changes nothing.
+            let again = decide(Inputs {
+                spec: &sim.spec,
+                status: &sim.status,
+                generation: Some(1),
+                not_ready: &[],
+                analysis: None,
+                command: None,
+                now: sim.now,
+            });
+            assert_eq!(again.status, sim.status, "idempotent");
+            assert!(again.events.is_empty());
+        }
+    }
+}
