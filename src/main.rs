@@ -1,6 +1,7 @@
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
+use switchyard::cli::Action;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +29,24 @@ enum Command {
     Controller(switchyard::controller::Args),
     /// Serve the OpenAI- and Anthropic-compatible endpoint.
     Gateway(switchyard::gateway::Args),
+    /// Move a migration to its next step now (or, with --full, to the desired split).
+    Promote {
+        #[command(flatten)]
+        target: switchyard::cli::Target,
+        /// Skip every remaining step.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Roll a migration back to the stable split.
+    Abort(switchyard::cli::Target),
+    /// Hold a migration at its current step.
+    Pause(switchyard::cli::Target),
+    /// Continue a paused migration.
+    Resume(switchyard::cli::Target),
+    /// Try a rolled-back migration again.
+    Retry(switchyard::cli::Target),
+    /// Show a route's steps, weights, last analysis against thresholds, and history.
+    Status(switchyard::cli::Target),
 }
 
 #[tokio::main]
@@ -56,5 +75,13 @@ async fn main() -> anyhow::Result<()> {
             switchyard::telemetry::init(cli.log_json);
             switchyard::gateway::run(args).await
         }
+        Command::Promote { target, full } => {
+            switchyard::cli::act(target, Action::Promote { full }).await
+        }
+        Command::Abort(t) => switchyard::cli::act(t, Action::Abort).await,
+        Command::Pause(t) => switchyard::cli::act(t, Action::Pause).await,
+        Command::Resume(t) => switchyard::cli::act(t, Action::Resume).await,
+        Command::Retry(t) => switchyard::cli::act(t, Action::Retry).await,
+        Command::Status(t) => switchyard::cli::status(t).await,
     }
 }

@@ -129,7 +129,8 @@ def crds():
 
 
 # Short timings so that stalls and leader hand-overs happen within a test's patience.
-CONTROLLER_FLAGS = ["--unschedulable-grace", "3s", "--lease-duration", "4s", "--lease-renew-every", "1s"]
+CONTROLLER_FLAGS = ["--unschedulable-grace", "3s", "--lease-duration", "4s", "--lease-renew-every", "1s",
+                    "--prometheus-url", CLUSTER["PROMETHEUS_URL"]]
 SYSTEM_NAMESPACE = "switchyard-system"
 
 

@@ -47,8 +47,10 @@ def backend(name, mock, model, key=None, timeout=None, pricing=None, max_concurr
     return docs
 
 
-def route(name, backends, fallback=(), model=None):
+def route(name, backends, fallback=(), model=None, rollout=None):
     spec = {"backends": [{"name": b, "weight": w} for b, w in backends]}
+    if rollout:
+        spec["rollout"] = rollout
     if fallback:
         spec["fallback"] = [{"name": f} for f in fallback]
     if model:
@@ -334,15 +336,16 @@ def test_weight_secret_and_endpoint_changes_apply_without_restart(controller, na
             namespace=namespace)
     wait_until(lambda: _ok(client, ask), timeout=5, interval=0.1, what="rotated key in use")
 
-    # The controller writes status.weights; the gateway follows the watch.
-    kubectl("patch", "mr", "chat", "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"weights": [{"name": "b", "weight": 100}]}}), namespace=namespace)
+    # A new split: the controller moves status.weights to the first step (50/50) and the
+    # gateway follows the watch.
+    apply(namespace, route("chat", [("b", 100)], rollout={"steps": [50, 100], "stepDuration": "10m"}))
 
-    def on_b():
-        r = client.chat.completions.with_raw_response.create(**ask)
-        return r.headers["x-switchyard-backend"] == "b"
+    def both():
+        seen = {client.chat.completions.with_raw_response.create(**ask).headers["x-switchyard-backend"]
+                for _ in range(4)}
+        return seen == {"a", "b"}
 
-    wait_until(on_b, timeout=5, interval=0.1, what="new weights applied")
+    wait_until(both, timeout=5, interval=0.1, what="new weights applied")
 
 
 def _ok(client, ask):
@@ -449,12 +452,12 @@ def test_the_series_the_controller_queries_exist_in_prometheus(openai_route, gat
 
 def test_mirror_copies_a_share_of_traffic_without_slowing_clients(controller, namespace, gateway, mocks):
     live, shadow = mocks("openai"), mocks("anthropic")
+    rollout = {"mirror": {"percent": 50, "duration": "1h"}, "analysis": {"interval": "10m"}}
     apply(namespace, backend("live", live, "gpt-4o"), backend("shadow", shadow, "claude-haiku-4-5"),
-          route("chat", [("live", 100)]))
+          route("chat", [("live", 100)], rollout=rollout))
     served(gateway, "chat")
-    # The controller writes this during a rollout's mirror phase.
-    kubectl("patch", "mr", "chat", "--subresource=status", "--type=merge",
-            "-p", json.dumps({"status": {"mirror": {"percent": 50, "backends": ["shadow"]}}}), namespace=namespace)
+    # Moving to the shadow backend starts the rollout's mirror phase: no live weight moves.
+    apply(namespace, route("chat", [("shadow", 100)], rollout=rollout))
     client = oai(gateway)
     ask = {"model": "chat", "messages": [{"role": "user", "content": "mirror me"}]}
     wait_until(lambda: client.chat.completions.create(**ask) and shadow.chat_requests() > 0, timeout=10,

@@ -8,7 +8,9 @@ mod route;
 
 pub use backend::workload::{self, BACKEND_LABEL};
 pub use backend::{Summary, external_readiness, referenced_secrets, summarize};
-pub use route::{next_status, same_split, weights_summary};
+pub use route::{
+    COMMAND_ANNOTATION, COMMAND_ID_ANNOTATION, next_status, same_split, weights_summary,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -57,6 +59,8 @@ impl Error {
 pub struct Config {
     /// How long pods may stay unschedulable before the backend reports Stalled.
     pub unschedulable_grace: Duration,
+    /// Prometheus that migrations are judged by, unless a route names its own.
+    pub prometheus_url: Option<String>,
 }
 
 /// Shared by every reconcile.
@@ -80,6 +84,9 @@ pub struct Args {
     /// How long pods may stay unschedulable before the backend reports Stalled.
     #[arg(long, env = "SWITCHYARD_UNSCHEDULABLE_GRACE", default_value = "30s", value_parser = parse_duration)]
     pub unschedulable_grace: Duration,
+    /// Prometheus that migrations are judged by (a route may name its own).
+    #[arg(long, env = "SWITCHYARD_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
     pub lease_namespace: String,
@@ -110,6 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         client: client.clone(),
         config: Config {
             unschedulable_grace: args.unschedulable_grace,
+            prometheus_url: args.prometheus_url.clone(),
         },
         recorder: Recorder::new(
             client.clone(),

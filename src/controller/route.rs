@@ -1,5 +1,5 @@
-//! Reconciles `ModelRoute`: resolves its backends and, for a route that has never had a
-//! split, puts the desired split into effect at once (there is nothing to migrate from).
+//! Reconciles `ModelRoute`: resolves its backends, runs the analysis that is due, and lets
+//! the migration engine decide the next status; writes it and publishes its Events.
 
 use std::sync::Arc;
 
@@ -10,12 +10,16 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
 
+use kube::runtime::events::EventType;
+
 use super::conditions::{self, Desired};
 use super::{Context, Error, FIELD_MANAGER};
+use crate::analysis;
 use crate::api::{
-    InferenceBackend, ModelRoute, ModelRouteSpec, ModelRouteStatus, Phase, WeightedBackend,
-    condition,
+    AnalysisResult, InferenceBackend, ModelRoute, ModelRouteSpec, ModelRouteStatus,
+    WeightedBackend, condition, find_condition,
 };
+use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
 /// `openai=95,llama=5`, the compact form `kubectl get mr` shows.
 pub fn weights_summary(weights: &[WeightedBackend]) -> String {
@@ -40,7 +44,8 @@ pub fn same_split(a: &[WeightedBackend], b: &[WeightedBackend]) -> bool {
     key(a) == key(b)
 }
 
-/// The next status of a route, given which of its backends do not exist.
+/// The status of a route naming backends that do not exist: nothing moves, and the
+/// condition names them.
 pub fn next_status(
     name: &str,
     spec: &ModelRouteSpec,
@@ -52,78 +57,54 @@ pub fn next_status(
     let mut status = current.clone();
     status.observed_generation = generation;
     status.model = Some(spec.model_name(name).to_owned());
-
-    if !missing.is_empty() {
-        let names = missing
-            .iter()
-            .map(|m| format!("{m:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        conditions::set(
-            &mut status.conditions,
-            Desired::new(
-                condition::READY,
-                false,
-                "BackendNotFound",
-                format!(
-                    "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
-                ),
+    let names = missing
+        .iter()
+        .map(|m| format!("{m:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conditions::set(
+        &mut status.conditions,
+        Desired::new(
+            condition::READY,
+            false,
+            "BackendNotFound",
+            format!(
+                "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
             ),
-            generation,
-            now,
-        );
-        return status;
-    }
-
-    if status.stable.is_empty() {
-        status.stable = spec.backends.clone();
-        status.weights = spec.backends.clone();
-        status.phase = Some(Phase::Stable);
-        status.step = None;
-        status.step_summary = None;
-        status.step_started_at = None;
-    }
-    status.weights_summary = Some(weights_summary(&status.weights));
-
-    if same_split(&spec.backends, &status.stable) && same_split(&status.weights, &status.stable) {
-        status.phase = Some(Phase::Stable);
-        conditions::set(
-            &mut status.conditions,
-            Desired::new(
-                condition::READY,
-                true,
-                "SplitInEffect",
-                "the desired split is fully in effect",
-            ),
-            generation,
-            now,
-        );
-        conditions::remove(&mut status.conditions, condition::RECONCILING);
-    } else {
-        conditions::set(
-            &mut status.conditions,
-            Desired::new(
-                condition::READY,
-                false,
-                "SplitChanged",
-                format!(
-                    "desired split {} differs from the split in effect {}",
-                    weights_summary(&spec.backends),
-                    weights_summary(&status.weights)
-                ),
-            ),
-            generation,
-            now,
-        );
-    }
+        ),
+        generation,
+        now,
+    );
     status
+}
+
+/// Annotations that carry `kubectl switchyard` commands, so actions never touch spec.
+pub const COMMAND_ANNOTATION: &str = "switchyard.dev/command";
+pub const COMMAND_ID_ANNOTATION: &str = "switchyard.dev/command-id";
+
+fn command(mr: &ModelRoute) -> Option<Command> {
+    let a = mr.metadata.annotations.as_ref()?;
+    Some(Command {
+        kind: CommandKind::parse(a.get(COMMAND_ANNOTATION)?)?,
+        id: a.get(COMMAND_ID_ANNOTATION)?.clone(),
+    })
 }
 
 #[instrument(skip_all, fields(route = %mr.name_any(), namespace = mr.namespace().unwrap_or_default()))]
 pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = mr.namespace().ok_or(Error::MissingNamespace)?;
+    let name = mr.name_any();
+    let generation = mr.meta().generation;
+    let now = Timestamp::now();
     let backends: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
     let mut missing = vec![];
+    let mut not_ready = vec![];
+    let weighted = mr
+        .spec
+        .backends
+        .iter()
+        .filter(|b| b.weight > 0)
+        .map(|b| &b.name);
     for b in mr
         .spec
         .backends
@@ -131,79 +112,130 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         .map(|b| &b.name)
         .chain(mr.spec.fallback.iter().map(|f| &f.name))
     {
-        if backends.get_opt(b).await.map_err(Error::Kube)?.is_none() && !missing.contains(b) {
-            missing.push(b.clone());
+        match backends.get_opt(b).await.map_err(Error::Kube)? {
+            None if !missing.contains(b) => missing.push(b.clone()),
+            Some(ib) if weighted.clone().any(|w| w == b) => {
+                let ready = ib
+                    .status
+                    .as_ref()
+                    .and_then(|s| find_condition(&s.conditions, condition::READY))
+                    .is_some_and(|c| c.status == "True");
+                if !ready {
+                    not_ready.push(b.clone());
+                }
+            }
+            _ => {}
         }
     }
     let current = mr.status.clone().unwrap_or_default();
-    let status = next_status(
-        &mr.name_any(),
-        &mr.spec,
-        &current,
-        &missing,
-        mr.meta().generation,
-        Timestamp::now(),
-    );
-    if status != current {
-        let api: Api<ModelRoute> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute", "status": status});
-        api.patch_status(
-            &mr.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
+    if !missing.is_empty() {
+        let status = next_status(&name, &mr.spec, &current, &missing, generation, now);
+        publish(&ctx, &ns, &name, &current, &status).await?;
+        return Ok(Action::await_change());
     }
-    Ok(Action::await_change())
+
+    let analysis = match migration::analysis_due(&mr.spec, &current, now) {
+        Some(plan) => Some(analyze(&ctx, &mr, &ns, &name, plan, now).await),
+        None => None,
+    };
+    let mut decision = migration::decide(Inputs {
+        spec: &mr.spec,
+        status: &current,
+        generation,
+        not_ready: &not_ready,
+        analysis,
+        command: command(&mr),
+        now,
+    });
+    decision.status.model = Some(mr.spec.model_name(&name).to_owned());
+    publish(&ctx, &ns, &name, &current, &decision.status).await?;
+    for e in decision.events {
+        let t = if e.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        ctx.event(mr.as_ref(), t, e.reason, e.message).await;
+    }
+    Ok(decision
+        .requeue
+        .map_or_else(Action::await_change, Action::requeue))
+}
+
+/// Runs the due analysis against the route's Prometheus (or the controller's).
+async fn analyze(
+    ctx: &Context,
+    mr: &ModelRoute,
+    ns: &str,
+    name: &str,
+    plan: AnalysisPlan,
+    now: Timestamp,
+) -> AnalysisResult {
+    let cfg = migration::settings(&mr.spec);
+    let request = analysis::Request {
+        namespace: ns,
+        route: name,
+        gaining: plan.gaining,
+        baseline: plan.baseline,
+        analysis: &cfg.analysis,
+        mirror: plan.mirror,
+    };
+    let url = cfg
+        .analysis
+        .prometheus_url
+        .clone()
+        .or_else(|| ctx.config.prometheus_url.clone());
+    let result = match url.as_deref().map(analysis::Prometheus::new) {
+        Some(Ok(source)) => analysis::run(&source, &request, now).await,
+        Some(Err(e)) => analysis::without_prometheus(&request, now, &e.to_string()).await,
+        None => {
+            let why = "no Prometheus configured (--prometheus-url or spec.rollout.analysis.prometheusUrl)";
+            analysis::without_prometheus(&request, now, why).await
+        }
+    };
+    tracing::info!(verdict = ?result.verdict, summary = %analysis::summary(&result), "analysis");
+    result
+}
+
+async fn publish(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    before: &ModelRouteStatus,
+    after: &ModelRouteStatus,
+) -> Result<(), Error> {
+    if before == after {
+        return Ok(());
+    }
+    let api: Api<ModelRoute> = Api::namespaced(ctx.client.clone(), ns);
+    let patch =
+        json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute", "status": after});
+    api.patch_status(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(yaml: &str) -> ModelRouteSpec {
-        serde_yaml::from_str(yaml).unwrap()
-    }
-
-    fn now() -> Timestamp {
-        Timestamp::from_second(1_700_000_000).unwrap()
-    }
-
-    #[test]
-    fn a_new_route_takes_its_split_at_once() {
-        let s = spec("backends: [{name: openai, weight: 95}, {name: llama, weight: 5}]");
-        let st = next_status(
-            "chat",
-            &s,
-            &ModelRouteStatus::default(),
-            &[],
-            Some(1),
-            now(),
-        );
-        assert_eq!(st.weights, s.backends);
-        assert_eq!(st.stable, s.backends);
-        assert_eq!(st.phase, Some(Phase::Stable));
-        assert_eq!(st.weights_summary.as_deref(), Some("openai=95,llama=5"));
-        assert_eq!(st.model.as_deref(), Some("chat"));
-        assert_eq!(
-            crate::api::find_condition(&st.conditions, "Ready")
-                .unwrap()
-                .status,
-            "True"
-        );
-    }
-
     #[test]
     fn a_missing_backend_is_named_and_nothing_is_applied() {
-        let s = spec("backends: [{name: ghost, weight: 1}]");
+        let spec: ModelRouteSpec =
+            serde_yaml::from_str("backends: [{name: ghost, weight: 1}]").unwrap();
+        let now = Timestamp::from_second(1_700_000_000).unwrap();
         let st = next_status(
             "chat",
-            &s,
+            &spec,
             &ModelRouteStatus::default(),
             &["ghost".into()],
             Some(1),
-            now(),
+            now,
         );
         assert!(st.weights.is_empty());
         let ready = crate::api::find_condition(&st.conditions, "Ready").unwrap();
@@ -215,24 +247,11 @@ mod tests {
     }
 
     #[test]
-    fn a_changed_split_never_jumps_the_applied_weights() {
-        let first = spec("backends: [{name: openai, weight: 100}]");
-        let st = next_status(
-            "chat",
-            &first,
-            &ModelRouteStatus::default(),
-            &[],
-            Some(1),
-            now(),
-        );
-        let changed = spec("backends: [{name: llama, weight: 100}]");
-        let st2 = next_status("chat", &changed, &st, &[], Some(2), now());
-        assert_eq!(st2.weights, first.backends);
-        assert_eq!(
-            crate::api::find_condition(&st2.conditions, "Ready")
-                .unwrap()
-                .reason,
-            "SplitChanged"
-        );
+    fn splits_compare_without_order_or_zero_weights() {
+        let a: Vec<WeightedBackend> =
+            serde_yaml::from_str("[{name: x, weight: 1}, {name: y, weight: 0}]").unwrap();
+        let b: Vec<WeightedBackend> = serde_yaml::from_str("[{name: x, weight: 1}]").unwrap();
+        assert!(same_split(&a, &b));
+        assert_eq!(weights_summary(&a), "x=1,y=0");
     }
 }
