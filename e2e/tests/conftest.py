@@ -92,15 +92,20 @@ class Process:
         self.name = f"{name}-{uuid.uuid4().hex[:6]}"
         self.log_path = E2E_DIR / "logs" / f"{self.name}.log"
         self.pid_path = E2E_DIR / "pids" / f"{self.name}.pid"
+        self.args, self.env = [str(a) for a in args], {**os.environ, **(env or {})}
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(a) for a in args],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
+        self._spawn()
+
+    def _spawn(self):
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env)
         self.pid_path.write_text(str(self.proc.pid))
+
+    def restart(self, sig=signal.SIGTERM):
+        """Stops the process (SIGKILL simulates a crash) and starts it again, same arguments."""
+        self.proc.send_signal(sig)
+        self.proc.wait(15)
+        self._spawn()
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc.poll() is None:

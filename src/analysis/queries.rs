@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 const REQUESTS: &str = "switchyard_requests_total";
+const DURATION_COUNT: &str = "switchyard_request_duration_seconds_count";
 const DURATION_BUCKET: &str = "switchyard_request_duration_seconds_bucket";
 const TOKENS: &str = "switchyard_tokens_total";
 
@@ -122,17 +123,20 @@ impl Queries {
     /// Share of failed attempts. Live: attempts that failed over or returned an error, over
     /// all live attempts. Shadow: copies whose code is not 2xx, over all copies.
     ///
-    /// The numerator falls back to `vector(0)`: a backend that never failed has no error
-    /// series at all, and without the fallback its error rate would be "no data" instead of 0.
+    /// Live traffic is counted from the duration histogram's `_count`, which has no `code`
+    /// label, so the gateway exports its error series at 0 from a backend's first attempt:
+    /// the first errors are then increments Prometheus sees, not a series appearing at 1
+    /// (which `rate()` cannot see). The numerator still falls back to `vector(0)` for a
+    /// series that does not exist yet.
     pub(crate) fn error_rate(&self, backends: &[String], traffic: Traffic) -> String {
-        let failed = match traffic {
-            Traffic::Live => r#"outcome=~"error|failover""#,
-            Traffic::Shadow => r#"outcome="shadow",code!~"2..""#,
+        let (metric, failed) = match traffic {
+            Traffic::Live => (DURATION_COUNT, r#"outcome=~"error|failover""#),
+            Traffic::Shadow => (REQUESTS, r#"outcome="shadow",code!~"2..""#),
         };
         format!(
             "({} or vector(0)) / {}",
-            self.sum_rate(REQUESTS, backends, failed),
-            self.sum_rate(REQUESTS, backends, traffic_matcher(traffic))
+            self.sum_rate(metric, backends, failed),
+            self.sum_rate(metric, backends, traffic_matcher(traffic))
         )
     }
 

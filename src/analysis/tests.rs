@@ -9,7 +9,7 @@ use super::*;
 use crate::api::{Duration, InconclusivePolicy, MetricCheck};
 
 const VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!="shadow"}[60s]))"#;
-const ERRORS: &str = r#"(sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover"}[60s])) or vector(0)) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!="shadow"}[60s]))"#;
+const ERRORS: &str = r#"(sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover"}[60s])) or vector(0)) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome!="shadow"}[60s]))"#;
 const LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s])))"#;
 
 const SHADOW_VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
@@ -532,7 +532,7 @@ async fn custom_queries_get_their_placeholders_substituted_and_escaped() {
         ),
         (
             &format!(
-                r#"(sum(rate(switchyard_requests_total{{{sel},outcome=~"error|failover"}}[120s])) or vector(0)) / sum(rate(switchyard_requests_total{{{sel},outcome!="shadow"}}[120s]))"#
+                r#"(sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover"}}[120s])) or vector(0)) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!="shadow"}}[120s]))"#
             ),
             Ok(Some(0.0)),
         ),

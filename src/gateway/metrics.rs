@@ -127,6 +127,12 @@ impl Metrics {
 
     pub fn attempt(&self, l: &AttemptLabels<'_>, outcome: Outcome, code: &str, seconds: f64) {
         let b = Self::base(l);
+        // Export every live outcome from the first attempt on, at 0 until it happens, so the
+        // first failure is an increase Prometheus can rate (a series born at 1 is not).
+        for o in [Outcome::Success, Outcome::Failover, Outcome::Error] {
+            self.duration
+                .with_label_values(&[b[0], b[1], b[2], b[3], o.as_str()]);
+        }
         self.requests
             .with_label_values(&[b[0], b[1], b[2], b[3], outcome.as_str(), code])
             .inc();
