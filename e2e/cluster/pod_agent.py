@@ -26,7 +26,7 @@ servers = {}  # pod uid -> (ip, Popen)
 
 
 def log(msg):
-    print(f"[pod-agent] {msg}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} [pod-agent] {msg}", flush=True)
 
 
 def container_facts(pod):

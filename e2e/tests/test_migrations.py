@@ -263,8 +263,13 @@ def test_no_promotion_while_prometheus_is_down(controller, namespace, gateway, m
         proc = subprocess.Popen([c.decode() for c in cmdline], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         (E2E_DIR / "pids" / "prometheus.pid").write_text(str(proc.pid))
-        wait_until(lambda: requests.get(f'{CLUSTER["PROMETHEUS_URL"]}/-/ready', timeout=1).ok, timeout=30,
-                   what="Prometheus back")
+        def prometheus_ready():
+            try:
+                return requests.get(f'{CLUSTER["PROMETHEUS_URL"]}/-/ready', timeout=1).ok
+            except requests.RequestException:
+                return False
+
+        wait_until(prometheus_ready, timeout=30, what="Prometheus back")
     try:
         watch_steps(namespace, lambda st: st.get("step") == 3, timeout=90)
     finally:

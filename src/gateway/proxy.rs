@@ -262,7 +262,7 @@ impl Gateway {
             if !retryable {
                 return error_response(caller, failed.failure.status(), &failed.message);
             }
-            tracing::info!(request_id = rid, backend = %name, reason = failed.failure.reason(), retry, "attempt failed");
+            tracing::info!(request_id = rid, backend = %name, reason = failed.failure.reason(), retry, message = %failed.message, "attempt failed");
             failures.push(format!("{name}: {}", failed.message));
             last = failed.failure;
             match next {

@@ -103,25 +103,25 @@ impl Warmer {
             "temperature": 0,
         });
         let wanted = t.requests.max(0) as usize;
-        // Tolerate a few failures (a pod that just turned Ready may still refuse some), but
-        // give up when most of them fail: the pod is not serving.
+        // Exactly `wanted` requests when the pod answers them all; failures are retried in
+        // further rounds, up to half as many again, after which the pod is not serving.
         let budget = wanted + wanted / 2 + 1;
         let started = Instant::now();
-        let results: Vec<bool> = futures::stream::iter(0..budget)
-            .map(|_| {
-                let req = self.http.post(&url).json(&body);
-                async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .scan(0usize, |ok, success| {
-                if *ok >= wanted {
-                    return futures::future::ready(None);
-                }
-                *ok += usize::from(success);
-                futures::future::ready(Some(success))
-            })
-            .collect()
-            .await;
+        let mut results: Vec<bool> = Vec::with_capacity(wanted);
+        let mut remaining = wanted;
+        while remaining > 0 && results.len() < budget {
+            let round = remaining.min(budget - results.len());
+            let outcomes: Vec<bool> = futures::stream::iter(0..round)
+                .map(|_| {
+                    let req = self.http.post(&url).json(&body);
+                    async move { matches!(req.send().await, Ok(r) if r.status().is_success()) }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
+            remaining -= outcomes.iter().filter(|s| **s).count();
+            results.extend(outcomes);
+        }
         let ok = results.iter().filter(|s| **s).count();
         let failed = results.len() - ok;
         self.requests_total
