@@ -28,6 +28,7 @@ if [[ ! -e $PID_DIR/switchyard-controller.pid ]] || ! kill -0 "$(cat "$PID_DIR/s
   kubectl create namespace switchyard-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   say "Starting the controller (logs: $LOG_DIR/switchyard-controller.log)"
   nohup "$CARGO_TARGET_DIR/debug/switchyard" controller --metrics-addr 127.0.0.1:18080 --unschedulable-grace 5s \
+    --prometheus-url "http://127.0.0.1:$PROMETHEUS_PORT" \
     >"$LOG_DIR/switchyard-controller.log" 2>&1 </dev/null &
   echo $! >"$PID_DIR/switchyard-controller.pid"
 fi
@@ -60,10 +61,14 @@ kubectl get -n "$ns" ib llama-70b-l40s -o jsonpath='{range .status.conditions[?(
 say "An invalid change is rejected at admission"
 kubectl patch -n "$ns" mr chat --type merge -p '{"spec":{"rollout":{"steps":[50,20]}}}' || true
 
+say "Staged migrations judged by Prometheus"
+"$SWITCHYARD_CACHE/venv/bin/python" "$here/demo_story.py"
+
 cat <<MSG
 
 The cluster is still running:
   export KUBECONFIG=$KUBECONFIG_FILE
   kubectl get -n $ns switchyard
+  $CARGO_TARGET_DIR/debug/switchyard status assistant -n $ns   # or: kubectl switchyard status … with the binary on PATH as kubectl-switchyard
   bash e2e/cluster/down.sh     # stops every process the demo started
 MSG

@@ -74,11 +74,15 @@ def stop(uid):
 
 
 def sync(pods):
-    live = {}
+    # kwok may hand a new pod the IP of one that is still being deleted. The newest pod owns
+    # an IP, as it would on a real network once the old sandbox is gone.
+    newest = {}
     for pod in pods:
         ip = (pod.get("status") or {}).get("podIP")
         if ip and not pod["metadata"].get("deletionTimestamp") and pod["status"].get("phase") == "Running":
-            live[pod["metadata"]["uid"]] = pod
+            if ip not in newest or pod["metadata"]["creationTimestamp"] >= newest[ip]["metadata"]["creationTimestamp"]:
+                newest[ip] = pod
+    live = {pod["metadata"]["uid"]: pod for pod in newest.values()}
     for uid in [u for u in servers if u not in live]:
         stop(uid)
     for uid, pod in live.items():

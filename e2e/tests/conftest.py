@@ -301,9 +301,17 @@ def start_gateway(kubeconfig, namespace, *extra):
     wait_until(ready, timeout=30, what="gateway /readyz")
     # Prometheus scrapes every gateway a test starts, labelled with the test's namespace.
     job = f"gateway-{namespace}"
-    (E2E_DIR / "prometheus" / "targets" / f"{job}.json").write_text(
-        json.dumps([{"targets": [f"127.0.0.1:{port}"], "labels": {"component": job}}]))
+    add_scrape_target(job, f"127.0.0.1:{port}")
     return Gateway(proc, url, job)
+
+
+def add_scrape_target(job, address):
+    """Registers a scrape target with Prometheus; written whole, then renamed, because
+    Prometheus may read the directory at any moment."""
+    targets = E2E_DIR / "prometheus" / "targets"
+    tmp = targets / f".{job}.json.tmp"
+    tmp.write_text(json.dumps([{"targets": [address], "labels": {"component": job}}]))
+    tmp.rename(targets / f"{job}.json")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import uuid
 
 import requests
 
-from conftest import CLUSTER, E2E_DIR, kubectl, kubectl_json, wait_until
+from conftest import CLUSTER, E2E_DIR, add_scrape_target, kubectl, kubectl_json, wait_until
 
 H100 = "NVIDIA-H100-80GB-HBM3"
 
@@ -102,7 +102,7 @@ def test_prometheus_scrapes_a_target_that_a_test_registers(controller):
     job = f"e2e-{uuid.uuid4().hex[:6]}"
     target = controller.url.removeprefix("http://")
     path = E2E_DIR / "prometheus" / "targets" / f"{job}.json"
-    path.write_text(json.dumps([{"targets": [target], "labels": {"component": job}}]))
+    add_scrape_target(job, target)
     try:
         def series():
             r = requests.get(f"{prom}/api/v1/query", params={
