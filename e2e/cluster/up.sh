@@ -101,6 +101,8 @@ start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
   --cluster-signing-cert-file "$PKI_DIR/ca.crt" \
   --cluster-signing-key-file "$PKI_DIR/ca.key" \
   --use-service-account-credentials=true \
+  --kube-api-qps 100 \
+  --kube-api-burst 200 \
   --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
   --leader-elect=false \
   --profiling=false \

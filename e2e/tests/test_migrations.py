@@ -56,6 +56,17 @@ class Load:
             t.join(15)
 
 
+def wait_slice_ready(namespace, service, pods, timeout=180):
+    """The gateway routes to pods that are warmed up *and* ready in the Service's
+    EndpointSlice; a busy controller-manager can publish the slice late."""
+    def ready():
+        slices = kubectl_json("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}",
+                              namespace=namespace)["items"]
+        return sum(1 for s in slices for e in s.get("endpoints") or []
+                   if (e.get("conditions") or {}).get("ready")) >= pods
+    wait_until(ready, timeout=timeout, interval=1, what=f"{pods} ready endpoints for {service}")
+
+
 def status(namespace, name="chat"):
     return kubectl_json("get", "mr", name, namespace=namespace).get("status", {})
 
@@ -110,6 +121,7 @@ def test_a_healthy_migration_to_the_self_hosted_llama_follows_every_step(control
     roll = rollout()
     apply(namespace, backend("openai", stable, "gpt-4o"), route("chat", [("openai", 100)], rollout=roll))
     served(gateway, "chat")
+    wait_slice_ready(namespace, "llama-h100", 2)
     load = Load(gateway, "chat")
     try:
         time.sleep(3)
@@ -256,6 +268,8 @@ def test_no_promotion_while_prometheus_is_down(controller, namespace, gateway, m
         st = status(namespace)
         assert st["step"] == 2 and st["phase"] == "Holding", "no promotion while Prometheus is down"
         assert "Prometheus unreachable" in json.dumps(st["lastAnalysis"])
+        ready = next(c for c in st["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "PrometheusUnreachable"
         assert max(s[2] or 0 for s in held) == 2
     finally:
         # Bring Prometheus back the way up.sh started it, under the same PID file.
@@ -305,3 +319,42 @@ def test_a_controller_killed_mid_step_resumes_at_the_same_step(controller, names
         load.stop()
     steps = [s for s, _ in samples if s]
     assert all(b - a in (0, 1) for a, b in zip(steps, steps[1:])), f"weights jumped: {steps}"
+
+
+def test_kubectl_switchyard_acts_without_touching_spec(controller, namespace, gateway, mocks):
+    from conftest import switchyard_binary
+    stable, target, roll = setup(namespace, gateway, mocks, roll=rollout(step_duration="10m"))
+    load = Load(gateway, "chat", rps=20, threads=2)
+
+    def plugin(*args):
+        r = subprocess.run([str(switchyard_binary()), *args, "chat", "-n", namespace], capture_output=True,
+                           text=True, timeout=30, env={**os.environ, "KUBECONFIG": CLUSTER["KUBECONFIG"]})
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    try:
+        apply(namespace, route("chat", [("candidate", 100)], rollout=roll))
+        watch_steps(namespace, lambda st: st.get("step") == 1, timeout=30)
+        generation = kubectl_json("get", "mr", "chat", namespace=namespace)["metadata"]["generation"]
+        assert "paused" in plugin("pause").lower() or status(namespace)["phase"] == "Paused"
+        assert status(namespace)["phase"] == "Paused"
+        plugin("resume")
+        assert status(namespace)["phase"] == "Progressing"
+        plugin("promote")
+        assert status(namespace)["step"] == 2
+        assert status(namespace)["weights"] == [{"name": "openai", "weight": 800}, {"name": "candidate", "weight": 200}]
+        out = plugin("status")
+        assert "20% <- now" in out and "Weights:  openai=800,candidate=200" in out and "Stable:   openai=100" in out
+        plugin("abort")
+        st = status(namespace)
+        assert st["phase"] == "RolledBack" and st["weights"] == [{"name": "openai", "weight": 100}]
+        assert "Aborted" in plugin("status")
+        plugin("retry")
+        assert status(namespace)["step"] == 1
+        plugin("promote", "--full")
+        assert status(namespace)["stable"] == [{"name": "candidate", "weight": 100}]
+        mr = kubectl_json("get", "mr", "chat", namespace=namespace)
+        assert mr["metadata"]["generation"] == generation, "no action touched spec"
+        assert events(namespace, "Paused") and events(namespace, "Resumed") and events(namespace, "Promoted")
+    finally:
+        load.stop()

@@ -646,8 +646,14 @@ fn set_conditions(
             conditions::remove(&mut st.conditions, condition::RECONCILING);
         }
         _ => {
+            let unreachable = st
+                .last_analysis
+                .as_ref()
+                .is_some_and(crate::analysis::unreachable);
             let reason = match phase {
                 Phase::Mirroring => "Mirroring",
+                Phase::Holding if unreachable => "PrometheusUnreachable",
+                Phase::Holding if st.step == Some(0) => "TargetNotReady",
                 Phase::Holding => "Holding",
                 Phase::Paused => "Paused",
                 _ => "Progressing",
