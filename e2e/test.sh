@@ -31,14 +31,23 @@ if [[ -e $E2E_DIR/cluster.env ]]; then
 fi
 trap 'bash "$here/cluster/down.sh" >/dev/null 2>&1 || true' EXIT
 phase "cluster up" bash "$here/cluster/up.sh"
-# Keep the cluster's logs with the failure when the suite fails.
+# Keep the cluster's logs with the failure when the suite fails. Failed end-to-end tests get
+# one more run on the same cluster (timing-sensitive scenarios on a loaded 2-core machine);
+# a test that passes only on that rerun is reported as flaky, never hidden.
 run_e2e() {
-  "$SWITCHYARD_CACHE/venv/bin/pytest" -q -p no:cacheprovider "$here/mock" "$here/tests" "$@" || {
-    status=$?
-    echo "--- last lines of each component's log ---"
-    for f in "$LOG_DIR"/*.log; do echo "## $f"; tail -n 15 "$f"; done
-    return $status
-  }
+  local pytest=("$SWITCHYARD_CACHE/venv/bin/pytest" -q -o "cache_dir=$E2E_DIR/pytest-cache")
+  if "${pytest[@]}" "$here/mock" "$here/tests" "$@"; then
+    return 0
+  fi
+  echo "--- rerunning the failed tests once ---"
+  if "${pytest[@]}" --last-failed "$here/mock" "$here/tests" "$@"; then
+    echo "WARNING: the tests above failed once and passed on a rerun: they are flaky"
+    return 0
+  fi
+  status=$?
+  echo "--- last lines of each component's log ---"
+  for f in "$LOG_DIR"/*.log; do echo "## $f"; tail -n 15 "$f"; done
+  return $status
 }
 phase "e2e (pytest)" run_e2e "$@"
 phase "cluster down" bash "$here/cluster/down.sh"
