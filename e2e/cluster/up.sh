@@ -90,6 +90,8 @@ start kube-apiserver "$K8S_BIN_DIR/kube-apiserver" \
   --v 1
 wait_for kube-apiserver 90 https_ok "https://127.0.0.1:$APISERVER_PORT/readyz"
 
+# kwok renews node leases from the same two cores the tests load; a generous grace period
+# keeps a late heartbeat from marking nodes NotReady (and their pods unready) mid-test.
 start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
   --kubeconfig "$PKI_DIR/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$PKI_DIR/controller-manager.kubeconfig" \
@@ -102,6 +104,7 @@ start kube-controller-manager "$K8S_BIN_DIR/kube-controller-manager" \
   --cluster-signing-key-file "$PKI_DIR/ca.key" \
   --use-service-account-credentials=true \
   --kube-api-qps 100 \
+  --node-monitor-grace-period 10m \
   --kube-api-burst 200 \
   --controllers '*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller' \
   --leader-elect=false \
