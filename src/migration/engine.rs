@@ -98,6 +98,35 @@ pub struct Settings {
     pub mirror: Option<(i32, Duration)>,
 }
 
+impl Settings {
+    /// The analysis interval (admission guarantees it parses; 1m otherwise).
+    fn interval(&self) -> Duration {
+        self.analysis
+            .interval
+            .parse()
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    /// How long the current phase lasts at least: the mirror phase or one step.
+    fn phase_duration(&self, mirroring: bool) -> Duration {
+        if mirroring {
+            self.mirror.map_or(Duration::ZERO, |m| m.1)
+        } else {
+            self.step_duration
+        }
+    }
+}
+
+/// Backends of the target split that carry no traffic in the stable one: what a mirror
+/// phase copies requests to and judges.
+fn new_backends(st: &ModelRouteStatus) -> Vec<String> {
+    st.target
+        .iter()
+        .filter(|t| !st.stable.iter().any(|s| s.name == t.name))
+        .map(|t| t.name.clone())
+        .collect()
+}
+
 pub fn settings(spec: &ModelRouteSpec) -> Settings {
     let r = spec.rollout.as_ref();
     let steps = r
@@ -169,12 +198,7 @@ pub fn analysis_due(
         return None;
     }
     let gaining = if mirror {
-        status
-            .target
-            .iter()
-            .filter(|t| !status.stable.iter().any(|s| s.name == t.name))
-            .map(|t| t.name.clone())
-            .collect()
+        new_backends(status)
     } else {
         gaining(&status.stable, &status.weights)
     };
@@ -368,12 +392,7 @@ fn progress(
             Some((percent, _)) => {
                 st.phase = Some(Phase::Mirroring);
                 st.step_started_at = Some(Time(now));
-                let gaining: Vec<String> = st
-                    .target
-                    .iter()
-                    .filter(|t| !st.stable.iter().any(|s| s.name == t.name))
-                    .map(|t| t.name.clone())
-                    .collect();
+                let gaining = new_backends(st);
                 st.mirror = Some(MirrorStatus {
                     percent,
                     backends: gaining.clone(),
@@ -462,19 +481,11 @@ fn progress(
 
     // Advance when the step has lasted long enough and the latest analysis, measured
     // entirely within this step, passed.
-    let interval = cfg
-        .analysis
-        .interval
-        .parse()
-        .unwrap_or(Duration::from_secs(60));
+    let interval = cfg.interval();
     let Some(started) = ts(&st.step_started_at) else {
         return;
     };
-    let duration = if mirroring {
-        cfg.mirror.map_or(Duration::ZERO, |m| m.1)
-    } else {
-        cfg.step_duration
-    };
+    let duration = cfg.phase_duration(mirroring);
     let judged = st
         .last_analysis
         .as_ref()
@@ -685,11 +696,7 @@ fn next_wake(st: &ModelRouteStatus, cfg: &Settings, now: Timestamp) -> Option<Du
     if st.target.is_empty() || st.paused {
         return None;
     }
-    let interval = cfg
-        .analysis
-        .interval
-        .parse()
-        .unwrap_or(Duration::from_secs(60));
+    let interval = cfg.interval();
     let started = ts(&st.step_started_at).unwrap_or(now);
     let last = st
         .last_analysis
@@ -698,11 +705,7 @@ fn next_wake(st: &ModelRouteStatus, cfg: &Settings, now: Timestamp) -> Option<Du
         .filter(|l| *l > started)
         .unwrap_or(started);
     let mut wake = after(last, interval);
-    let duration = if st.phase == Some(Phase::Mirroring) {
-        cfg.mirror.map_or(Duration::ZERO, |m| m.1)
-    } else {
-        cfg.step_duration
-    };
+    let duration = cfg.phase_duration(st.phase == Some(Phase::Mirroring));
     let end = after(started, duration);
     if end > now && end < wake {
         wake = end;
