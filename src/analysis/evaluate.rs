@@ -9,6 +9,7 @@ use super::queries::{Queries, Traffic, render_template};
 use super::source::{Source, SourceError};
 use super::{DEFAULT_MAX_ERROR_RATE, MAX_TOKEN_DIFFERENCE, Request, UNREACHABLE_PREFIX};
 use crate::api::{CheckResult, Verdict};
+use k8s_openapi::jiff::Timestamp;
 
 /// The bound a value must stay within to pass.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +68,8 @@ enum Measure {
 
 struct Pending {
     name: String,
+    /// The backend judged, and the index of its traffic-volume query.
+    backend: Option<(String, usize)>,
     bound: Bound,
     measure: Measure,
 }
@@ -87,57 +90,85 @@ fn read(answer: &Result<Option<f64>, SourceError>) -> Reading {
         Ok(Some(v)) => Reading::NoData(format!("query returned {v} (no data)")),
         Ok(None) => Reading::NoData("query returned no data".into()),
         Err(SourceError::Query(m)) => Reading::Failed(format!("query error: {m}")),
+        Err(e @ SourceError::Partial(_)) => Reading::Failed(e.to_string()),
         Err(e) => Reading::Failed(format!("{UNREACHABLE_PREFIX}{e}")),
     }
 }
 
 fn result(
-    name: &str,
-    bound: &Bound,
+    p: &Pending,
     value: Option<f64>,
     verdict: Verdict,
     reason: Option<String>,
 ) -> CheckResult {
     CheckResult {
-        name: name.to_owned(),
+        name: p.name.clone(),
+        backend: p.backend.as_ref().map(|(b, _)| b.clone()),
         value: value.filter(|v| v.is_finite()),
-        threshold: bound.threshold(),
+        threshold: p.bound.threshold(),
         verdict,
         reason,
     }
 }
 
 fn inconclusive(p: &Pending, value: Option<f64>, reason: &str) -> CheckResult {
-    result(
-        &p.name,
-        &p.bound,
-        value,
-        Verdict::Inconclusive,
-        Some(reason.to_owned()),
-    )
+    result(p, value, Verdict::Inconclusive, Some(reason.to_owned()))
+}
+
+/// Too little traffic for a built-in check to judge.
+struct Gate {
+    reason: String,
+    /// Attempts in the window, when counted.
+    volume: Option<f64>,
 }
 
 /// Pass or fail on the bound, unless `gate` (too little traffic) makes it inconclusive.
-fn judge(p: &Pending, reading: Reading, gate: Option<&str>) -> CheckResult {
+fn judge(p: &Pending, reading: Reading, gate: Option<&Gate>) -> CheckResult {
     match reading {
         Reading::Failed(reason) => inconclusive(p, None, &reason),
-        Reading::NoData(reason) => inconclusive(p, None, gate.unwrap_or(&reason)),
+        Reading::NoData(reason) => {
+            inconclusive(p, None, gate.map_or(reason.as_str(), |g| g.reason.as_str()))
+        }
         Reading::Value(v) => match gate {
-            Some(gate) => inconclusive(p, Some(v), gate),
-            None if p.bound.holds(v) => result(&p.name, &p.bound, Some(v), Verdict::Pass, None),
-            None => result(&p.name, &p.bound, Some(v), Verdict::Fail, None),
+            Some(g) => inconclusive(p, Some(v), &g.reason),
+            None if p.bound.holds(v) => result(p, Some(v), Verdict::Pass, None),
+            None => result(p, Some(v), Verdict::Fail, None),
         },
     }
 }
 
-/// Runs every query of `req` at once and judges the answers.
-pub(crate) async fn checks<S: Source>(source: &S, req: &Request<'_>) -> Vec<CheckResult> {
+/// The error rate, where every attempt failing fails the check below `minRequests` too: a
+/// canary that cannot serve at all needs no more evidence (and would otherwise hold).
+fn judge_errors(p: &Pending, reading: Reading, gate: Option<&Gate>, window: &str) -> CheckResult {
+    match (&reading, gate) {
+        (
+            Reading::Value(v),
+            Some(Gate {
+                volume: Some(n), ..
+            }),
+        ) if *v >= 1.0 && *n > 0.0 => {
+            let why = format!(
+                "every one of the {} attempts in {window} failed; fewer than minRequests, but a total failure needs no more traffic",
+                super::format_value(*n)
+            );
+            result(p, Some(*v), Verdict::Fail, Some(why))
+        }
+        _ => judge(p, reading, gate),
+    }
+}
+
+/// Runs every query of `req` at once, evaluated at `at` over `window`, and judges the answers.
+pub(crate) async fn checks<S: Source>(
+    source: &S,
+    req: &Request<'_>,
+    window: Result<Duration, String>,
+    at: Timestamp,
+) -> Vec<CheckResult> {
     let a = req.analysis;
-    let window = a.interval.parse();
-    let mut problem = match &window {
+    let mut problem = match a.interval.parse() {
         Err(e) => Some(format!("analysis.interval is not usable: {e}")),
-        Ok(w) if w.is_zero() => Some("analysis.interval must be greater than zero".into()),
-        Ok(_) => None,
+        Ok(i) if i.is_zero() => Some("analysis.interval must be greater than zero".into()),
+        Ok(_) => window.as_ref().err().cloned(),
     };
     if problem.is_none() && req.gaining.is_empty() {
         problem =
@@ -151,39 +182,51 @@ pub(crate) async fn checks<S: Source>(source: &S, req: &Request<'_>) -> Vec<Chec
     };
     let q = Queries::new(req.namespace, req.route, window);
 
-    let mut queries = vec![q.volume(&req.gaining, traffic)];
+    let mut queries: Vec<String> = vec![];
     let mut ask = |promql: String| {
         queries.push(promql);
         queries.len() - 1
     };
-    let mut pending = vec![Pending {
-        name: "error-rate".into(),
-        bound: Bound::AtMost(a.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE)),
-        measure: Measure::ErrorRate(ask(q.error_rate(&req.gaining, traffic))),
-    }];
-    if let Some(max) = &a.max_latency_p95 {
-        pending.push(match max.parse() {
-            Ok(max) => Pending {
+    let latency_bound = a.max_latency_p95.as_ref().map(|max| max.parse());
+    let baseline_tokens = (req.mirror && !req.baseline.is_empty())
+        .then(|| ask(q.tokens_per_request_live(&req.baseline)));
+    let mut pending = vec![];
+    for b in &req.gaining {
+        let one = std::slice::from_ref(b);
+        let volume = ask(q.volume(one, traffic));
+        let backend = Some((b.clone(), volume));
+        pending.push(Pending {
+            name: "error-rate".into(),
+            backend: backend.clone(),
+            bound: Bound::AtMost(a.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE)),
+            measure: Measure::ErrorRate(ask(q.error_rate(one, traffic))),
+        });
+        match &latency_bound {
+            Some(Ok(max)) => pending.push(Pending {
                 name: "latency-p95".into(),
+                backend: backend.clone(),
                 bound: Bound::AtMost(max.as_secs_f64()),
-                measure: Measure::Latency(ask(q.latency_p95(&req.gaining, traffic))),
-            },
-            Err(e) => Pending {
+                measure: Measure::Latency(ask(q.latency_p95(one, traffic))),
+            }),
+            Some(Err(e)) => pending.push(Pending {
                 name: "latency-p95".into(),
+                backend: backend.clone(),
                 bound: Bound::Unset,
                 measure: Measure::Misconfigured(format!("maxLatencyP95 is not usable: {e}")),
-            },
-        });
-    }
-    if req.mirror {
-        let gaining = ask(q.tokens_per_request_shadow(&req.gaining));
-        let baseline =
-            (!req.baseline.is_empty()).then(|| ask(q.tokens_per_request_live(&req.baseline)));
-        pending.push(Pending {
-            name: "token-difference".into(),
-            bound: Bound::AtMost(MAX_TOKEN_DIFFERENCE),
-            measure: Measure::TokenDifference { gaining, baseline },
-        });
+            }),
+            None => {}
+        }
+        if req.mirror {
+            pending.push(Pending {
+                name: "token-difference".into(),
+                backend,
+                bound: Bound::AtMost(MAX_TOKEN_DIFFERENCE),
+                measure: Measure::TokenDifference {
+                    gaining: ask(q.tokens_per_request_shadow(one)),
+                    baseline: baseline_tokens,
+                },
+            });
+        }
     }
     for m in &a.metrics {
         let bound = Bound::from_min_max(m.min, m.max);
@@ -200,25 +243,35 @@ pub(crate) async fn checks<S: Source>(source: &S, req: &Request<'_>) -> Vec<Chec
         };
         pending.push(Pending {
             name: m.name.clone(),
+            backend: None,
             bound,
             measure,
         });
     }
 
     if let Some(reason) = problem {
+        if pending.is_empty() {
+            // Still say why nothing was judged.
+            pending.push(Pending {
+                name: "error-rate".into(),
+                backend: None,
+                bound: Bound::AtMost(a.max_error_rate.unwrap_or(DEFAULT_MAX_ERROR_RATE)),
+                measure: Measure::Misconfigured(reason.clone()),
+            });
+        }
         return pending
             .iter()
             .map(|p| inconclusive(p, None, &reason))
             .collect();
     }
 
-    let answers = join_all(queries.iter().map(|promql| source.query(promql))).await;
+    let answers = join_all(queries.iter().map(|promql| source.query(promql, at))).await;
     for (promql, answer) in queries.iter().zip(&answers) {
         tracing::debug!(route = req.route, namespace = req.namespace, query = %promql, ?answer, "analysis query");
     }
     if let Some(e) = answers.iter().find_map(|a| match a {
-        Err(SourceError::Query(_)) | Ok(_) => None,
-        Err(e) => Some(e),
+        Err(e @ (SourceError::Unreachable(_) | SourceError::InvalidUrl { .. })) => Some(e),
+        _ => None,
     }) {
         let reason = format!("{UNREACHABLE_PREFIX}{e}");
         return pending
@@ -227,42 +280,47 @@ pub(crate) async fn checks<S: Source>(source: &S, req: &Request<'_>) -> Vec<Chec
             .collect();
     }
 
-    let gate = gate(req, &answers[0], window);
-    let gate = gate.as_deref();
+    let shown_window = crate::duration::format(window);
     pending
         .iter()
-        .map(|p| match &p.measure {
-            Measure::ErrorRate(i) => judge(p, read(&answers[*i]), gate),
-            Measure::Latency(i) => match (&answers[*i], gate) {
-                // Above the largest bucket: slower than anything the histogram resolves.
-                (Ok(Some(v)), None) if *v == f64::INFINITY => result(
-                    &p.name,
-                    &p.bound,
-                    None,
-                    Verdict::Fail,
-                    Some("the 95th percentile is above the largest histogram bucket".into()),
+        .map(|p| {
+            let gate = p
+                .backend
+                .as_ref()
+                .and_then(|(_, volume)| gate(req, &answers[*volume], window));
+            let gate = gate.as_ref();
+            match &p.measure {
+                Measure::ErrorRate(i) => judge_errors(p, read(&answers[*i]), gate, &shown_window),
+                Measure::Latency(i) => match (&answers[*i], gate) {
+                    // Above the largest bucket: slower than anything the histogram resolves.
+                    (Ok(Some(v)), None) if *v == f64::INFINITY => result(
+                        p,
+                        None,
+                        Verdict::Fail,
+                        Some("the 95th percentile is above the largest histogram bucket".into()),
+                    ),
+                    (answer, gate) => judge(p, read(answer), gate),
+                },
+                Measure::TokenDifference { gaining, baseline } => token_difference(
+                    p,
+                    &answers[*gaining],
+                    baseline.map(|i| &answers[i]),
+                    gate.map(|g| g.reason.as_str()),
+                    req,
                 ),
-                (answer, gate) => judge(p, read(answer), gate),
-            },
-            Measure::TokenDifference { gaining, baseline } => token_difference(
-                p,
-                req,
-                &answers[*gaining],
-                baseline.map(|i| &answers[i]),
-                gate,
-            ),
-            Measure::Custom(i) => judge(p, read(&answers[*i]), None),
-            Measure::Misconfigured(reason) => inconclusive(p, None, reason),
+                Measure::Custom(i) => judge(p, read(&answers[*i]), None),
+                Measure::Misconfigured(reason) => inconclusive(p, None, reason),
+            }
         })
         .collect()
 }
 
-/// Why the built-in checks cannot judge: too little traffic on the gaining backends.
+/// Why the built-in checks of one backend cannot judge: too little traffic on it.
 fn gate(
     req: &Request<'_>,
     volume: &Result<Option<f64>, SourceError>,
     window: Duration,
-) -> Option<String> {
+) -> Option<Gate> {
     let min = req.analysis.min_requests;
     if min <= 0 {
         return None;
@@ -274,16 +332,21 @@ fn gate(
     };
     let window = crate::duration::format(window);
     match read(volume) {
-        Reading::Failed(reason) => Some(format!("request count: {reason}")),
-        Reading::NoData(_) => Some(format!(
-            "no {kind} in {window}, fewer than minRequests {min}"
-        )),
+        Reading::Failed(reason) => Some(Gate {
+            reason: format!("request count: {reason}"),
+            volume: None,
+        }),
+        Reading::NoData(_) => Some(Gate {
+            reason: format!("no {kind} in {window}, fewer than minRequests {min}"),
+            volume: None,
+        }),
         Reading::Value(n) if n < f64::from(min) => {
             // Rounded down, so the count shown is never the minimum itself.
             let shown = (n * 10.0).floor() / 10.0;
-            Some(format!(
-                "{shown} {kind} in {window}, fewer than minRequests {min}"
-            ))
+            Some(Gate {
+                reason: format!("{shown} {kind} in {window}, fewer than minRequests {min}"),
+                volume: Some(n),
+            })
         }
         Reading::Value(_) => None,
     }
@@ -291,10 +354,10 @@ fn gate(
 
 fn token_difference(
     p: &Pending,
-    req: &Request<'_>,
     gaining: &Result<Option<f64>, SourceError>,
     baseline: Option<&Result<Option<f64>, SourceError>>,
     gate: Option<&str>,
+    req: &Request<'_>,
 ) -> CheckResult {
     let Some(baseline) = baseline else {
         return inconclusive(p, None, "no baseline backends to compare with");
@@ -304,7 +367,7 @@ fn token_difference(
         (Reading::NoData(_), _) => {
             let why = format!(
                 "no output tokens per request for the shadow traffic of {}",
-                req.gaining.join(", ")
+                p.backend.as_ref().map_or("", |(b, _)| b.as_str())
             );
             return inconclusive(p, None, gate.unwrap_or(&why));
         }
@@ -327,7 +390,7 @@ fn token_difference(
         return inconclusive(p, Some(value), gate);
     }
     if p.bound.holds(value) {
-        result(&p.name, &p.bound, Some(value), Verdict::Pass, None)
+        result(p, Some(value), Verdict::Pass, None)
     } else {
         let why = format!(
             "shadow {} vs baseline {} output tokens per request ({:+.1}%)",
@@ -335,6 +398,6 @@ fn token_difference(
             super::format_value(b),
             relative * 100.0
         );
-        result(&p.name, &p.bound, Some(value), Verdict::Fail, Some(why))
+        result(p, Some(value), Verdict::Fail, Some(why))
     }
 }

@@ -1,12 +1,13 @@
 //! Judging one rollout step from the gateway's Prometheus metrics.
 //!
-//! [`run`] measures the backends gaining traffic over the last `analysis.interval` and returns
-//! one [`CheckResult`] per check, in this order:
+//! [`run`] measures each backend gaining traffic on its own (a good one cannot dilute a bad
+//! one) over the analysis window ending at an explicit instant, and returns per backend one
+//! [`CheckResult`] per built-in check, then the custom checks:
 //!
-//! 1. `error-rate`, always: failed attempts (`outcome` `error` or `failover`) over all live
-//!    attempts, or, in the mirror phase, shadow copies whose code is not 2xx over all shadow
-//!    copies. Fails above `maxErrorRate`, or above [`DEFAULT_MAX_ERROR_RATE`] (1%) when that is
-//!    not set.
+//! 1. `error-rate`, always: failed attempts (`outcome` `error`, `failover` or `unavailable`)
+//!    over all live attempts except the caller's mistakes (`client_error`), or, in the mirror
+//!    phase, shadow copies whose code is not 2xx over all shadow copies. Fails above
+//!    `maxErrorRate`, or above [`DEFAULT_MAX_ERROR_RATE`] (1%) when that is not set.
 //! 2. `latency-p95`, when `maxLatencyP95` is set: the 95th percentile of successful (mirror:
 //!    shadow) attempt duration, in seconds.
 //! 3. `token-difference`, in the mirror phase only: the relative difference of output tokens
@@ -15,9 +16,13 @@
 //! 4. Each custom `metrics` check, its query's placeholders substituted (see
 //!    [`render_template`]), compared with its `min` and/or `max` (both inclusive).
 //!
-//! Traffic volume is not a check of its own: when fewer than `minRequests` attempts (mirror:
-//! shadow copies) reached the gaining backends in the window, every built-in check is
-//! inconclusive, still reporting the values it measured. Custom checks measure whatever their
+//! The window is `analysis.window`, by default four scrape intervals of the Prometheus asked
+//! (see [`window`]); a shorter one makes every check inconclusive with a message naming the
+//! smallest usable window. Traffic volume is not a check of its own: when fewer than
+//! `minRequests` attempts (mirror: shadow copies) reached a gaining backend in the window, its
+//! built-in checks are inconclusive, still reporting the values they measured — except that
+//! every attempt failing is a failure whatever the volume. Prometheus warnings (partial data)
+//! make the checks inconclusive, never a value. Custom checks measure whatever their
 //! query says, so the volume does not gate them. An empty answer, NaN or ±Inf is no data and
 //! makes a check inconclusive (except a p95 of +Inf: slower than the largest histogram bucket,
 //! which fails). A query Prometheus rejects makes that check inconclusive with a reason
@@ -29,10 +34,12 @@ mod evaluate;
 mod queries;
 mod source;
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Analysis, AnalysisResult, CheckResult, Verdict};
+use crate::api::{self, Analysis, AnalysisResult, CheckResult, Verdict};
 
 pub use queries::{render_template, render_window};
 pub use source::{Prometheus, QUERY_TIMEOUT, Source, SourceError};
@@ -43,6 +50,11 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const MAX_TOKEN_DIFFERENCE: f64 = 0.05;
 /// How the reason of every check starts when Prometheus could not be queried.
 pub const UNREACHABLE_PREFIX: &str = "Prometheus unreachable: ";
+/// A window holds at least this many scrapes, so `rate()` has samples to work with whatever
+/// the phase of the scrapes.
+pub const SCRAPES_PER_WINDOW: u32 = 4;
+/// Prometheus' own default scrape interval, assumed when it cannot be read.
+pub const DEFAULT_SCRAPE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What to judge.
 #[derive(Debug, Clone)]
@@ -57,13 +69,48 @@ pub struct Request<'a> {
     /// Mirror phase: judge the shadow traffic (`outcome="shadow"`) of `gaining` instead of
     /// live traffic, and compare output tokens per request with the baseline's live traffic.
     pub mirror: bool,
+    /// The scrape interval of the Prometheus asked, when known.
+    pub scrape_interval: Option<Duration>,
 }
 
-/// Runs every check of `req` against `source` (all queries at once) and judges the step.
-pub async fn run<S: Source>(source: &S, req: &Request<'_>, now: Timestamp) -> AnalysisResult {
-    let checks = evaluate::checks(source, req).await;
+/// The window queries look back over: `analysis.window`, by default [`SCRAPES_PER_WINDOW`]
+/// scrape intervals; a shorter window cannot hold enough samples and is refused with a
+/// message saying the smallest usable one.
+pub fn window(analysis: &Analysis, scrape_interval: Option<Duration>) -> Result<Duration, String> {
+    let scrape = scrape_interval.unwrap_or(DEFAULT_SCRAPE_INTERVAL);
+    let min = scrape * SCRAPES_PER_WINDOW;
+    let Some(w) = &analysis.window else {
+        return Ok(min);
+    };
+    let w = w
+        .parse()
+        .map_err(|e| format!("analysis.window is not usable: {e}"))?;
+    if w < min {
+        return Err(format!(
+            "analysis.window {} is shorter than {SCRAPES_PER_WINDOW} scrape intervals of Prometheus ({} each){}; set it to at least {} or remove it to use that default",
+            crate::duration::format(w),
+            crate::duration::format(scrape),
+            if scrape_interval.is_none() {
+                ", assumed as its configuration could not be read"
+            } else {
+                ""
+            },
+            crate::duration::format(min),
+        ));
+    }
+    Ok(w)
+}
+
+/// Runs every check of `req` against `source`, every query evaluated at the instant `at`
+/// (all at once), and judges the step.
+pub async fn run<S: Source>(source: &S, req: &Request<'_>, at: Timestamp) -> AnalysisResult {
+    let window = window(req.analysis, req.scrape_interval);
+    let checks = evaluate::checks(source, req, window.clone(), at).await;
     AnalysisResult {
-        time: Time(now),
+        time: Time(at),
+        window: window
+            .ok()
+            .map(|w| api::Duration(crate::duration::format(w))),
         verdict: overall(&checks),
         checks,
     }
@@ -104,6 +151,9 @@ pub fn summary(result: &AnalysisResult) -> String {
         .iter()
         .map(|c| {
             let mut s = c.name.clone();
+            if let Some(b) = &c.backend {
+                s.push_str(&format!(" of {b}"));
+            }
             match (c.verdict, c.value) {
                 (Verdict::Pass, Some(v)) => {
                     s.push_str(&format!(" {} {}", format_value(v), passed(&c.threshold)));
@@ -172,7 +222,11 @@ mod tests;
 struct NoSource(String);
 
 impl Source for NoSource {
-    fn query(&self, _: &str) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send {
+    fn query(
+        &self,
+        _: &str,
+        _: Timestamp,
+    ) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send {
         std::future::ready(Err(SourceError::Unreachable(self.0.clone())))
     }
 }

@@ -62,7 +62,7 @@ pub(crate) fn alternation(names: &[String]) -> String {
 /// Which traffic a query looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Traffic {
-    /// Everything clients were served from (`outcome!="shadow"`).
+    /// Attempts to serve clients, except those rejected as the caller's own mistake.
     Live,
     /// The mirrored copies (`outcome="shadow"`).
     Shadow,
@@ -120,24 +120,36 @@ impl Queries {
         )
     }
 
-    /// Share of failed attempts. Live: attempts that failed over or returned an error, over
-    /// all live attempts. Shadow: copies whose code is not 2xx, over all copies.
+    /// Share of failed attempts. Live: attempts that failed over, returned an error or found
+    /// the backend unavailable (no ready pods, no credentials, cooling down, saturated,
+    /// ejected), over all live attempts except the caller's own mistakes (`client_error`).
+    /// Shadow: copies whose code is not 2xx, over all copies.
     ///
-    /// Live traffic is counted from the duration histogram's `_count`, which has no `code`
-    /// label, so the gateway exports its error series at 0 from a backend's first attempt:
-    /// the first errors are then increments Prometheus sees, not a series appearing at 1
-    /// (which `rate()` cannot see). The numerator still falls back to `vector(0)` for a
-    /// series that does not exist yet.
+    /// Never `or vector(0)`: a missing series is no data, not a 0% error rate. Live traffic is
+    /// counted from the duration histogram's `_count`, whose failure series the gateway
+    /// exports at 0 from a backend's first attempt, so they exist whenever the denominator
+    /// does. The shadow numerator is a `code` series that appears with the first failed copy;
+    /// it falls back to zero only where shadow copies were measured (`0 * denominator`), so
+    /// no traffic still reads as no data.
     pub(crate) fn error_rate(&self, backends: &[String], traffic: Traffic) -> String {
-        let (metric, failed) = match traffic {
-            Traffic::Live => (DURATION_COUNT, r#"outcome=~"error|failover""#),
-            Traffic::Shadow => (REQUESTS, r#"outcome="shadow",code!~"2..""#),
-        };
-        format!(
-            "({} or vector(0)) / {}",
-            self.sum_rate(metric, backends, failed),
-            self.sum_rate(metric, backends, traffic_matcher(traffic))
-        )
+        match traffic {
+            Traffic::Live => format!(
+                "{} / {}",
+                self.sum_rate(
+                    DURATION_COUNT,
+                    backends,
+                    r#"outcome=~"error|failover|unavailable""#
+                ),
+                self.sum_rate(DURATION_COUNT, backends, traffic_matcher(traffic))
+            ),
+            Traffic::Shadow => {
+                let all = self.sum_rate(REQUESTS, backends, traffic_matcher(traffic));
+                format!(
+                    "({} or 0 * {all}) / {all}",
+                    self.sum_rate(REQUESTS, backends, r#"outcome="shadow",code!~"2..""#),
+                )
+            }
+        }
     }
 
     /// 95th percentile of attempt duration in seconds: successful live attempts, or all
@@ -179,7 +191,7 @@ impl Queries {
 
 fn traffic_matcher(traffic: Traffic) -> &'static str {
     match traffic {
-        Traffic::Live => r#"outcome!="shadow""#,
+        Traffic::Live => r#"outcome!~"shadow|client_error""#,
         Traffic::Shadow => r#"outcome="shadow""#,
     }
 }
@@ -255,7 +267,7 @@ mod tests {
         let q = Queries::new("ns", "r", Duration::from_secs(60));
         assert_eq!(
             q.volume(&names(&["vllm.a", "b"]), Traffic::Live),
-            r#"sum(increase(switchyard_requests_total{namespace="ns",route="r",backend=~"vllm\\.a|b",outcome!="shadow"}[60s]))"#
+            r#"sum(increase(switchyard_requests_total{namespace="ns",route="r",backend=~"vllm\\.a|b",outcome!~"shadow|client_error"}[60s]))"#
         );
     }
 

@@ -3,7 +3,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use prometheus_http_query::{Client, Error as PromError, response::Data};
+use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::Value;
 
 /// Longest a single query may take, connecting included, before Prometheus counts as
 /// unreachable for this analysis.
@@ -24,6 +26,11 @@ pub enum SourceError {
     /// execution error, more than one series).
     #[error("{0}")]
     Query(String),
+    /// Prometheus answered with warnings (e.g. a federated or remote-read source failed), so
+    /// the number may be computed from part of the data: a missing error series would read as
+    /// a 0% error rate. Never judged.
+    #[error("Prometheus returned partial data: {0}")]
+    Partial(String),
     /// The URL to reach Prometheus is not usable.
     #[error("invalid Prometheus URL {url:?}: {reason}")]
     InvalidUrl { url: String, reason: String },
@@ -31,24 +38,45 @@ pub enum SourceError {
 
 /// Answers instant PromQL queries with a single number.
 pub trait Source {
-    /// `Ok(None)` for an empty result. NaN and ±Inf are returned as `Some`; the evaluator
-    /// treats them as no data.
-    fn query(&self, promql: &str) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send;
+    /// Evaluates `promql` at the instant `at` (every query of one analysis uses the same
+    /// instant, so they describe the same window). `Ok(None)` for an empty result. NaN and
+    /// ±Inf are returned as `Some`; the evaluator treats them as no data.
+    fn query(
+        &self,
+        promql: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send;
 }
 
-/// A Prometheus HTTP API (`/api/v1/query`).
+/// A Prometheus HTTP API (`/api/v1/query`, `/api/v1/status/config`).
 #[derive(Clone)]
 pub struct Prometheus {
-    client: Client,
+    http: reqwest::Client,
+    base: reqwest::Url,
     timeout: Duration,
 }
 
 impl std::fmt::Debug for Prometheus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Prometheus")
-            .field("url", &self.client.base_url().as_str())
+            .field("url", &self.base.as_str())
             .finish()
     }
+}
+
+/// The envelope of every Prometheus API answer.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    status: String,
+    #[serde(default)]
+    data: Value,
+    #[serde(default)]
+    error_type: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 impl Prometheus {
@@ -65,78 +93,188 @@ impl Prometheus {
             url: url.to_owned(),
             reason,
         };
+        let mut base = reqwest::Url::parse(url).map_err(|e| invalid(e.to_string()))?;
+        match base.scheme() {
+            "http" | "https" => {}
+            other => return Err(invalid(format!("scheme {other:?} is not http or https"))),
+        }
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
         let http = reqwest::Client::builder()
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT.min(timeout))
             .timeout(timeout)
             .build()
             .map_err(|e| invalid(chain(&e)))?;
-        let client = Client::from(http, url).map_err(|e| invalid(chain(&e)))?;
-        match client.base_url().scheme() {
-            "http" | "https" => Ok(Self { client, timeout }),
-            other => Err(invalid(format!("scheme {other:?} is not http or https"))),
-        }
+        Ok(Self {
+            http,
+            base,
+            timeout,
+        })
     }
 
     /// The base URL queries go to.
     pub fn url(&self) -> &str {
-        self.client.base_url().as_str()
+        self.base.as_str()
+    }
+
+    /// Prometheus' global scrape interval, from its configuration API. Analysis windows are
+    /// at least four of them, so `rate()` always has samples to work with.
+    pub async fn scrape_interval(&self) -> Result<Duration, SourceError> {
+        let data = self.get("api/v1/status/config", &[]).await?;
+        let yaml = data
+            .get("yaml")
+            .and_then(Value::as_str)
+            .ok_or_else(|| SourceError::Query("configuration answer has no yaml".into()))?;
+        scrape_interval_of(yaml)
+    }
+
+    /// One GET against the API; the answer's `data`, or why there is none.
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<Value, SourceError> {
+        let url = self
+            .base
+            .join(path)
+            .map_err(|e| SourceError::Unreachable(e.to_string()))?;
+        let resp = self
+            .http
+            .get(url)
+            .query(params)
+            .send()
+            .await
+            .map_err(|e| transport(&e, self.timeout))?;
+        let status = resp.status();
+        let json = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return Err(SourceError::Unreachable(format!(
+                "HTTP {status}, not a Prometheus API response"
+            )));
+        }
+        let envelope: Envelope = resp.json().await.map_err(|e| {
+            SourceError::Unreachable(truncate(&format!("unreadable answer: {}", root_cause(&e))))
+        })?;
+        if envelope.status != "success" {
+            let kind = envelope.error_type.unwrap_or_default();
+            let text = truncate(&format!("{kind}: {}", envelope.error.unwrap_or_default()));
+            // Rejections of the query itself, as opposed to a Prometheus that cannot answer.
+            return Err(match kind.as_str() {
+                "bad_data" | "execution" | "not_found" => SourceError::Query(text),
+                _ => SourceError::Unreachable(truncate(&format!("Prometheus {text}"))),
+            });
+        }
+        if !envelope.warnings.is_empty() {
+            return Err(SourceError::Partial(truncate(
+                &envelope.warnings.join("; "),
+            )));
+        }
+        Ok(envelope.data)
     }
 }
 
 impl Source for Prometheus {
-    fn query(&self, promql: &str) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send {
-        let request = self.client.query(promql);
-        let timeout = self.timeout;
-        async move {
-            let result = request.get().await.map_err(|e| classify(e, timeout))?;
-            single_value(result.data())
-        }
+    fn query(
+        &self,
+        promql: &str,
+        at: Timestamp,
+    ) -> impl Future<Output = Result<Option<f64>, SourceError>> + Send {
+        let params = [
+            ("query", promql.to_owned()),
+            (
+                "time",
+                format!("{:.3}", at.as_millisecond() as f64 / 1000.0),
+            ),
+        ];
+        async move { single_value(&self.get("api/v1/query", &params).await?) }
     }
 }
 
-/// One number out of an instant query's result.
-fn single_value(data: &Data) -> Result<Option<f64>, SourceError> {
-    match data {
-        Data::Scalar(sample) => Ok(Some(sample.value())),
-        Data::Vector(series) => match series.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one.sample().value())),
-            many => Err(SourceError::Query(format!(
+/// The smallest scrape interval that matters: the global one (jobs that override it are not
+/// known to scrape the gateway). Prometheus' own default is 1m when the config omits it.
+fn scrape_interval_of(yaml: &str) -> Result<Duration, SourceError> {
+    let config: Value = serde_yaml::from_str(yaml)
+        .map_err(|e| SourceError::Query(format!("unreadable configuration: {e}")))?;
+    let Some(text) = config
+        .pointer("/global/scrape_interval")
+        .and_then(Value::as_str)
+    else {
+        return Ok(Duration::from_secs(60));
+    };
+    prometheus_duration(text)
+        .ok_or_else(|| SourceError::Query(format!("unreadable scrape_interval {text:?}")))
+}
+
+/// A Prometheus duration (`1m`, `15s`, `1m30s`, `500ms`, `1h`, `1d`, `1w`, `1y`).
+fn prometheus_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let units = [
+            ("ms", 1),
+            ("s", 1_000),
+            ("m", 60_000),
+            ("h", 3_600_000),
+            ("d", 86_400_000),
+            ("w", 604_800_000),
+            ("y", 31_536_000_000),
+        ];
+        let (unit, ms) = units.iter().find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total += Duration::from_millis(n.checked_mul(*ms)?);
+    }
+    (!total.is_zero()).then_some(total)
+}
+
+/// One number out of an instant query's `data`.
+fn single_value(data: &Value) -> Result<Option<f64>, SourceError> {
+    let number = |sample: &Value| -> Result<f64, SourceError> {
+        sample
+            .get(1)
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| SourceError::Query(format!("unreadable sample {sample}")))
+    };
+    let result = data.get("result").unwrap_or(&Value::Null);
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("scalar") => number(result).map(Some),
+        Some("vector") => match result.as_array().map(Vec::as_slice) {
+            None | Some([]) => Ok(None),
+            Some([one]) => number(one.get("value").unwrap_or(&Value::Null)).map(Some),
+            Some(many) => Err(SourceError::Query(format!(
                 "query returned {} series; aggregate it to one, e.g. with sum(...)",
                 many.len()
             ))),
         },
-        Data::Matrix(series) => Err(SourceError::Query(format!(
+        Some("matrix") => Err(SourceError::Query(format!(
             "query returned a range vector ({} series); it must return a single number",
-            series.len()
+            result.as_array().map_or(0, Vec::len)
+        ))),
+        other => Err(SourceError::Query(format!(
+            "unexpected result type {other:?}"
         ))),
     }
 }
 
-/// Sorts the client's errors into "this query is wrong" and "Prometheus cannot be used".
-fn classify(e: PromError, timeout: Duration) -> SourceError {
-    match &e {
-        PromError::Prometheus(p) if p.is_bad_data() || p.is_execution() || p.is_not_found() => {
-            SourceError::Query(truncate(&p.to_string()))
-        }
-        PromError::Prometheus(p) => SourceError::Unreachable(truncate(&format!("Prometheus {p}"))),
-        PromError::Client(c) => {
-            let message = match c.inner() {
-                Some(r) if r.is_timeout() => {
-                    format!("no answer within {}", crate::duration::format(timeout))
-                }
-                Some(r) if r.is_connect() => format!("cannot connect: {}", root_cause(r)),
-                Some(r) => match r.status() {
-                    Some(status) => format!("HTTP {status}, not a Prometheus API response"),
-                    None => format!("{c}: {}", root_cause(r)),
-                },
-                None => c.to_string(),
-            };
-            SourceError::Unreachable(truncate(&message))
-        }
-        _ => SourceError::Unreachable(truncate(&chain(&e))),
-    }
+/// Why a request got no answer at all.
+fn transport(e: &reqwest::Error, timeout: Duration) -> SourceError {
+    let message = if e.is_timeout() {
+        format!("no answer within {}", crate::duration::format(timeout))
+    } else if e.is_connect() {
+        format!("cannot connect: {}", root_cause(e))
+    } else {
+        root_cause(e)
+    };
+    SourceError::Unreachable(truncate(&message))
 }
 
 /// The innermost cause, which names what went wrong (`Connection refused (os error 111)`)
@@ -212,6 +350,11 @@ mod tests {
                 json,
                 r#"{"status":"error","errorType":"bad_data","error":"parse error"}"#.into(),
             ),
+            "warned" => (
+                200,
+                json,
+                r#"{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["remote read from store-2 failed"]}"#.into(),
+            ),
             "unavailable" => (
                 503,
                 json,
@@ -242,12 +385,25 @@ mod tests {
                     let target = head.split(' ').nth(1).unwrap_or("");
                     let (status, ctype, body) = match target.split_once('?') {
                         Some(("/api/v1/query", params)) => {
-                            let query = params
-                                .split('&')
-                                .find_map(|p| p.strip_prefix("query="))
-                                .unwrap_or("");
-                            answer(query)
+                            let param = |name: &str| {
+                                params
+                                    .split('&')
+                                    .find_map(|p| p.strip_prefix(name))
+                                    .unwrap_or("")
+                                    .to_owned()
+                            };
+                            // Every query must name its evaluation instant.
+                            if param("time=") != "1700000000.250" {
+                                (400, "application/json", r#"{"status":"error","errorType":"bad_data","error":"wrong time"}"#.into())
+                            } else {
+                                answer(&param("query="))
+                            }
                         }
+                        _ if target == "/api/v1/status/config" => (
+                            200,
+                            "application/json",
+                            r#"{"status":"success","data":{"yaml":"global:\n  scrape_interval: 1m30s\n  evaluation_interval: 1m\nscrape_configs: []\n"}}"#.into(),
+                        ),
                         _ => (404, "text/plain", "not found".into()),
                     };
                     let response = format!(
@@ -262,36 +418,65 @@ mod tests {
         format!("http://{addr}")
     }
 
+    fn at() -> Timestamp {
+        Timestamp::from_millisecond(1_700_000_000_250).unwrap()
+    }
+
+    #[tokio::test]
+    async fn warnings_are_partial_data_never_a_value() {
+        let prom = Prometheus::new(&fake_prometheus().await).unwrap();
+        assert_eq!(
+            prom.query("warned", at()).await,
+            Err(SourceError::Partial(
+                "remote read from store-2 failed".into()
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn the_scrape_interval_comes_from_the_configuration_api() {
+        let prom = Prometheus::new(&fake_prometheus().await).unwrap();
+        assert_eq!(prom.scrape_interval().await, Ok(Duration::from_secs(90)));
+        assert_eq!(
+            scrape_interval_of("scrape_configs: []\n"),
+            Ok(Duration::from_secs(60)),
+            "Prometheus' default"
+        );
+        assert_eq!(prometheus_duration("15s"), Some(Duration::from_secs(15)));
+        assert_eq!(prometheus_duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(prometheus_duration("x"), None);
+    }
+
     #[tokio::test]
     async fn prometheus_answers_map_to_values_and_errors() {
         let prom = Prometheus::new(&fake_prometheus().await).unwrap();
-        assert_eq!(prom.query("one").await, Ok(Some(0.25)));
-        assert_eq!(prom.query("empty").await, Ok(None));
-        assert_eq!(prom.query("scalar").await, Ok(Some(42.0)));
-        assert!(prom.query("nan").await.unwrap().unwrap().is_nan());
-        assert_eq!(prom.query("inf").await, Ok(Some(f64::INFINITY)));
+        assert_eq!(prom.query("one", at()).await, Ok(Some(0.25)));
+        assert_eq!(prom.query("empty", at()).await, Ok(None));
+        assert_eq!(prom.query("scalar", at()).await, Ok(Some(42.0)));
+        assert!(prom.query("nan", at()).await.unwrap().unwrap().is_nan());
+        assert_eq!(prom.query("inf", at()).await, Ok(Some(f64::INFINITY)));
         assert_eq!(
-            prom.query("two").await,
+            prom.query("two", at()).await,
             Err(SourceError::Query(
                 "query returned 2 series; aggregate it to one, e.g. with sum(...)".into()
             ))
         );
         assert!(matches!(
-            prom.query("matrix").await,
+            prom.query("matrix", at()).await,
             Err(SourceError::Query(m)) if m.starts_with("query returned a range vector")
         ));
         assert_eq!(
-            prom.query("bad").await,
+            prom.query("bad", at()).await,
             Err(SourceError::Query("bad_data: parse error".into()))
         );
         assert_eq!(
-            prom.query("unavailable").await,
+            prom.query("unavailable", at()).await,
             Err(SourceError::Unreachable(
                 "Prometheus unavailable: too many queries".into()
             ))
         );
         assert!(matches!(
-            prom.query("proxy").await,
+            prom.query("proxy", at()).await,
             Err(SourceError::Unreachable(m)) if m.contains("502")
         ));
     }
@@ -302,7 +487,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         drop(listener);
         let prom = Prometheus::new(&format!("http://{addr}")).unwrap();
-        let err = prom.query("one").await.unwrap_err();
+        let err = prom.query("one", at()).await.unwrap_err();
         match err {
             SourceError::Unreachable(m) => {
                 assert!(m.starts_with("cannot connect"), "{m}");
@@ -326,7 +511,7 @@ mod tests {
         let prom = Prometheus::with_timeout(&format!("http://{addr}"), Duration::from_millis(200))
             .unwrap();
         assert_eq!(
-            prom.query("one").await,
+            prom.query("one", at()).await,
             Err(SourceError::Unreachable("no answer within 200ms".into()))
         );
         server.abort();

@@ -8,12 +8,12 @@ use std::sync::Mutex;
 use super::*;
 use crate::api::{Duration, InconclusivePolicy, MetricCheck};
 
-const VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!="shadow"}[60s]))"#;
-const ERRORS: &str = r#"(sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover"}[60s])) or vector(0)) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome!="shadow"}[60s]))"#;
+const VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error"}[60s]))"#;
+const ERRORS: &str = r#"sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover|unavailable"}[60s])) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error"}[60s]))"#;
 const LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s])))"#;
 
 const SHADOW_VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
-const SHADOW_ERRORS: &str = r#"(sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code!~"2.."}[60s])) or vector(0)) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
+const SHADOW_ERRORS: &str = r#"(sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code!~"2.."}[60s])) or 0 * sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
 const SHADOW_LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s])))"#;
 const SHADOW_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"vllm",type="output"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s]) or rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code=~"2.."}[60s]))"#;
 const BASELINE_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"openai",type="output"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"openai",outcome="success"}[60s]))"#;
@@ -53,7 +53,12 @@ impl Fake {
 }
 
 impl Source for Fake {
-    fn query(&self, promql: &str) -> impl Future<Output = Answer> + Send {
+    fn query(&self, promql: &str, at: Timestamp) -> impl Future<Output = Answer> + Send {
+        assert_eq!(
+            at,
+            now(),
+            "every query is evaluated at the analysis instant"
+        );
         self.asked.lock().unwrap().push(promql.to_owned());
         let answer = self
             .answers
@@ -67,6 +72,7 @@ impl Source for Fake {
 fn analysis() -> Analysis {
     Analysis {
         interval: Duration::from("1m"),
+        window: None,
         min_requests: 50,
         max_error_rate: Some(0.005),
         max_latency_p95: Some(Duration::from("2s")),
@@ -86,6 +92,8 @@ fn request(analysis: &Analysis, mirror: bool) -> Request<'_> {
         baseline: vec!["openai".into()],
         analysis,
         mirror,
+        // Four 15 s scrapes: the default window is the 60 s the queries below pin.
+        scrape_interval: Some(std::time::Duration::from_secs(15)),
     }
 }
 
@@ -96,6 +104,7 @@ fn now() -> Timestamp {
 async fn judge(fake: &Fake, req: &Request<'_>) -> AnalysisResult {
     let result = run(fake, req, now()).await;
     assert_eq!(result.time, Time(now()));
+    assert_eq!(result.window, Some(Duration::from("1m")));
     result
 }
 
@@ -136,6 +145,7 @@ async fn live_step_passes_with_the_exact_queries() {
         vec![
             CheckResult {
                 name: "error-rate".into(),
+                backend: Some("vllm".into()),
                 value: Some(0.001),
                 threshold: "<= 0.005".into(),
                 verdict: Verdict::Pass,
@@ -143,6 +153,7 @@ async fn live_step_passes_with_the_exact_queries() {
             },
             CheckResult {
                 name: "latency-p95".into(),
+                backend: Some("vllm".into()),
                 value: Some(0.41),
                 threshold: "<= 2".into(),
                 verdict: Verdict::Pass,
@@ -153,7 +164,7 @@ async fn live_step_passes_with_the_exact_queries() {
     assert!(!unreachable(&result));
     assert_eq!(
         summary(&result),
-        "error-rate 0.001 <= 0.005 (Pass); latency-p95 0.41 <= 2 (Pass)"
+        "error-rate of vllm 0.001 <= 0.005 (Pass); latency-p95 of vllm 0.41 <= 2 (Pass)"
     );
 }
 
@@ -190,7 +201,7 @@ async fn a_high_error_rate_fails() {
     assert_eq!(check(&result, "error-rate").reason, None);
     assert_eq!(
         summary(&result),
-        "error-rate 0.052 > 0.005 (Fail); latency-p95 0.41 <= 2 (Pass)"
+        "error-rate of vllm 0.052 > 0.005 (Fail); latency-p95 of vllm 0.41 <= 2 (Pass)"
     );
 }
 
@@ -212,7 +223,7 @@ async fn a_slow_p95_fails() {
     assert_eq!(check(&result, "latency-p95").verdict, Verdict::Fail);
     assert_eq!(
         summary(&result),
-        "error-rate 0 <= 0.005 (Pass); latency-p95 2.5 > 2 (Fail)"
+        "error-rate of vllm 0 <= 0.005 (Pass); latency-p95 of vllm 2.5 > 2 (Fail)"
     );
 }
 
@@ -284,7 +295,9 @@ async fn too_few_requests_make_built_in_checks_inconclusive_but_report_values() 
     assert_eq!(check(&result, "latency-p95").value, Some(0.3));
     assert_eq!(
         summary(&result),
-        format!("error-rate 0.5 (Inconclusive: {reason}); latency-p95 0.3 (Inconclusive)")
+        format!(
+            "error-rate of vllm 0.5 (Inconclusive: {reason}); latency-p95 of vllm 0.3 (Inconclusive)"
+        )
     );
     assert!(!unreachable(&result));
 }
@@ -513,7 +526,7 @@ async fn custom_checks_are_not_gated_by_min_requests_but_need_data() {
 async fn custom_queries_get_their_placeholders_substituted_and_escaped() {
     let mut a = analysis();
     a.max_latency_p95 = None;
-    a.interval = Duration::from("2m");
+    a.window = Some(Duration::from("2m"));
     a.metrics = vec![custom(
         "ttft-p90",
         r#"histogram_quantile(0.9, sum by (le) (rate(switchyard_time_to_first_token_seconds_bucket{namespace="{{namespace}}",route="{{route}}",backend=~"{{backend}}"}[{{interval}}])))"#,
@@ -522,33 +535,55 @@ async fn custom_queries_get_their_placeholders_substituted_and_escaped() {
     )];
     let mut req = request(&a, false);
     req.gaining = vec!["gpu.v2".into(), "openai".into()];
-    let sel = r#"namespace="prod",route="chat",backend=~"gpu\\.v2|openai""#;
-    let fake = Fake::new(&[
-        (
-            &format!(
-                r#"sum(increase(switchyard_requests_total{{{sel},outcome!="shadow"}}[120s]))"#
+    let sel = |b: &str| format!(r#"namespace="prod",route="chat",backend=~"{b}""#);
+    let mut answers = vec![];
+    for b in [r"gpu\\.v2", "openai"] {
+        let sel = sel(b);
+        answers.push((
+            format!(
+                r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error"}}[120s]))"#
             ),
             Ok(Some(400.0)),
-        ),
-        (
-            &format!(
-                r#"(sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover"}}[120s])) or vector(0)) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!="shadow"}}[120s]))"#
+        ));
+        answers.push((
+            format!(
+                r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[120s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error"}}[120s]))"#
             ),
             Ok(Some(0.0)),
+        ));
+    }
+    let all = sel(r"gpu\\.v2|openai");
+    answers.push((
+        format!(
+            r#"histogram_quantile(0.9, sum by (le) (rate(switchyard_time_to_first_token_seconds_bucket{{{all}}}[120s])))"#
         ),
-        (
-            &format!(
-                r#"histogram_quantile(0.9, sum by (le) (rate(switchyard_time_to_first_token_seconds_bucket{{{sel}}}[120s])))"#
-            ),
-            Ok(Some(0.8)),
-        ),
-    ]);
-    let result = judge(&fake, &req).await;
+        Ok(Some(0.8)),
+    ));
+    let answers: Vec<(&str, Answer)> = answers
+        .iter()
+        .map(|(q, a)| (q.as_str(), a.clone()))
+        .collect();
+    let fake = Fake::new(&answers);
+    let result = run(&fake, &req, now()).await;
+    assert_eq!(result.window, Some(Duration::from("2m")));
     fake.assert_asked_exactly_the_known_queries();
     assert_eq!(result.verdict, Verdict::Pass, "{result:?}");
     assert_eq!(
         result.checks[0].reason, None,
         "the volume is measured over the 2m window"
+    );
+    assert_eq!(
+        result
+            .checks
+            .iter()
+            .map(|c| (c.name.as_str(), c.backend.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("error-rate", Some("gpu.v2")),
+            ("error-rate", Some("openai")),
+            ("ttft-p90", None)
+        ],
+        "each gaining backend is judged on its own"
     );
 }
 
@@ -581,7 +616,7 @@ async fn a_token_difference_over_five_percent_fails_either_way() {
         assert_eq!(
             summary(&result),
             format!(
-                "error-rate 0 <= 0.005 (Pass); latency-p95 0.5 <= 2 (Pass); token-difference 0.1 > 0.05 (Fail: {reason})"
+                "error-rate of vllm 0 <= 0.005 (Pass); latency-p95 of vllm 0.5 <= 2 (Pass); token-difference of vllm 0.1 > 0.05 (Fail: {reason})"
             )
         );
     }
@@ -658,7 +693,7 @@ async fn nothing_is_queried_without_gaining_backends_or_a_usable_interval() {
     let result = judge(&fake, &req).await;
     assert!(fake.asked().is_empty());
     assert_eq!(result.verdict, Verdict::Inconclusive);
-    assert_eq!(names(&result), ["error-rate", "latency-p95"]);
+    assert_eq!(names(&result), ["error-rate"]);
     assert_eq!(
         result.checks[0].reason.as_deref(),
         Some("no backend gains traffic in this step, so there is nothing to judge")
@@ -683,6 +718,7 @@ async fn nothing_is_queried_without_gaining_backends_or_a_usable_interval() {
 #[test]
 fn the_overall_verdict_is_the_worst() {
     let c = |verdict| CheckResult {
+        backend: None,
         name: "x".into(),
         value: None,
         threshold: "<= 1".into(),
@@ -700,6 +736,7 @@ fn the_overall_verdict_is_the_worst() {
 #[test]
 fn summary_words_ranges_and_valueless_checks() {
     let c = |name: &str, value, threshold: &str, verdict, reason: Option<&str>| CheckResult {
+        backend: None,
         name: name.into(),
         value,
         threshold: threshold.into(),
@@ -707,6 +744,7 @@ fn summary_words_ranges_and_valueless_checks() {
         reason: reason.map(str::to_owned),
     };
     let result = AnalysisResult {
+        window: None,
         time: Time(now()),
         verdict: Verdict::Fail,
         checks: vec![

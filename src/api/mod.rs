@@ -4,6 +4,7 @@
 
 mod backend;
 mod common;
+pub mod conditions;
 mod route;
 
 pub use backend::*;

@@ -146,6 +146,27 @@ pub struct Rollout {
     /// requests to the new backends and discards their answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
+    /// Longest a step (or the wait for the new backends to become Ready) may last beyond its
+    /// `stepDuration` without advancing; then the migration ends and rolls back, with the
+    /// reason in status. Time spent paused does not count.
+    #[serde(default = "default_progress_deadline")]
+    pub progress_deadline: Duration,
+}
+
+impl Default for Rollout {
+    fn default() -> Self {
+        Self {
+            steps: default_steps(),
+            step_duration: default_step_duration(),
+            analysis: None,
+            mirror: None,
+            progress_deadline: default_progress_deadline(),
+        }
+    }
+}
+
+fn default_progress_deadline() -> Duration {
+    Duration::from("30m")
 }
 
 fn default_steps() -> Vec<i32> {
@@ -160,9 +181,16 @@ fn default_step_duration() -> Duration {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Analysis {
-    /// How often the checks run, and the window each query looks back over.
+    /// How often the checks run.
     #[serde(default = "default_interval")]
     pub interval: Duration,
+    /// The range each query looks back over (`rate(...[window])`). Default and minimum: four
+    /// times Prometheus' scrape interval (read from its configuration API, or the
+    /// controller's `--scrape-interval`), so every window holds several samples; a shorter
+    /// window makes the checks inconclusive with a message saying the smallest usable one.
+    /// A step advances only on a passing analysis whose whole window lies within the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
     /// Fewer requests than this to the backends gaining traffic within one interval makes a
     /// check inconclusive, never a pass.
     #[serde(default = "default_min_requests")]
@@ -201,6 +229,23 @@ pub struct Analysis {
         "isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''"
     ).message("prometheusUrl must be an http:// or https:// URL, e.g. http://prometheus.monitoring:9090"))]
     pub prometheus_url: Option<String>,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            interval: default_interval(),
+            window: None,
+            min_requests: default_min_requests(),
+            max_error_rate: None,
+            max_latency_p95: None,
+            metrics: vec![],
+            failure_limit: default_failure_limit(),
+            on_inconclusive: InconclusivePolicy::default(),
+            max_hold: default_max_hold(),
+            prometheus_url: None,
+        }
+    }
 }
 
 fn default_interval() -> Duration {
@@ -305,7 +350,7 @@ pub struct ModelRouteStatus {
     /// The last fully promoted split; a rollback returns here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stable: Vec<WeightedBackend>,
-    /// The split the gateway applies now.
+    /// The split the gateway applies now, in thousandths that sum to 1000 in every phase.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weights: Vec<WeightedBackend>,
     /// `weights` as `name=weight` pairs, for `kubectl get`.
@@ -335,21 +380,34 @@ pub struct ModelRouteStatus {
     /// When the current migration began.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration_started_at: Option<Time>,
+    /// The rollout settings of the running migration, fixed when it started (defaults filled
+    /// in). Edits of `spec.rollout` during a migration take effect with the next one, so an
+    /// edit can never move weights by more than one step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
     /// Failed analyses at the current step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failures: Option<i32>,
     /// Since when the current step has been held on inconclusive analyses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holding_since: Option<Time>,
+    /// Since when a backend gaining traffic in the current migration has not been Ready; the
+    /// step holds, and the migration rolls back when it stays so for two analysis intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_not_ready_since: Option<Time>,
     /// Whether an operator paused the migration.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
     /// The split last rolled back; it is not tried again until `spec` changes or a retry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rolled_back: Vec<WeightedBackend>,
-    /// Id of the last imperative command (annotation `switchyard.dev/command-id`) carried out.
+    /// Id of the last imperative command (annotation `switchyard.dev/command-id`) handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_command: Option<String>,
+    /// What the last command did, or why it was ignored (e.g. `promote ignored: no
+    /// migration is in progress`); `kubectl switchyard` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_command_result: Option<String>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose
@@ -367,8 +425,11 @@ pub struct MirrorStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalysisResult {
-    /// When the checks ran.
+    /// The instant every query was evaluated at.
     pub time: Time,
+    /// The range the queries looked back over, ending at `time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
     /// Overall verdict: the worst of the checks.
     pub verdict: Verdict,
     /// Each check.
@@ -382,6 +443,10 @@ pub struct AnalysisResult {
 pub struct CheckResult {
     /// Name of the check (`error-rate`, `latency-p95`, or a custom check's name).
     pub name: String,
+    /// The backend this check judged, when it judges one; each backend gaining traffic is
+    /// judged on its own so a good one cannot dilute a bad one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     /// Measured value, absent when there was none (no data, NaN, unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
@@ -404,6 +469,33 @@ pub enum Verdict {
     Fail,
 }
 
+/// How a migration ended.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MigrationOutcome {
+    /// Every step passed (or an operator promoted): the target is the stable split.
+    Promoted,
+    /// Analysis failed, stayed inconclusive too long, or a target stopped being usable.
+    RolledBack,
+    /// An operator aborted it.
+    Aborted,
+    /// `spec.backends` changed mid-way; a new migration started from the stable split.
+    Superseded,
+    /// It could not advance within `rollout.progressDeadline`.
+    ProgressDeadlineExceeded,
+}
+
+impl MigrationOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationOutcome::Promoted => "Promoted",
+            MigrationOutcome::RolledBack => "RolledBack",
+            MigrationOutcome::Aborted => "Aborted",
+            MigrationOutcome::Superseded => "Superseded",
+            MigrationOutcome::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
+        }
+    }
+}
+
 /// One finished migration.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -412,8 +504,8 @@ pub struct MigrationRecord {
     pub from: Vec<WeightedBackend>,
     /// The desired split it moved towards.
     pub to: Vec<WeightedBackend>,
-    /// Promoted, RolledBack, Aborted or Superseded (spec changed mid-way).
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: MigrationOutcome,
     /// When it started.
     pub started_at: Time,
     /// When it ended.

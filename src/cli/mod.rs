@@ -74,10 +74,16 @@ pub async fn act(target: Target, action: Action) -> anyhow::Result<()> {
         let mr = api.get(&target.route).await?;
         let status = mr.status.clone().unwrap_or_default();
         if status.last_command.as_deref() == Some(id.as_str()) {
+            let result = status
+                .last_command_result
+                .unwrap_or_else(|| format!("{} handled", action.annotation()));
+            // A command that changed nothing is an error for scripts, with the reason.
+            if result.contains(crate::migration::IGNORED) {
+                anyhow::bail!("{}: {result}", target.route);
+            }
             println!(
-                "{}: {} done; phase {:?}, weights {}",
+                "{}: {result}; phase {:?}, weights {}",
                 target.route,
-                action.annotation(),
                 status.phase.map_or("unknown".into(), |p| format!("{p:?}")),
                 status.weights_summary.unwrap_or_default()
             );

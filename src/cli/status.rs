@@ -6,8 +6,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{ModelRoute, find_condition};
-use crate::controller::weights_summary;
-use crate::migration;
+use crate::migration::{self, weights_summary};
 
 fn ago(now: Timestamp, t: Timestamp) -> String {
     let s = now.as_second() - t.as_second();
@@ -21,7 +20,7 @@ fn ago(now: Timestamp, t: Timestamp) -> String {
 pub fn render(mr: &ModelRoute, now: Timestamp) -> String {
     let mut out = String::new();
     let st = mr.status.clone().unwrap_or_default();
-    let cfg = migration::settings(&mr.spec);
+    let cfg = migration::settings(&mr.spec, &st);
     let name = mr.name_any();
     let _ = writeln!(
         out,
@@ -124,7 +123,7 @@ pub fn render(mr: &ModelRoute, now: Timestamp) -> String {
                 h.finished_at.0.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 weights_summary(&h.from),
                 weights_summary(&h.to),
-                h.outcome,
+                h.outcome.as_str(),
                 h.reason
                     .as_ref()
                     .map_or(String::new(), |r| format!(": {r}"))

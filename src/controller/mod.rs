@@ -8,9 +8,7 @@ mod route;
 
 pub use backend::workload::{self, BACKEND_LABEL};
 pub use backend::{Summary, external_readiness, referenced_secrets, summarize};
-pub use route::{
-    COMMAND_ANNOTATION, COMMAND_ID_ANNOTATION, next_status, same_split, weights_summary,
-};
+pub use route::{COMMAND_ANNOTATION, COMMAND_ID_ANNOTATION, same_split, weights_summary};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +59,9 @@ pub struct Config {
     pub unschedulable_grace: Duration,
     /// Prometheus that migrations are judged by, unless a route names its own.
     pub prometheus_url: Option<String>,
+    /// Prometheus' scrape interval of the gateway's metrics; read from its configuration
+    /// API when not set.
+    pub scrape_interval: Option<Duration>,
 }
 
 /// Shared by every reconcile.
@@ -70,6 +71,38 @@ pub struct Context {
     metrics: Metrics,
     recorder: Recorder,
     warmer: Warmer,
+    scrape_intervals: ScrapeIntervals,
+}
+
+/// Scrape intervals read from Prometheus' configuration API, per URL, re-read every few
+/// minutes so a changed configuration is noticed without asking on every analysis.
+#[derive(Default)]
+struct ScrapeIntervals(std::sync::Mutex<std::collections::HashMap<String, (Instant, Duration)>>);
+
+impl ScrapeIntervals {
+    const TTL: Duration = Duration::from_secs(300);
+
+    async fn get(&self, prometheus: &crate::analysis::Prometheus) -> Option<Duration> {
+        let url = prometheus.url().to_owned();
+        if let Some((at, d)) = self.0.lock().expect("scrape interval lock").get(&url)
+            && at.elapsed() < Self::TTL
+        {
+            return Some(*d);
+        }
+        match prometheus.scrape_interval().await {
+            Ok(d) => {
+                self.0
+                    .lock()
+                    .expect("scrape interval lock")
+                    .insert(url, (Instant::now(), d));
+                Some(d)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read Prometheus' scrape interval; assuming its default of 1m");
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -87,6 +120,10 @@ pub struct Args {
     /// Prometheus that migrations are judged by (a route may name its own).
     #[arg(long, env = "SWITCHYARD_PROMETHEUS_URL")]
     pub prometheus_url: Option<String>,
+    /// Prometheus' scrape interval for the gateway's metrics; analysis windows are at least
+    /// four of them. Read from Prometheus' configuration API (its global interval) when unset.
+    #[arg(long, env = "SWITCHYARD_SCRAPE_INTERVAL", value_parser = parse_duration)]
+    pub scrape_interval: Option<Duration>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
     pub lease_namespace: String,
@@ -118,7 +155,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         config: Config {
             unschedulable_grace: args.unschedulable_grace,
             prometheus_url: args.prometheus_url.clone(),
+            scrape_interval: args.scrape_interval,
         },
+        scrape_intervals: ScrapeIntervals::default(),
         recorder: Recorder::new(
             client.clone(),
             Reporter {

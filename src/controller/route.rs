@@ -12,71 +12,14 @@ use tracing::instrument;
 
 use kube::runtime::events::EventType;
 
-use super::conditions::{self, Desired};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::analysis;
 use crate::api::{
-    AnalysisResult, InferenceBackend, ModelRoute, ModelRouteSpec, ModelRouteStatus,
-    WeightedBackend, condition, find_condition,
+    AnalysisResult, InferenceBackend, ModelRoute, ModelRouteStatus, condition, find_condition,
 };
 use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
-/// `openai=95,llama=5`, the compact form `kubectl get mr` shows.
-pub fn weights_summary(weights: &[WeightedBackend]) -> String {
-    weights
-        .iter()
-        .map(|w| format!("{}={}", w.name, w.weight))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Two splits are the same when every backend gets the same weight; order does not matter.
-pub fn same_split(a: &[WeightedBackend], b: &[WeightedBackend]) -> bool {
-    let key = |ws: &[WeightedBackend]| {
-        let mut v: Vec<_> = ws
-            .iter()
-            .filter(|w| w.weight > 0)
-            .map(|w| (w.name.clone(), w.weight))
-            .collect();
-        v.sort();
-        v
-    };
-    key(a) == key(b)
-}
-
-/// The status of a route naming backends that do not exist: nothing moves, and the
-/// condition names them.
-pub fn next_status(
-    name: &str,
-    spec: &ModelRouteSpec,
-    current: &ModelRouteStatus,
-    missing: &[String],
-    generation: Option<i64>,
-    now: Timestamp,
-) -> ModelRouteStatus {
-    let mut status = current.clone();
-    status.observed_generation = generation;
-    status.model = Some(spec.model_name(name).to_owned());
-    let names = missing
-        .iter()
-        .map(|m| format!("{m:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    conditions::set(
-        &mut status.conditions,
-        Desired::new(
-            condition::READY,
-            false,
-            "BackendNotFound",
-            format!(
-                "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
-            ),
-        ),
-        generation,
-        now,
-    );
-    status
-}
+pub use crate::migration::{same_split, weights_summary};
 
 /// Annotations that carry `kubectl switchyard` commands, so actions never touch spec.
 pub const COMMAND_ANNOTATION: &str = "switchyard.dev/command";
@@ -128,11 +71,6 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         }
     }
     let current = mr.status.clone().unwrap_or_default();
-    if !missing.is_empty() {
-        let status = next_status(&name, &mr.spec, &current, &missing, generation, now);
-        publish(&ctx, &ns, &name, &current, &status).await?;
-        return Ok(Action::await_change());
-    }
 
     let analysis = match migration::analysis_due(&mr.spec, &current, now) {
         Some(plan) => Some(analyze(&ctx, &mr, &ns, &name, plan, now).await),
@@ -142,6 +80,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         spec: &mr.spec,
         status: &current,
         generation,
+        missing: &missing,
         not_ready: &not_ready,
         analysis,
         command: command(&mr),
@@ -171,14 +110,16 @@ async fn analyze(
     plan: AnalysisPlan,
     now: Timestamp,
 ) -> AnalysisResult {
-    let cfg = migration::settings(&mr.spec);
-    let request = analysis::Request {
+    let status = mr.status.clone().unwrap_or_default();
+    let cfg = migration::settings(&mr.spec, &status);
+    let mut request = analysis::Request {
         namespace: ns,
         route: name,
         gaining: plan.gaining,
         baseline: plan.baseline,
         analysis: &cfg.analysis,
         mirror: plan.mirror,
+        scrape_interval: ctx.config.scrape_interval,
     };
     let url = cfg
         .analysis
@@ -186,7 +127,12 @@ async fn analyze(
         .clone()
         .or_else(|| ctx.config.prometheus_url.clone());
     let result = match url.as_deref().map(analysis::Prometheus::new) {
-        Some(Ok(source)) => analysis::run(&source, &request, now).await,
+        Some(Ok(source)) => {
+            if request.scrape_interval.is_none() {
+                request.scrape_interval = ctx.scrape_intervals.get(&source).await;
+            }
+            analysis::run(&source, &request, now).await
+        }
         Some(Err(e)) => analysis::without_prometheus(&request, now, &e.to_string()).await,
         None => {
             let why = "no Prometheus configured (--prometheus-url or spec.rollout.analysis.prometheusUrl)";
@@ -218,40 +164,4 @@ async fn publish(
     .await
     .map_err(Error::Kube)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_missing_backend_is_named_and_nothing_is_applied() {
-        let spec: ModelRouteSpec =
-            serde_yaml::from_str("backends: [{name: ghost, weight: 1}]").unwrap();
-        let now = Timestamp::from_second(1_700_000_000).unwrap();
-        let st = next_status(
-            "chat",
-            &spec,
-            &ModelRouteStatus::default(),
-            &["ghost".into()],
-            Some(1),
-            now,
-        );
-        assert!(st.weights.is_empty());
-        let ready = crate::api::find_condition(&st.conditions, "Ready").unwrap();
-        assert_eq!(
-            (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "BackendNotFound")
-        );
-        assert!(ready.message.contains("\"ghost\""));
-    }
-
-    #[test]
-    fn splits_compare_without_order_or_zero_weights() {
-        let a: Vec<WeightedBackend> =
-            serde_yaml::from_str("[{name: x, weight: 1}, {name: y, weight: 0}]").unwrap();
-        let b: Vec<WeightedBackend> = serde_yaml::from_str("[{name: x, weight: 1}]").unwrap();
-        assert!(same_split(&a, &b));
-        assert_eq!(weights_summary(&a), "x=1,y=0");
-    }
 }

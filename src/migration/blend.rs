@@ -77,27 +77,10 @@ pub fn blend(
         .collect()
 }
 
-/// Backends whose share of traffic grows from `stable` to `weights`: what analysis judges.
-pub fn gaining(stable: &[WeightedBackend], weights: &[WeightedBackend]) -> Vec<String> {
-    let share = |ws: &[WeightedBackend], name: &str| {
-        let total: f64 = ws.iter().map(|w| f64::from(w.weight.max(0))).sum();
-        let w: f64 = ws
-            .iter()
-            .filter(|w| w.name == name)
-            .map(|w| f64::from(w.weight.max(0)))
-            .sum();
-        if total > 0.0 { w / total } else { 0.0 }
-    };
-    weights
-        .iter()
-        .filter(|w| share(weights, &w.name) > share(stable, &w.name) + 1e-9)
-        .map(|w| w.name.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::migration::split::gaining;
 
     fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
         pairs

@@ -1,12 +1,17 @@
 //! Staged migrations of a route's split, as pure domain logic: weight blending and the state
-//! machine that moves through the steps, judged by analysis verdicts. No kube, no clock, no
+//! machine that moves through the steps, judged by analysis verdicts. No client, no clock, no
 //! I/O; the reconciler supplies `now`, readiness and analysis results.
 
 pub mod blend;
+pub mod commands;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;
+mod health;
+pub mod settings;
+pub mod split;
 
-pub use engine::{
-    AnalysisPlan, Command, CommandKind, Decision, Event, Inputs, analysis_due, decide, settings,
-};
+pub use commands::{Command, CommandKind, CommandResult, IGNORED};
+pub use engine::{AnalysisPlan, Decision, Event, Inputs, analysis_due, decide};
+pub use settings::{Settings, effective_rollout, settings};
+pub use split::{same_split, weights_summary};

@@ -1,0 +1,109 @@
+//! kstatus conditions: set one without churning `lastTransitionTime`. Shared by the controller
+//! and the migration engine, so it depends on nothing but the API types.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+/// What a condition should say now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired<'a> {
+    pub type_: &'a str,
+    pub status: bool,
+    pub reason: &'a str,
+    pub message: String,
+}
+
+impl<'a> Desired<'a> {
+    pub fn new(type_: &'a str, status: bool, reason: &'a str, message: impl Into<String>) -> Self {
+        Self {
+            type_,
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets a condition in place. `lastTransitionTime` only moves when the status flips: a fresh
+/// timestamp on every pass would change the object on every reconcile and trigger the next.
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    want: Desired<'_>,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = if want.status { "True" } else { "False" }.to_owned();
+    match conditions.iter_mut().find(|c| c.type_ == want.type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Time(now);
+            }
+            c.status = status;
+            c.reason = want.reason.to_owned();
+            c.message = want.message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: want.type_.to_owned(),
+            status,
+            reason: want.reason.to_owned(),
+            message: want.message,
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        }),
+    }
+}
+
+/// Removes a condition: kstatus treats an absent abnormal-true condition as False.
+pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: i64) -> Timestamp {
+        Timestamp::from_second(s).unwrap()
+    }
+
+    #[test]
+    fn keeps_transition_time_when_status_unchanged() {
+        let mut cs = vec![];
+        set(
+            &mut cs,
+            Desired::new("Ready", false, "SecretNotFound", "a"),
+            Some(1),
+            ts(10),
+        );
+        set(
+            &mut cs,
+            Desired::new("Ready", false, "SecretKeyMissing", "b"),
+            Some(2),
+            ts(20),
+        );
+        assert_eq!(cs.len(), 1);
+        assert_eq!(cs[0].last_transition_time, Time(ts(10)));
+        assert_eq!(cs[0].reason, "SecretKeyMissing");
+        assert_eq!(cs[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn moves_transition_time_when_status_flips() {
+        let mut cs = vec![];
+        set(
+            &mut cs,
+            Desired::new("Ready", false, "SecretNotFound", "a"),
+            Some(1),
+            ts(10),
+        );
+        set(
+            &mut cs,
+            Desired::new("Ready", true, "Ready", "ok"),
+            Some(1),
+            ts(30),
+        );
+        assert_eq!(cs[0].status, "True");
+        assert_eq!(cs[0].last_transition_time, Time(ts(30)));
+    }
+}
