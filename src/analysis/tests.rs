@@ -783,3 +783,132 @@ fn run_can_be_spawned() {
     let fut = run(&prom, &req, now());
     assert_send(&fut);
 }
+
+fn live_queries(backend: &str) -> (String, String) {
+    let sel = format!(r#"namespace="prod",route="chat",backend=~"{backend}""#);
+    (
+        format!(
+            r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error"}}[60s]))"#
+        ),
+        format!(
+            r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[60s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error"}}[60s]))"#
+        ),
+    )
+}
+
+/// Issue 8: in a three-way migration a bad backend was diluted by a good one (one query over
+/// both). Each is judged on its own and the failing one is named.
+#[tokio::test]
+async fn a_bad_backend_is_not_diluted_by_a_good_one() {
+    let mut a = analysis();
+    a.max_latency_p95 = None;
+    let (good_volume, good_errors) = live_queries("good");
+    let (bad_volume, bad_errors) = live_queries("bad");
+    let fake = Fake::new(&[
+        (&good_volume, Ok(Some(900.0))),
+        (&good_errors, Ok(Some(0.0))),
+        (&bad_volume, Ok(Some(100.0))),
+        (&bad_errors, Ok(Some(0.04))),
+    ]);
+    let mut req = request(&a, false);
+    req.gaining = vec!["good".into(), "bad".into()];
+    let result = judge(&fake, &req).await;
+    fake.assert_asked_exactly_the_known_queries();
+    assert_eq!(result.verdict, Verdict::Fail);
+    let failed: Vec<_> = result
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .map(|c| c.backend.as_deref())
+        .collect();
+    assert_eq!(failed, [Some("bad")]);
+    assert!(
+        summary(&result).contains("error-rate of bad 0.04 > 0.005 (Fail)"),
+        "{}",
+        summary(&result)
+    );
+}
+
+/// Issue 8: a canary that fails every request (or is unavailable for every pick) below
+/// minRequests was only inconclusive and held.
+#[tokio::test]
+async fn every_attempt_failing_fails_below_min_requests() {
+    let a = analysis();
+    let fake = live(Ok(Some(12.0)), Ok(Some(1.0)), Ok(None));
+    let result = judge(&fake, &request(&a, false)).await;
+    let errors = check(&result, "error-rate");
+    assert_eq!(errors.verdict, Verdict::Fail, "{result:?}");
+    assert!(
+        errors
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("every one of the 12 attempts in 1m failed"),
+        "{errors:?}"
+    );
+    assert_eq!(result.verdict, Verdict::Fail);
+    // Mostly failing is still just too little traffic.
+    let fake = live(Ok(Some(12.0)), Ok(Some(0.9)), Ok(None));
+    let result = judge(&fake, &request(&a, false)).await;
+    assert_eq!(result.verdict, Verdict::Inconclusive);
+}
+
+/// Issue 8: `or vector(0)` and ignored warnings turned missing series into a 0% error rate.
+#[tokio::test]
+async fn partial_data_is_never_a_zero_error_rate() {
+    let a = analysis();
+    let fake = live(
+        Ok(Some(500.0)),
+        Err(SourceError::Partial(
+            "remote read from store-2 failed".into(),
+        )),
+        Ok(Some(0.3)),
+    );
+    let result = judge(&fake, &request(&a, false)).await;
+    let errors = check(&result, "error-rate");
+    assert_eq!(
+        (errors.verdict, errors.value, errors.reason.as_deref()),
+        (
+            Verdict::Inconclusive,
+            None,
+            Some("Prometheus returned partial data: remote read from store-2 failed")
+        )
+    );
+    // A missing error series is no data, never 0.
+    let fake = live(Ok(Some(500.0)), Ok(None), Ok(Some(0.3)));
+    let result = judge(&fake, &request(&a, false)).await;
+    assert_eq!(check(&result, "error-rate").verdict, Verdict::Inconclusive);
+    assert!(!ERRORS.contains("vector(0)"));
+}
+
+/// Issue 8: the window is its own setting, at least four scrape intervals, and a window that
+/// cannot work says so instead of measuring nothing.
+#[tokio::test]
+async fn the_window_fits_the_scrape_interval() {
+    let a = analysis();
+    assert_eq!(
+        window(&a, Some(std::time::Duration::from_secs(60))),
+        Ok(std::time::Duration::from_secs(240)),
+        "default: four scrapes of Prometheus' 1m default, whatever the interval"
+    );
+    assert_eq!(
+        window(&a, None),
+        Ok(std::time::Duration::from_secs(240)),
+        "unknown scrape interval: Prometheus' default assumed"
+    );
+    let mut short = analysis();
+    short.window = Some(Duration::from("1m"));
+    let fake = Fake::default();
+    let mut req = request(&short, false);
+    req.scrape_interval = Some(std::time::Duration::from_secs(60));
+    let result = run(&fake, &req, now()).await;
+    assert!(fake.asked().is_empty());
+    assert_eq!(result.verdict, Verdict::Inconclusive);
+    assert_eq!(result.window, None);
+    assert_eq!(
+        result.checks[0].reason.as_deref(),
+        Some(
+            "analysis.window 1m is shorter than 4 scrape intervals of Prometheus (1m each); set it to at least 4m or remove it to use that default"
+        )
+    );
+}

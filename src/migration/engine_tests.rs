@@ -469,3 +469,275 @@ fn random_runs_keep_the_invariants() {
         }
     }
 }
+
+fn stalled(st: &ModelRouteStatus) -> Option<(String, String)> {
+    crate::api::find_condition(&st.conditions, "Stalled")
+        .filter(|c| c.status == "True")
+        .map(|c| (c.reason.clone(), c.message.clone()))
+}
+
+/// Issue 8: at the 20% step of [5,20,50,100], editing the steps to [50,100] and one promote
+/// moved the new backend from 20% to 100%. The running migration keeps its snapshot.
+#[test]
+fn editing_the_rollout_mid_migration_never_moves_weights_more_than_one_step() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.tick(30, Verdict::Pass);
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.weights, split(&[("a", 800), ("b", 200)]));
+    let snapshot = sim
+        .status
+        .rollout
+        .clone()
+        .expect("settings snapshotted at start");
+    assert_eq!(snapshot.steps, [5, 20, 50, 100]);
+
+    let rollout = sim.spec.rollout.as_mut().unwrap();
+    rollout.steps = vec![50, 100];
+    rollout.step_duration = crate::api::Duration::from("1s");
+    sim.run(None, None);
+    let msg = crate::api::find_condition(&sim.status.conditions, "Reconciling")
+        .unwrap()
+        .message
+        .clone();
+    assert!(msg.contains("keeps the settings it started with"), "{msg}");
+    assert_eq!(sim.status.step_summary.as_deref(), Some("2/4 (20%)"));
+
+    sim.command("p", CommandKind::Promote);
+    assert_eq!(
+        sim.status.weights,
+        split(&[("a", 500), ("b", 500)]),
+        "one step of the snapshot, not the edited steps"
+    );
+    // The snapshot's 60 s step duration still applies, not the edited 1 s.
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.step, Some(3));
+    // The next migration runs with the edited settings.
+    sim.command("full", CommandKind::PromoteFull);
+    assert!(sim.status.rollout.is_none());
+    sim.change("[{name: c, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.rollout.as_ref().unwrap().steps, [50, 100]);
+    assert_eq!(sim.status.weights, split(&[("b", 500), ("c", 500)]));
+}
+
+#[test]
+fn equal_shares_are_no_migration_and_mirroring_needs_a_new_backend() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 50}}, {{name: b, weight: 50}}]{STEPS}  mirror: {{percent: 50, duration: 90s}}\n"
+    ));
+    sim.change("[{name: a, weight: 1}, {name: b, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.phase, Some(Phase::Stable));
+    assert!(sim.status.target.is_empty());
+    assert!(!sim.reasons().contains(&"MigrationStarted"));
+    assert_eq!(ready(&sim.status), Some("True"));
+    assert_eq!(sim.status.weights, split(&[("a", 500), ("b", 500)]));
+
+    // 50/50 -> 40/60 moves traffic between existing backends: nothing new to mirror to.
+    sim.change("[{name: a, weight: 40}, {name: b, weight: 60}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.phase, Some(Phase::Progressing));
+    assert!(sim.status.mirror.is_none());
+    assert_eq!(sim.status.step, Some(1));
+}
+
+#[test]
+fn weights_have_one_unit_in_every_phase() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 95}}, {{name: b, weight: 5}}]{STEPS}"
+    ));
+    assert_eq!(sim.status.weights, split(&[("a", 950), ("b", 50)]));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    for _ in 0..40 {
+        sim.tick(30, Verdict::Pass);
+        let total: i32 = sim.status.weights.iter().map(|w| w.weight).sum();
+        assert_eq!(total, 1000, "{:?}", sim.status.weights);
+    }
+    assert_eq!(sim.status.phase, Some(Phase::Stable));
+    assert_eq!(sim.status.weights, split(&[("b", 1000)]));
+    assert_eq!(sim.status.weights_summary.as_deref(), Some("b=1000"));
+}
+
+#[test]
+fn a_target_that_stops_being_ready_mid_migration_rolls_back_after_the_grace() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    assert_eq!(sim.status.step, Some(1));
+    sim.not_ready = vec!["b".into()];
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.phase, Some(Phase::Holding));
+    let reconciling = crate::api::find_condition(&sim.status.conditions, "Reconciling").unwrap();
+    assert_eq!(reconciling.reason, "TargetNotReady");
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(
+        sim.status.step,
+        Some(1),
+        "never advances onto an unready target"
+    );
+    sim.tick(31, Verdict::Pass);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    let (reason, message) = stalled(&sim.status).unwrap();
+    assert_eq!(reason, "RolledBack");
+    assert!(message.contains("b stopped being Ready"), "{message}");
+
+    // A brief blip (a replaced pod) only holds.
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.not_ready = vec!["b".into()];
+    sim.tick(30, Verdict::Pass);
+    sim.not_ready.clear();
+    sim.tick(30, Verdict::Pass);
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.step, Some(2));
+    assert!(sim.status.target_not_ready_since.is_none());
+}
+
+#[test]
+fn a_missing_backend_fails_the_migration_and_blocks_a_new_one() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.tick(30, Verdict::Pass);
+    sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.step, Some(2));
+    sim.missing = vec!["b".into()];
+    sim.tick(1, Verdict::Pass);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert_eq!(sim.status.weights, split(&[("a", 1000)]));
+    assert!(stalled(&sim.status).unwrap().1.contains("\"b\""));
+
+    // A new route naming a backend that does not exist applies nothing and says so.
+    let mut sim = Sim {
+        missing: vec!["ghost".into()],
+        ..Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"))
+    };
+    sim.status = ModelRouteStatus::default();
+    sim.change("[{name: ghost, weight: 1}]");
+    sim.run(None, None);
+    assert!(sim.status.weights.is_empty());
+    let (reason, message) = stalled(&sim.status).unwrap();
+    assert_eq!(reason, "BackendNotFound");
+    assert!(message.contains("\"ghost\""), "{message}");
+}
+
+#[test]
+fn a_migration_that_cannot_advance_ends_at_the_progress_deadline() {
+    let mut sim = Sim::new(&format!(
+        "backends: [{{name: a, weight: 1}}]{STEPS}  progressDeadline: 10m\n"
+    ));
+    sim.not_ready = vec!["b".into()];
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    for _ in 0..19 {
+        sim.tick(30, Verdict::Pass);
+        assert_eq!(sim.status.phase, Some(Phase::Holding));
+    }
+    let wake = sim.tick(30, Verdict::Pass);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert_eq!(wake.requeue, None);
+    let (reason, message) = stalled(&sim.status).unwrap();
+    assert_eq!(reason, "ProgressDeadlineExceeded");
+    assert!(
+        message.contains("progressDeadline 10m") && message.contains("waiting for b"),
+        "{message}"
+    );
+    assert_eq!(
+        sim.status.history.last().unwrap().outcome,
+        MigrationOutcome::ProgressDeadlineExceeded
+    );
+
+    // The default is 30 minutes, counted beyond the step's own duration.
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    for _ in 0..61 {
+        sim.tick(30, Verdict::Inconclusive);
+    }
+    assert_eq!(
+        sim.status.phase,
+        Some(Phase::RolledBack),
+        "maxHold 5m first"
+    );
+}
+
+#[test]
+fn a_paused_canary_is_still_analysed_and_rolls_back_on_failure() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.command("p", CommandKind::Pause);
+    assert_eq!(sim.status.phase, Some(Phase::Paused));
+    // Inconclusive verdicts while paused neither advance nor count towards maxHold.
+    for _ in 0..20 {
+        sim.tick(30, Verdict::Inconclusive);
+        assert_eq!(sim.status.phase, Some(Phase::Paused));
+    }
+    assert!(analysis_due(&sim.spec, &sim.status, sim.now).is_none());
+    sim.tick(30, Verdict::Fail);
+    assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+    assert_eq!(sim.status.weights, split(&[("a", 1000)]));
+}
+
+#[test]
+fn commands_say_when_they_were_ignored() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.command("1", CommandKind::Promote);
+    assert_eq!(
+        sim.status.last_command_result.as_deref(),
+        Some("promote ignored: no migration is in progress")
+    );
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    sim.command("2", CommandKind::Resume);
+    assert_eq!(
+        sim.status.last_command_result.as_deref(),
+        Some("resume ignored: the migration is not paused")
+    );
+    sim.command("3", CommandKind::Pause);
+    assert_eq!(
+        sim.status.last_command_result.as_deref(),
+        Some("pause: paused at step 1")
+    );
+    sim.command("4", CommandKind::Retry);
+    assert!(
+        sim.status
+            .last_command_result
+            .as_deref()
+            .unwrap()
+            .contains(super::IGNORED)
+    );
+}
+
+#[test]
+fn a_step_advances_only_when_the_analysis_window_lies_within_it() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.change("[{name: b, weight: 1}]");
+    sim.run(None, None);
+    // Analyses every 30 s over a 2-minute window: the first three still reach into the time
+    // before the step began.
+    let with_window = |now: Timestamp| AnalysisResult {
+        window: Some(crate::api::Duration::from("2m")),
+        ..result(Verdict::Pass, now)
+    };
+    for _ in 0..3 {
+        sim.now = sim
+            .now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(30))
+            .unwrap();
+        let a = analysis_due(&sim.spec, &sim.status, sim.now).map(|_| with_window(sim.now));
+        sim.run(a, None);
+        assert_eq!(sim.status.step, Some(1));
+    }
+    sim.now = sim
+        .now
+        .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(30))
+        .unwrap();
+    let a = analysis_due(&sim.spec, &sim.status, sim.now).map(|_| with_window(sim.now));
+    sim.run(a, None);
+    assert_eq!(sim.status.step, Some(2));
+}
