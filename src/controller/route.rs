@@ -6,6 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::instrument;
@@ -16,7 +17,7 @@ use super::conditions::{self, Desired};
 use super::{Context, Error, FIELD_MANAGER};
 use crate::analysis;
 use crate::api::{
-    AnalysisResult, InferenceBackend, ModelRoute, ModelRouteSpec, ModelRouteStatus,
+    AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus,
     WeightedBackend, condition, find_condition,
 };
 use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
@@ -96,7 +97,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     let name = mr.name_any();
     let generation = mr.meta().generation;
     let now = Timestamp::now();
-    let backends: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.caches_ready().await?;
     let mut missing = vec![];
     let mut not_ready = vec![];
     let weighted = mr
@@ -112,7 +113,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         .map(|b| &b.name)
         .chain(mr.spec.fallback.iter().map(|f| &f.name))
     {
-        match backends.get_opt(b).await.map_err(Error::Kube)? {
+        // From the watch cache: a reconcile never costs one GET per referenced backend.
+        match ctx.backends.get(&ObjectRef::new(b).within(&ns)) {
             None if !missing.contains(b) => missing.push(b.clone()),
             Some(ib) if weighted.clone().any(|w| w == b) => {
                 let ready = ib
