@@ -89,6 +89,9 @@ def test_the_charts_rbac_is_least_privilege(rbac):
     # Never spec: GitOps owns it.
     assert not can(controller, "patch", "modelroutes.switchyard.dev", "-A")
     assert not can(controller, "update", "inferencebackends.switchyard.dev", "-A")
+    # Patch, for the in-use finalizer only; never routes.
+    assert can(controller, "patch", "inferencebackends.switchyard.dev", "-A")
+    assert not can(controller, "delete", "inferencebackends.switchyard.dev", "-A")
     assert not can(controller, "delete", "secrets", "-A")
     assert not can(controller, "create", "secrets", "-A")
     assert not can(controller, "list", "nodes")

@@ -7,6 +7,7 @@ pub mod leader;
 mod metrics;
 mod route;
 mod runner;
+mod status;
 mod usage;
 
 pub use backend::workload::{self, BACKEND_LABEL};

@@ -4,17 +4,16 @@
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::instrument;
 
 use kube::runtime::events::EventType;
 
 use super::conditions::{self, Desired};
-use super::{Context, Error, FIELD_MANAGER};
+use super::{Context, Error, status};
 use crate::analysis;
 use crate::api::{
     AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus,
@@ -132,7 +131,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     let current = mr.status.clone().unwrap_or_default();
     if !missing.is_empty() {
         let status = next_status(&name, &mr.spec, &current, &missing, generation, now);
-        publish(&ctx, &ns, &name, &current, &status).await?;
+        publish(&ctx, &mr, &current, &status).await?;
         return Ok(Action::await_change());
     }
 
@@ -150,7 +149,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         now,
     });
     decision.status.model = Some(mr.spec.model_name(&name).to_owned());
-    publish(&ctx, &ns, &name, &current, &decision.status).await?;
+    publish(&ctx, &mr, &current, &decision.status).await?;
     for e in decision.events {
         let t = if e.warning {
             EventType::Warning
@@ -201,25 +200,16 @@ async fn analyze(
 
 async fn publish(
     ctx: &Context,
-    ns: &str,
-    name: &str,
+    mr: &ModelRoute,
     before: &ModelRouteStatus,
     after: &ModelRouteStatus,
 ) -> Result<(), Error> {
     if before == after {
         return Ok(());
     }
-    let api: Api<ModelRoute> = Api::namespaced(ctx.client.clone(), ns);
-    let patch =
-        json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute", "status": after});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    let api: Api<ModelRoute> =
+        Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
+    status::write(&api, mr, after).await
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! replica) a PodDisruptionBudget; their pods are warmed up before the gateway may use them,
 //! and pods the scheduler cannot place show as Stalled in the scheduler's own words.
 
+mod finalizer;
 mod runtime;
 mod scheduling;
 pub mod warmup;
@@ -19,15 +20,15 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::instrument;
 
 use super::conditions::{self, Desired};
-use super::{Context, Error, FIELD_MANAGER};
+use super::{Context, Error, FIELD_MANAGER, status, usage};
 use crate::api::{
     BackendEndpoint, ExternalBackend, InferenceBackend, InferenceBackendSpec,
     InferenceBackendStatus, SelfHostedBackend, condition, find_condition,
 };
+use finalizer::Guard;
 use warmup::{State as WarmState, Target};
 use workload::BACKEND_LABEL;
 
@@ -125,6 +126,20 @@ pub fn referenced_secrets(spec: &InferenceBackendSpec) -> Vec<&str> {
 #[instrument(skip_all, fields(backend = %ib.name_any(), namespace = ib.namespace().unwrap_or_default()))]
 pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = ib.namespace().ok_or(Error::MissingNamespace)?;
+    ctx.caches_ready().await?;
+    let api: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
+    let holders = usage::holders(&ctx.routes.state(), &ns, &ib.name_any());
+    let guard = finalizer::guard(&ib, holders);
+    let ib = match &guard {
+        // Continue with the patched object: its resourceVersion is what status writes need.
+        Guard::Add => Arc::new(finalizer::set(&api, &ib, true).await?),
+        Guard::Release => {
+            finalizer::set(&api, &ib, false).await?;
+            tracing::info!("no route uses the deleted backend any more; deletion proceeds");
+            return Ok(Action::await_change());
+        }
+        Guard::Keep | Guard::Hold(_) => ib,
+    };
     let generation = ib.meta().generation;
     let now = Timestamp::now();
     let before = ib.status.clone().unwrap_or_default();
@@ -158,6 +173,21 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
         }
         (None, None) => unreachable!("summarize returned Some"),
     };
+    // Held by routes: the workload keeps serving (above), and the backend says who holds it.
+    if let Guard::Hold(holders) = &guard {
+        conditions::set(
+            &mut status.conditions,
+            Desired::new(
+                condition::RECONCILING,
+                true,
+                finalizer::IN_USE_REASON,
+                finalizer::in_use_message(holders),
+            ),
+            generation,
+            now,
+        );
+    }
+    conditions::keep_transition_times(&before.conditions, &mut status.conditions);
     publish(&ctx, &ib, &before, &status).await?;
     Ok(action)
 }
@@ -396,18 +426,15 @@ async fn publish(
     }
     let api: Api<InferenceBackend> =
         Api::namespaced(ctx.client.clone(), &ib.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "switchyard.dev/v1alpha1",
-        "kind": "InferenceBackend",
-        "status": after,
-    });
-    api.patch_status(
-        &ib.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    status::write(&api, ib, after).await?;
+    if let Some(c) = find_condition(&after.conditions, condition::RECONCILING)
+        && c.reason == finalizer::IN_USE_REASON
+        && find_condition(&before.conditions, condition::RECONCILING)
+            .is_none_or(|b| b.message != c.message)
+    {
+        ctx.event(ib, EventType::Warning, &c.reason, c.message.clone())
+            .await;
+    }
 
     let changed = |t: &str| {
         let (old, new) = (
