@@ -293,7 +293,12 @@ mod tests {
         // still not ours until 15 s after we saw the record change.
         let skewed = record("a", 0, 15);
         assert!(!may_take(&skewed, "b", seen, seen));
-        assert!(!may_take(&skewed, "b", seen, seen + Duration::from_secs(14)));
+        assert!(!may_take(
+            &skewed,
+            "b",
+            seen,
+            seen + Duration::from_secs(14)
+        ));
         assert!(may_take(&skewed, "b", seen, seen + Duration::from_secs(15)));
         // renewTime far in the future (holder's clock ahead) does not extend it either.
         let ahead = record("a", 4_000_000_000, 15);
@@ -324,16 +329,31 @@ mod tests {
     fn renew_deadline_defaults_below_the_lease_and_bad_orders_are_refused() {
         let cfg = Config::from_args(&args(&["--lease-duration", "15s"])).unwrap();
         assert_eq!(cfg.renew_deadline, Duration::from_secs(10));
-        let cfg = Config::from_args(&args(&["--lease-duration", "4s", "--lease-renew-every", "1s"]))
-            .unwrap();
+        let cfg = Config::from_args(&args(&[
+            "--lease-duration",
+            "4s",
+            "--lease-renew-every",
+            "1s",
+        ]))
+        .unwrap();
         assert!(cfg.renew_deadline > cfg.renew_every && cfg.renew_deadline < cfg.lease_duration);
         assert!(
-            Config::from_args(&args(&["--lease-duration", "4s", "--lease-renew-deadline", "5s"]))
-                .is_err()
+            Config::from_args(&args(&[
+                "--lease-duration",
+                "4s",
+                "--lease-renew-deadline",
+                "5s"
+            ]))
+            .is_err()
         );
         assert!(
-            Config::from_args(&args(&["--lease-duration", "4s", "--lease-renew-every", "3s"]))
-                .is_err()
+            Config::from_args(&args(&[
+                "--lease-duration",
+                "4s",
+                "--lease-renew-every",
+                "3s"
+            ]))
+            .is_err()
         );
     }
 }

@@ -47,6 +47,13 @@ pub enum Error {
     Conflict(String),
     #[error("the watch caches stopped")]
     CacheStopped,
+    /// Server-side apply of a child object failed; 403 and 422 make the backend Stalled.
+    #[error("applying the {kind}: {source}")]
+    Apply {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -57,6 +64,7 @@ impl Error {
             Error::MissingNamespace => "invalid",
             Error::Conflict(_) => "conflict",
             Error::CacheStopped => "cache",
+            Error::Apply { .. } => "apply",
         }
     }
 }
@@ -193,7 +201,7 @@ fn error_policy<K: Resource<DynamicType = ()>>(
             tracing::info!(name = %obj.name_any(), error = %err, "reconcile superseded");
             Action::requeue(Duration::from_millis(200))
         }
-        Error::Kube(_) | Error::CacheStopped => {
+        Error::Kube(_) | Error::CacheStopped | Error::Apply { .. } => {
             let wait = ctx.retries.failed(&retry_key(kind, obj));
             tracing::warn!(name = %obj.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
             Action::requeue(wait)

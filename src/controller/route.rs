@@ -16,8 +16,8 @@ use super::conditions::{self, Desired};
 use super::{Context, Error, status};
 use crate::analysis;
 use crate::api::{
-    AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus,
-    WeightedBackend, condition, find_condition,
+    AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus, WeightedBackend, condition,
+    find_condition,
 };
 use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
@@ -62,19 +62,20 @@ pub fn next_status(
         .map(|m| format!("{m:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    conditions::set(
-        &mut status.conditions,
-        Desired::new(
-            condition::READY,
-            false,
-            "BackendNotFound",
-            format!(
-                "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
-            ),
-        ),
-        generation,
-        now,
+    let message = format!(
+        "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
     );
+    // Waiting will not create the backend: Stalled (kstatus Failed), not Reconciling.
+    for type_ in [condition::READY, condition::STALLED] {
+        let want = Desired::new(
+            type_,
+            type_ == condition::STALLED,
+            "BackendNotFound",
+            message.clone(),
+        );
+        conditions::set(&mut status.conditions, want, generation, now);
+    }
+    conditions::remove(&mut status.conditions, condition::RECONCILING);
     status
 }
 
@@ -236,6 +237,12 @@ mod tests {
             ("False", "BackendNotFound")
         );
         assert!(ready.message.contains("\"ghost\""));
+        let stalled = crate::api::find_condition(&st.conditions, "Stalled").unwrap();
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "BackendNotFound")
+        );
+        assert!(crate::api::find_condition(&st.conditions, "Reconciling").is_none());
     }
 
     #[test]

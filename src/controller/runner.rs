@@ -205,7 +205,9 @@ async fn run_controllers(
                     .routes
                     .state()
                     .into_iter()
-                    .filter(|mr| mr.namespace() == ns && usage::named_by(mr).contains(name.as_str()))
+                    .filter(|mr| {
+                        mr.namespace() == ns && usage::named_by(mr).contains(name.as_str())
+                    })
                     .map(|mr| ObjectRef::from_obj(&*mr))
                     .collect::<Vec<_>>()
             })

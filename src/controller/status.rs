@@ -59,6 +59,9 @@ mod tests {
         assert_eq!(p["kind"], "ModelRoute");
         assert_eq!(p["apiVersion"], "switchyard.dev/v1alpha1");
         mr.metadata.resource_version = Some("4712".into());
-        assert_eq!(patch(&mr, &ModelRouteStatus::default())["metadata"]["resourceVersion"], "4712");
+        assert_eq!(
+            patch(&mr, &ModelRouteStatus::default())["metadata"]["resourceVersion"],
+            "4712"
+        );
     }
 }

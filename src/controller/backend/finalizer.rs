@@ -96,9 +96,10 @@ mod tests {
         .unwrap();
         ib.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
         if deleting {
-            ib.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                "2026-01-01T00:00:00Z".parse().unwrap(),
-            ));
+            ib.metadata.deletion_timestamp =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    "2026-01-01T00:00:00Z".parse().unwrap(),
+                ));
         }
         ib
     }
