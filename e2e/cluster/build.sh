@@ -82,9 +82,19 @@ build_helm() {
   rmdir "$HELM_BIN_DIR.tmp"
 }
 
+build_kstatus() {
+  [[ -x $KSTATUS_BIN_DIR/kstatus ]] && return 0
+  log "building kstatus (sigs.k8s.io/cli-utils $CLI_UTILS_VERSION)"
+  mkdir -p "$KSTATUS_BIN_DIR"
+  # e2e/kstatus pins cli-utils in its go.mod and go.sum.
+  (cd "$KSTATUS_SRC_DIR" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$KSTATUS_BIN_DIR/kstatus.tmp" .)
+  mv "$KSTATUS_BIN_DIR/kstatus.tmp" "$KSTATUS_BIN_DIR/kstatus"
+}
+
 start=$(date +%s)
 build_etcd
 build_kwok
 build_helm
+build_kstatus
 build_kubernetes
 log "all binaries present ($(($(date +%s) - start))s)"

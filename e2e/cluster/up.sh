@@ -169,6 +169,7 @@ PROMETHEUS_TARGETS_DIR=$E2E_DIR/prometheus/targets
 POD_CIDR=$POD_CIDR
 POD_NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
 HELM=$HELM_BIN_DIR/helm
+KSTATUS=$KSTATUS_BIN_DIR/kstatus
 EOF
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start_time}")
 log "up in ${elapsed}s; export KUBECONFIG=$KUBECONFIG_FILE"

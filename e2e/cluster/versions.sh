@@ -6,6 +6,8 @@ ETCD_VERSION=v3.5.24
 KWOK_VERSION=v0.7.0
 # Renders the Helm chart in tests (its RBAC is what the e2e controller runs under).
 HELM_VERSION=v3.19.0
+# kstatus (sigs.k8s.io/cli-utils) judges the controller's conditions in the suite.
+CLI_UTILS_VERSION=v0.37.2
 # Kubernetes 1.33 is built and tested with Go 1.24; the Go module proxy serves that toolchain.
 GO_TOOLCHAIN=go1.24.13
 
@@ -14,3 +16,6 @@ K8S_BIN_DIR=$SWITCHYARD_CACHE/kubernetes-$K8S_VERSION
 ETCD_BIN_DIR=$SWITCHYARD_CACHE/etcd-$ETCD_VERSION
 KWOK_BIN_DIR=$SWITCHYARD_CACHE/kwok-$KWOK_VERSION
 HELM_BIN_DIR=$SWITCHYARD_CACHE/helm-$HELM_VERSION
+# Keyed by the cli-utils version and the wrapper's own source, so editing it rebuilds it.
+KSTATUS_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../kstatus" && pwd)
+KSTATUS_BIN_DIR=$SWITCHYARD_CACHE/kstatus-$CLI_UTILS_VERSION-$(cat "$KSTATUS_SRC_DIR/main.go" "$KSTATUS_SRC_DIR/go.sum" | sha256sum | cut -c1-8)

@@ -89,6 +89,9 @@ def test_the_charts_rbac_is_least_privilege(rbac):
     # Never spec: GitOps owns it.
     assert not can(controller, "patch", "modelroutes.switchyard.dev", "-A")
     assert not can(controller, "update", "inferencebackends.switchyard.dev", "-A")
+    # Patch, for the in-use finalizer only; never routes.
+    assert can(controller, "patch", "inferencebackends.switchyard.dev", "-A")
+    assert not can(controller, "delete", "inferencebackends.switchyard.dev", "-A")
     assert not can(controller, "delete", "secrets", "-A")
     assert not can(controller, "create", "secrets", "-A")
     assert not can(controller, "list", "nodes")
@@ -103,3 +106,41 @@ def test_the_charts_rbac_is_least_privilege(rbac):
         assert not can(gateway, verb, "modelroutes.switchyard.dev", "-A")
         assert not can(gateway, verb, "secrets", "-A")
     assert not can(gateway, "patch", "modelroutes.switchyard.dev", "--subresource=status", "-A")
+
+
+def apiserver_requests(resource, verb, scope="resource"):
+    """How many `verb` requests for `resource` the API server has served (all clients)."""
+    total = 0.0
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if (line.startswith("apiserver_request_total{") and f'resource="{resource}"' in line
+                and f'verb="{verb}"' in line and f'scope="{scope}"' in line and 'subresource=""' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_route_reconciles_read_backends_from_the_watch_cache(controller, namespace):
+    kubectl("apply", "-f", "-", input=BACKEND, namespace=namespace)
+    kubectl("apply", "-f", "-", namespace=namespace, input=textwrap.dedent("""
+        apiVersion: switchyard.dev/v1alpha1
+        kind: ModelRoute
+        metadata: {name: chat}
+        spec:
+          backends: [{name: anthropic, weight: 100}]
+          fallback: [{name: anthropic}]
+        """))
+    wait_until(lambda: (r := ready_condition(namespace, "mr", "chat")()) and r["status"] == "True",
+               timeout=30, what="route Ready")
+    series = 'switchyard_controller_reconciles_total{kind="modelroute"}'
+
+    def reconciles():
+        for line in requests.get(f"{controller.url}/metrics", timeout=2).text.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    gets, before = apiserver_requests("inferencebackends", "GET"), reconciles()
+    # Every change to the route triggers a reconcile that resolves its backends.
+    for i in range(5):
+        kubectl("annotate", "mr", "chat", f"e2e.switchyard.dev/poke={i}", "--overwrite", namespace=namespace)
+    wait_until(lambda: reconciles() >= before + 5, timeout=30, what="five route reconciles")
+    assert apiserver_requests("inferencebackends", "GET") - gets == 0

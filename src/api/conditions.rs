@@ -54,6 +54,19 @@ pub fn set(
     }
 }
 
+/// Gives every condition of `after` whose status did not change since `before` its old
+/// `lastTransitionTime`, however the reconcile got there (e.g. removed, then set again).
+pub fn keep_transition_times(before: &[Condition], after: &mut [Condition]) {
+    for c in after.iter_mut() {
+        if let Some(old) = before
+            .iter()
+            .find(|o| o.type_ == c.type_ && o.status == c.status)
+        {
+            c.last_transition_time = old.last_transition_time.clone();
+        }
+    }
+}
+
 /// Removes a condition: kstatus treats an absent abnormal-true condition as False.
 pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
     conditions.retain(|c| c.type_ != type_);
@@ -86,6 +99,34 @@ mod tests {
         assert_eq!(cs[0].last_transition_time, Time(ts(10)));
         assert_eq!(cs[0].reason, "SecretKeyMissing");
         assert_eq!(cs[0].observed_generation, Some(2));
+    }
+
+    #[test]
+    fn removed_and_set_again_keeps_the_old_transition_time() {
+        let mut before = vec![];
+        set(
+            &mut before,
+            Desired::new("Reconciling", true, "InUse", "a"),
+            Some(1),
+            ts(10),
+        );
+        let mut after = before.clone();
+        remove(&mut after, "Reconciling");
+        set(
+            &mut after,
+            Desired::new("Reconciling", true, "InUse", "a"),
+            Some(1),
+            ts(20),
+        );
+        set(
+            &mut after,
+            Desired::new("Ready", true, "Ready", "ok"),
+            Some(1),
+            ts(20),
+        );
+        keep_transition_times(&before, &mut after);
+        assert_eq!(after[0], before[0]);
+        assert_eq!(after[1].last_transition_time, Time(ts(20)));
     }
 
     #[test]

@@ -1,31 +1,31 @@
 //! `switchyard controller`: reconciles InferenceBackends and ModelRoutes.
 
 mod backend;
+mod backoff;
 pub mod conditions;
 pub mod leader;
 mod metrics;
 mod route;
+mod runner;
+mod scrape;
+mod status;
+mod usage;
 
 pub use backend::workload::{self, BACKEND_LABEL};
 pub use backend::{Summary, external_readiness, referenced_secrets, summarize};
 pub use route::{COMMAND_ANNOTATION, COMMAND_ID_ANNOTATION, same_split, weights_summary};
+pub use runner::run;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
+use kube::runtime::controller::Action;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
 
 use crate::api::{InferenceBackend, ModelRoute};
-use crate::serve::{self, Readiness};
 use backend::warmup::Warmer;
 use metrics::Metrics;
 
@@ -40,6 +40,19 @@ pub enum Error {
     Kube(#[source] kube::Error),
     #[error("object has no namespace")]
     MissingNamespace,
+    /// The object changed since the decision was made (409 on a write that carried its
+    /// resourceVersion): decide again from fresh state.
+    #[error("{0} changed since it was read; retrying from its current state")]
+    Conflict(String),
+    #[error("the watch caches stopped")]
+    CacheStopped,
+    /// Server-side apply of a child object failed; 403 and 422 make the backend Stalled.
+    #[error("applying the {kind}: {source}")]
+    Apply {
+        kind: &'static str,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl Error {
@@ -48,6 +61,9 @@ impl Error {
         match self {
             Error::Kube(_) => "kube",
             Error::MissingNamespace => "invalid",
+            Error::Conflict(_) => "conflict",
+            Error::CacheStopped => "cache",
+            Error::Apply { .. } => "apply",
         }
     }
 }
@@ -68,40 +84,29 @@ pub struct Config {
 pub struct Context {
     pub client: Client,
     pub config: Config,
+    /// Every InferenceBackend and ModelRoute, from the controllers' own watches: reconciles
+    /// read references here instead of calling the API server.
+    pub backends: Store<InferenceBackend>,
+    pub routes: Store<ModelRoute>,
     metrics: Metrics,
     recorder: Recorder,
     warmer: Warmer,
-    scrape_intervals: ScrapeIntervals,
+    retries: backoff::Retries,
+    scrape_intervals: scrape::ScrapeIntervals,
 }
 
-/// Scrape intervals read from Prometheus' configuration API, per URL, re-read every few
-/// minutes so a changed configuration is noticed without asking on every analysis.
-#[derive(Default)]
-struct ScrapeIntervals(std::sync::Mutex<std::collections::HashMap<String, (Instant, Duration)>>);
-
-impl ScrapeIntervals {
-    const TTL: Duration = Duration::from_secs(300);
-
-    async fn get(&self, prometheus: &crate::analysis::Prometheus) -> Option<Duration> {
-        let url = prometheus.url().to_owned();
-        if let Some((at, d)) = self.0.lock().expect("scrape interval lock").get(&url)
-            && at.elapsed() < Self::TTL
-        {
-            return Some(*d);
-        }
-        match prometheus.scrape_interval().await {
-            Ok(d) => {
-                self.0
-                    .lock()
-                    .expect("scrape interval lock")
-                    .insert(url, (Instant::now(), d));
-                Some(d)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not read Prometheus' scrape interval; assuming its default of 1m");
-                None
-            }
-        }
+impl Context {
+    /// Waits until both caches hold a complete list; before that, an absent backend may
+    /// merely not have been listed yet.
+    async fn caches_ready(&self) -> Result<(), Error> {
+        self.backends
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheStopped)?;
+        self.routes
+            .wait_until_ready()
+            .await
+            .map_err(|_| Error::CacheStopped)
     }
 }
 
@@ -133,192 +138,33 @@ pub struct Args {
     /// How long the leader's lease lasts without renewal (the longest a failover takes).
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
-    /// How often the leader renews its lease.
+    /// How often the leader renews its lease (and a standby looks at it).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub lease_renew_every: Duration,
+    /// How long the leader keeps trying to renew before it stops acting: measured from its
+    /// last successful renewal, shorter than --lease-duration so it has stopped before a
+    /// standby may take over. Default: two thirds of --lease-duration.
+    #[arg(long, value_parser = parse_duration)]
+    pub lease_renew_deadline: Option<Duration>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s).map_err(|e| e.to_string())
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
-    let registry = prometheus::Registry::new();
-    let metrics = Metrics::register(&registry)?;
-    let identity = args.identity.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
-    });
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        config: Config {
-            unschedulable_grace: args.unschedulable_grace,
-            prometheus_url: args.prometheus_url.clone(),
-            scrape_interval: args.scrape_interval,
-        },
-        scrape_intervals: ScrapeIntervals::default(),
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: CONTROLLER_NAME.into(),
-                instance: Some(identity.clone()),
-            },
-        ),
-        warmer: Warmer::new(metrics.warmup_requests.clone()),
-        metrics,
-    });
-
-    let ready = Readiness::default();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let shutdown = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-        .boxed()
-        .shared()
-    };
-    {
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            serve::shutdown_signal().await;
-            ready.set(false);
-            let _ = stop_tx.send(true);
-        });
-    }
-    let ops = serve::ops_router(registry, ready.clone());
-    let http = tokio::spawn(serve::serve(args.metrics_addr, ops, shutdown.clone()));
-
-    // Probe the API once so a missing CRD or RBAC rule fails start-up with a clear error.
-    let backends: Api<InferenceBackend> = Api::all(client.clone());
-    let routes: Api<ModelRoute> = Api::all(client.clone());
-    backends
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
-    routes
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
-    // A standby is healthy and ready: it is doing its job, which is to wait.
-    ready.set(true);
-
-    let elector = leader::Elector::new(
-        client.clone(),
-        leader::Config {
-            namespace: args.lease_namespace.clone(),
-            name: CONTROLLER_NAME.into(),
-            identity,
-            lease_duration: args.lease_duration,
-            renew_every: args.lease_renew_every,
-        },
-    );
-    tokio::select! {
-        () = elector.acquire() => {}
-        () = shutdown.clone() => {
-            http.await??;
-            return Ok(());
-        }
-    }
-    ctx.metrics.leader.set(1);
-
-    let controllers = run_controllers(client, ctx.clone(), shutdown.clone());
-    let outcome = tokio::select! {
-        () = controllers => Ok(()),
-        lost = elector.hold() => Err(lost),
-    };
-    elector.release().await;
-    http.await??;
-    tracing::info!("controller stopped");
-    outcome
-}
-
-async fn run_controllers(
-    client: Client,
-    ctx: Arc<Context>,
-    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
-) {
-    let backends: Api<InferenceBackend> = Api::all(client.clone());
-    let routes: Api<ModelRoute> = Api::all(client.clone());
-
-    let backend_ctl = Controller::new(backends.clone(), watcher::Config::default());
-    let backend_store = backend_ctl.store();
-    // Only Secret metadata is watched: the controller needs to know a Secret changed, and
-    // reads the one it needs; it never holds every Secret's data in memory.
-    let secret_events = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
-    let backend_ctl = backend_ctl
-        .owns(
-            Api::<Deployment>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .watches(
-            Api::<Pod>::all(client.clone()),
-            watcher::Config::default().labels(BACKEND_LABEL),
-            |pod| {
-                let name = pod.labels().get(BACKEND_LABEL)?.clone();
-                Some(ObjectRef::new(&name).within(&pod.namespace()?))
-            },
-        )
-        .watches_stream(secret_events, move |secret| {
-            let ns = secret.namespace();
-            let name = secret.name_any();
-            backend_store
-                .state()
-                .into_iter()
-                .filter(|ib| {
-                    ib.namespace() == ns && referenced_secrets(&ib.spec).contains(&name.as_str())
-                })
-                .map(|ib| ObjectRef::from_obj(&*ib))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile_backend, error_policy_backend, ctx.clone())
-        .for_each(|_| async {});
-
-    let route_ctl = Controller::new(routes, watcher::Config::default());
-    let route_store = route_ctl.store();
-    let route_ctl = route_ctl
-        // A backend appearing or disappearing changes whether the routes naming it resolve.
-        .watches(backends, watcher::Config::default(), move |ib| {
-            let ns = ib.namespace();
-            let name = ib.name_any();
-            route_store
-                .state()
-                .into_iter()
-                .filter(|mr| {
-                    mr.namespace() == ns
-                        && (mr.spec.backends.iter().any(|b| b.name == name)
-                            || mr.spec.fallback.iter().any(|b| b.name == name))
-                })
-                .map(|mr| ObjectRef::from_obj(&*mr))
-                .collect::<Vec<_>>()
-        })
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_route, error_policy_route, ctx)
-        .for_each(|_| async {});
-
-    tokio::join!(backend_ctl, route_ctl);
-}
-
 async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
-    timed(
-        "inferencebackend",
-        &ctx,
-        backend::reconcile(obj, ctx.clone()),
-    )
-    .await
+    let fut = backend::reconcile(obj.clone(), ctx.clone());
+    timed("inferencebackend", obj.as_ref(), &ctx, fut).await
 }
 
 async fn reconcile_route(obj: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
-    timed("modelroute", &ctx, route::reconcile(obj, ctx.clone())).await
+    let fut = route::reconcile(obj.clone(), ctx.clone());
+    timed("modelroute", obj.as_ref(), &ctx, fut).await
 }
 
-async fn timed(
+async fn timed<K: Resource<DynamicType = ()>>(
     kind: &'static str,
+    obj: &K,
     ctx: &Context,
     fut: impl Future<Output = Result<Action, Error>>,
 ) -> Result<Action, Error> {
@@ -326,21 +172,46 @@ async fn timed(
     let result = fut.await;
     ctx.metrics
         .observe(kind, start.elapsed(), result.as_ref().err());
+    if result.is_ok() {
+        ctx.retries.succeeded(&retry_key(kind, obj));
+    }
     result
 }
 
-fn error_policy_backend(obj: Arc<InferenceBackend>, err: &Error, _: Arc<Context>) -> Action {
-    error_policy(obj.as_ref(), err)
+fn retry_key<K: Resource<DynamicType = ()>>(kind: &str, obj: &K) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
 }
 
-fn error_policy_route(obj: Arc<ModelRoute>, err: &Error, _: Arc<Context>) -> Action {
-    error_policy(obj.as_ref(), err)
+fn error_policy_backend(obj: Arc<InferenceBackend>, err: &Error, ctx: Arc<Context>) -> Action {
+    error_policy("inferencebackend", obj.as_ref(), err, &ctx)
 }
 
-fn error_policy<K: Resource>(obj: &K, err: &Error) -> Action {
-    tracing::warn!(name = obj.meta().name.as_deref().unwrap_or_default(), error = %err, "reconcile failed");
+fn error_policy_route(obj: Arc<ModelRoute>, err: &Error, ctx: Arc<Context>) -> Action {
+    error_policy("modelroute", obj.as_ref(), err, &ctx)
+}
+
+/// How long a failed reconcile waits, per object: conflicts retry at once from the fresh
+/// object; everything else backs off exponentially until the object reconciles again.
+fn error_policy<K: Resource<DynamicType = ()>>(
+    kind: &str,
+    obj: &K,
+    err: &Error,
+    ctx: &Context,
+) -> Action {
     match err {
         Error::MissingNamespace => Action::await_change(),
-        Error::Kube(_) => Action::requeue(Duration::from_secs(5)),
+        Error::Conflict(_) => {
+            tracing::info!(name = %obj.name_any(), error = %err, "reconcile superseded");
+            Action::requeue(Duration::from_millis(200))
+        }
+        Error::Kube(_) | Error::CacheStopped | Error::Apply { .. } => {
+            let wait = ctx.retries.failed(&retry_key(kind, obj));
+            tracing::warn!(name = %obj.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+            Action::requeue(wait)
+        }
     }
 }

@@ -4,19 +4,17 @@
 use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::instrument;
 
 use kube::runtime::events::EventType;
 
-use super::{Context, Error, FIELD_MANAGER};
+use super::{Context, Error, status};
 use crate::analysis;
-use crate::api::{
-    AnalysisResult, InferenceBackend, ModelRoute, ModelRouteStatus, condition, find_condition,
-};
+use crate::api::{AnalysisResult, ModelRoute, ModelRouteStatus, condition, find_condition};
 use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
 pub use crate::migration::{same_split, weights_summary};
@@ -39,7 +37,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     let name = mr.name_any();
     let generation = mr.meta().generation;
     let now = Timestamp::now();
-    let backends: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
+    ctx.caches_ready().await?;
     let mut missing = vec![];
     let mut not_ready = vec![];
     let weighted = mr
@@ -55,7 +53,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         .map(|b| &b.name)
         .chain(mr.spec.fallback.iter().map(|f| &f.name))
     {
-        match backends.get_opt(b).await.map_err(Error::Kube)? {
+        // From the watch cache: a reconcile never costs one GET per referenced backend.
+        match ctx.backends.get(&ObjectRef::new(b).within(&ns)) {
             None if !missing.contains(b) => missing.push(b.clone()),
             Some(ib) if weighted.clone().any(|w| w == b) => {
                 let ready = ib
@@ -87,7 +86,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         now,
     });
     decision.status.model = Some(mr.spec.model_name(&name).to_owned());
-    publish(&ctx, &ns, &name, &current, &decision.status).await?;
+    publish(&ctx, &mr, &current, &decision.status).await?;
     for e in decision.events {
         let t = if e.warning {
             EventType::Warning
@@ -145,23 +144,14 @@ async fn analyze(
 
 async fn publish(
     ctx: &Context,
-    ns: &str,
-    name: &str,
+    mr: &ModelRoute,
     before: &ModelRouteStatus,
     after: &ModelRouteStatus,
 ) -> Result<(), Error> {
     if before == after {
         return Ok(());
     }
-    let api: Api<ModelRoute> = Api::namespaced(ctx.client.clone(), ns);
-    let patch =
-        json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute", "status": after});
-    api.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
-    Ok(())
+    let api: Api<ModelRoute> =
+        Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
+    status::write(&api, mr, after).await
 }

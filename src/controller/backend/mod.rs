@@ -3,33 +3,32 @@
 //! replica) a PodDisruptionBudget; their pods are warmed up before the gateway may use them,
 //! and pods the scheduler cannot place show as Stalled in the scheduler's own words.
 
+mod finalizer;
+mod health;
 mod runtime;
 mod scheduling;
+mod self_hosted;
 pub mod warmup;
 pub mod workload;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::instrument;
 
 use super::conditions::{self, Desired};
-use super::{Context, Error, FIELD_MANAGER};
+use super::{Context, Error, status, usage};
 use crate::api::{
-    BackendEndpoint, ExternalBackend, InferenceBackend, InferenceBackendSpec,
-    InferenceBackendStatus, SelfHostedBackend, condition, find_condition,
+    ExternalBackend, InferenceBackend, InferenceBackendSpec, InferenceBackendStatus, condition,
+    find_condition,
 };
-use warmup::{State as WarmState, Target};
-use workload::BACKEND_LABEL;
+use finalizer::Guard;
 
 /// How often a backend waiting for its Secret is looked at again, besides the Secret watch.
 const SECRET_RECHECK: Duration = Duration::from_secs(30);
@@ -125,6 +124,20 @@ pub fn referenced_secrets(spec: &InferenceBackendSpec) -> Vec<&str> {
 #[instrument(skip_all, fields(backend = %ib.name_any(), namespace = ib.namespace().unwrap_or_default()))]
 pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = ib.namespace().ok_or(Error::MissingNamespace)?;
+    ctx.caches_ready().await?;
+    let api: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
+    let holders = usage::holders(&ctx.routes.state(), &ns, &ib.name_any());
+    let guard = finalizer::guard(&ib, holders);
+    let ib = match &guard {
+        // Continue with the patched object: its resourceVersion is what status writes need.
+        Guard::Add => Arc::new(finalizer::set(&api, &ib, true).await?),
+        Guard::Release => {
+            finalizer::set(&api, &ib, false).await?;
+            tracing::info!("no route uses the deleted backend any more; deletion proceeds");
+            return Ok(Action::await_change());
+        }
+        Guard::Keep | Guard::Hold(_) => ib,
+    };
     let generation = ib.meta().generation;
     let now = Timestamp::now();
     let before = ib.status.clone().unwrap_or_default();
@@ -151,13 +164,49 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
     status.model = Some(summary.model);
     status.url = summary.url;
 
-    let action = match (&ib.spec.external, &ib.spec.self_hosted) {
-        (Some(ext), _) => reconcile_external(&ctx, &ns, ext, &mut status, generation, now).await?,
+    let result = match (&ib.spec.external, &ib.spec.self_hosted) {
+        (Some(ext), _) => reconcile_external(&ctx, &ns, ext, &mut status, generation, now).await,
         (_, Some(sh)) => {
-            reconcile_self_hosted(&ctx, &ib, &ns, sh, &mut status, generation, now).await?
+            self_hosted::reconcile(&ctx, &ib, &ns, sh, &mut status, generation, now).await
         }
         (None, None) => unreachable!("summarize returned Some"),
     };
+    let action = match result {
+        Ok(action) => action,
+        Err(Error::Apply { kind, source }) => {
+            // Refused by the API server: say so in status, then back off (error_policy).
+            if let Some(stalled) = self_hosted::rejected(kind, &source) {
+                let ready = Desired::new(
+                    condition::READY,
+                    false,
+                    stalled.reason,
+                    stalled.message.clone(),
+                );
+                conditions::set(&mut status.conditions, ready, generation, now);
+                conditions::set(&mut status.conditions, stalled, generation, now);
+                conditions::remove(&mut status.conditions, condition::RECONCILING);
+                conditions::keep_transition_times(&before.conditions, &mut status.conditions);
+                publish(&ctx, &ib, &before, &status).await?;
+            }
+            return Err(Error::Apply { kind, source });
+        }
+        Err(e) => return Err(e),
+    };
+    // Held by routes: the workload keeps serving (above), and the backend says who holds it.
+    if let Guard::Hold(holders) = &guard {
+        conditions::set(
+            &mut status.conditions,
+            Desired::new(
+                condition::RECONCILING,
+                true,
+                finalizer::IN_USE_REASON,
+                finalizer::in_use_message(holders),
+            ),
+            generation,
+            now,
+        );
+    }
+    conditions::keep_transition_times(&before.conditions, &mut status.conditions);
     publish(&ctx, &ib, &before, &status).await?;
     Ok(action)
 }
@@ -182,8 +231,19 @@ async fn reconcile_external(
     };
     let ready = external_readiness(ext, secret.as_ref());
     let waiting = !ready.status;
+    // A missing Secret or key does not fix itself: Stalled, with the same reason and message.
+    if waiting {
+        let stalled = Desired::new(
+            condition::STALLED,
+            true,
+            ready.reason,
+            ready.message.clone(),
+        );
+        conditions::set(&mut status.conditions, stalled, generation, now);
+    } else {
+        conditions::remove(&mut status.conditions, condition::STALLED);
+    }
     conditions::set(&mut status.conditions, ready, generation, now);
-    conditions::remove(&mut status.conditions, condition::STALLED);
     conditions::remove(&mut status.conditions, condition::RECONCILING);
     status.replicas = None;
     status.ready_replicas = None;
@@ -194,194 +254,6 @@ async fn reconcile_external(
     } else {
         Action::await_change()
     })
-}
-
-async fn reconcile_self_hosted(
-    ctx: &Context,
-    ib: &InferenceBackend,
-    ns: &str,
-    sh: &SelfHostedBackend,
-    status: &mut InferenceBackendStatus,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Result<Action, Error> {
-    let name = ib.name_any();
-    let w = workload::build(ib, sh);
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
-    services
-        .patch(&name, &pp, &Patch::Apply(&w.service))
-        .await
-        .map_err(Error::Kube)?;
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
-    let deployment = deployments
-        .patch(&name, &pp, &Patch::Apply(&w.deployment))
-        .await
-        .map_err(Error::Kube)?;
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), ns);
-    match &w.pdb {
-        Some(pdb) => {
-            pdbs.patch(&name, &pp, &Patch::Apply(pdb))
-                .await
-                .map_err(Error::Kube)?;
-        }
-        None => match pdbs.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(Error::Kube(e)),
-        },
-    }
-
-    let port = w
-        .service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.as_ref())
-        .map_or(0, |p| p[0].port);
-    status.url = Some(format!("http://{name}.{ns}.svc:{port}/v1"));
-
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let pods = pods
-        .list(&ListParams::default().labels(&format!("{BACKEND_LABEL}={name}")))
-        .await
-        .map_err(Error::Kube)?
-        .items;
-
-    // Warm up every Ready pod not yet known to be warm; keep those already recorded.
-    let mut endpoints = vec![];
-    let mut warming = 0;
-    let mut live_uids = vec![];
-    for pod in &pods {
-        let (Some(uid), Some(ip)) = (pod.metadata.uid.as_deref(), pod_ip(pod)) else {
-            continue;
-        };
-        live_uids.push(uid);
-        if pod.metadata.deletion_timestamp.is_some() || !pod_ready(pod) {
-            continue;
-        }
-        let endpoint = BackendEndpoint {
-            pod: pod.name_any(),
-            address: format!("{ip}:{port}"),
-        };
-        let wanted = ib.spec.warmup.as_ref().map_or(0, |w| w.requests);
-        let warm = wanted == 0
-            || status.endpoints.contains(&endpoint)
-            || match ctx.warmer.poll(&Target {
-                uid: uid.to_owned(),
-                pod: endpoint.pod.clone(),
-                address: endpoint.address.clone(),
-                model: sh.model.clone(),
-                requests: wanted,
-            }) {
-                WarmState::Done => {
-                    ctx.event(
-                        ib,
-                        EventType::Normal,
-                        "WarmupCompleted",
-                        format!("pod {} answered {wanted} warm-up requests", endpoint.pod),
-                    )
-                    .await;
-                    true
-                }
-                WarmState::Running | WarmState::Failed { .. } => false,
-            };
-        if warm {
-            endpoints.push(endpoint);
-        } else {
-            warming += 1;
-        }
-    }
-    ctx.warmer.retain(&live_uids);
-    endpoints.sort_by(|a, b| a.pod.cmp(&b.pod));
-    status.endpoints = endpoints;
-    status.replicas = Some(sh.replicas);
-    status.ready_replicas = Some(status.endpoints.len() as i32);
-
-    let gpus = sh.gpu.as_ref().map_or(0, |g| g.count);
-    let product = sh.gpu.as_ref().and_then(|g| g.product.as_deref());
-    let stuck =
-        scheduling::unschedulable(&pods, now, ctx.config.unschedulable_grace, gpus, product);
-    let d_status = deployment.status.clone().unwrap_or_default();
-    let rolled_out = d_status.observed_generation >= deployment.metadata.generation
-        && d_status.updated_replicas.unwrap_or(0) >= sh.replicas
-        && d_status.replicas.unwrap_or(0) == sh.replicas;
-    let ready = status.endpoints.len() as i32;
-
-    let (ready_cond, reconciling) = if let Some(u) = &stuck {
-        conditions::set(
-            &mut status.conditions,
-            Desired::new(condition::STALLED, true, u.reason, u.message.clone()),
-            generation,
-            now,
-        );
-        (
-            Desired::new(condition::READY, false, u.reason, u.message.clone()),
-            None,
-        )
-    } else {
-        conditions::remove(&mut status.conditions, condition::STALLED);
-        if sh.replicas == 0 {
-            (
-                Desired::new(condition::READY, false, "ScaledToZero", "replicas is 0"),
-                None,
-            )
-        } else if ready >= sh.replicas && rolled_out {
-            (
-                Desired::new(
-                    condition::READY,
-                    true,
-                    "Ready",
-                    format!("{ready}/{} pods ready and warmed up", sh.replicas),
-                ),
-                None,
-            )
-        } else {
-            let reason = if warming > 0 {
-                "WarmingUp"
-            } else {
-                "PodsStarting"
-            };
-            let msg = format!(
-                "{ready}/{} pods ready and warmed up, {warming} warming up",
-                sh.replicas
-            );
-            (
-                Desired::new(condition::READY, false, reason, msg.clone()),
-                Some(Desired::new(condition::RECONCILING, true, reason, msg)),
-            )
-        }
-    };
-    conditions::set(&mut status.conditions, ready_cond, generation, now);
-    match reconciling {
-        Some(r) => conditions::set(&mut status.conditions, r, generation, now),
-        None => conditions::remove(&mut status.conditions, condition::RECONCILING),
-    }
-
-    // Pod and Deployment events bring most changes; these requeues cover what no watch
-    // reports: a warm-up finishing, and the grace period of an unschedulable pod running out.
-    let unscheduled = pods
-        .iter()
-        .any(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_none()));
-    Ok(if warming > 0 {
-        Action::requeue(Duration::from_secs(1))
-    } else if unscheduled && stuck.is_none() {
-        Action::requeue(ctx.config.unschedulable_grace.min(Duration::from_secs(5)))
-    } else if stuck.is_some() {
-        Action::requeue(Duration::from_secs(30))
-    } else {
-        Action::await_change()
-    })
-}
-
-fn pod_ip(pod: &Pod) -> Option<&str> {
-    pod.status.as_ref()?.pod_ip.as_deref()
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// Writes status when it changed, and turns condition transitions into Events.
@@ -396,18 +268,15 @@ async fn publish(
     }
     let api: Api<InferenceBackend> =
         Api::namespaced(ctx.client.clone(), &ib.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "switchyard.dev/v1alpha1",
-        "kind": "InferenceBackend",
-        "status": after,
-    });
-    api.patch_status(
-        &ib.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .map_err(Error::Kube)?;
+    status::write(&api, ib, after).await?;
+    if let Some(c) = find_condition(&after.conditions, condition::RECONCILING)
+        && c.reason == finalizer::IN_USE_REASON
+        && find_condition(&before.conditions, condition::RECONCILING)
+            .is_none_or(|b| b.message != c.message)
+    {
+        ctx.event(ib, EventType::Warning, &c.reason, c.message.clone())
+            .await;
+    }
 
     let changed = |t: &str| {
         let (old, new) = (

@@ -41,7 +41,7 @@ pub fn unschedulable(
         })
         .filter(|(_, _, since)| now.duration_since(*since).unsigned_abs() >= grace)
         .collect();
-    let (_, scheduler_says, since) = stuck.iter().min_by_key(|(_, _, since)| *since)?;
+    let (_, scheduler_says, _) = stuck.iter().min_by_key(|(_, _, since)| *since)?;
     let reason = if scheduler_says.contains(&format!("Insufficient {GPU_RESOURCE}")) {
         "InsufficientGPU"
     } else {
@@ -52,12 +52,13 @@ pub fn unschedulable(
         (n, Some(p)) => format!("{n} {GPU_RESOURCE} on {p} nodes"),
         (n, None) => format!("{n} {GPU_RESOURCE}"),
     };
-    let waited = now.duration_since(*since).unsigned_abs().as_secs();
+    // No elapsed time in the message: an unchanged situation must not rewrite status.
     Some(Unschedulable {
         reason,
         message: format!(
-            "{} pod(s) unschedulable for {waited}s, each asking for {asks}: {}",
+            "{} pod(s) unschedulable for longer than {}s, each asking for {asks}: {}",
             stuck.len(),
+            grace.as_secs(),
             scheduler_says.trim()
         ),
     })
@@ -119,7 +120,17 @@ status:
             u.message
                 .contains("0/6 nodes are available: 2 Insufficient nvidia.com/gpu")
         );
-        assert!(u.message.contains("unschedulable for 30s"));
+        assert!(u.message.contains("unschedulable for longer than 20s"));
+        // Later, nothing changed: the same words, so status is not rewritten.
+        let later = unschedulable(
+            &pods,
+            at("2026-01-01T00:05:00Z"),
+            grace,
+            8,
+            Some("NVIDIA-L40S"),
+        )
+        .unwrap();
+        assert_eq!(later, u);
     }
 
     #[test]

@@ -15,7 +15,9 @@ use prometheus::IntCounterVec;
 use serde_json::json;
 
 /// How long a failed warm-up waits before the pod is tried again.
-const RETRY_AFTER: Duration = Duration::from_secs(10);
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// Failed warm-ups in a row after which the backend reports Stalled (it keeps retrying).
+pub const STALLED_AFTER: u32 = 3;
 /// Requests in flight to one pod during warm-up.
 const CONCURRENCY: usize = 8;
 /// One warm-up request may take this long (a cold pod is slow; that is the point).
@@ -23,9 +25,27 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    Running,
+    /// Under way, after `failed` failed attempts in a row.
+    Running {
+        failed: u32,
+    },
     Done,
-    Failed { at: Instant },
+    /// The last warm-up failed; `attempts` in a row have.
+    Failed {
+        at: Instant,
+        attempts: u32,
+    },
+}
+
+impl State {
+    /// Failed warm-ups in a row, including a retry now under way.
+    pub fn failures(self) -> u32 {
+        match self {
+            State::Running { failed } => failed,
+            State::Failed { attempts, .. } => attempts,
+            State::Done => 0,
+        }
+    }
 }
 
 /// A pod to warm up.
@@ -62,28 +82,33 @@ impl Warmer {
     /// Whether `target` is warmed up; starts (or restarts after a failure) its warm-up if not.
     pub fn poll(&self, target: &Target) -> State {
         let mut states = self.states.lock().expect("warm-up state lock");
-        match states.get(&target.uid).copied() {
-            Some(State::Failed { at }) if at.elapsed() < RETRY_AFTER => State::Failed { at },
-            Some(s @ (State::Running | State::Done)) => s,
-            _ => {
-                states.insert(target.uid.clone(), State::Running);
-                let this = self.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    let ok = this.run(&target).await;
-                    let state = if ok {
-                        State::Done
-                    } else {
-                        State::Failed { at: Instant::now() }
-                    };
-                    this.states
-                        .lock()
-                        .expect("warm-up state lock")
-                        .insert(target.uid.clone(), state);
-                });
-                State::Running
-            }
-        }
+        let failed_before = match states.get(&target.uid).copied() {
+            Some(s @ State::Failed { at, .. }) if at.elapsed() < RETRY_AFTER => return s,
+            Some(s @ (State::Running { .. } | State::Done)) => return s,
+            Some(State::Failed { attempts, .. }) => attempts,
+            None => 0,
+        };
+        let running = State::Running {
+            failed: failed_before,
+        };
+        states.insert(target.uid.clone(), running);
+        let this = self.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            let state = if this.run(&target).await {
+                State::Done
+            } else {
+                State::Failed {
+                    at: Instant::now(),
+                    attempts: failed_before + 1,
+                }
+            };
+            this.states
+                .lock()
+                .expect("warm-up state lock")
+                .insert(target.uid.clone(), state);
+        });
+        running
     }
 
     /// Forgets pods that no longer exist.

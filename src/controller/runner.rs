@@ -1,0 +1,222 @@
+//! Start-up, leader election and the two controllers with their watches.
+
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+
+use super::backend::warmup::Warmer;
+use super::metrics::Metrics;
+use super::{
+    Args, CONTROLLER_NAME, Config, Context, backoff, error_policy_backend, error_policy_route,
+    leader, reconcile_backend, reconcile_route, usage,
+};
+use crate::api::{InferenceBackend, ModelRoute};
+use crate::controller::BACKEND_LABEL;
+use crate::serve::{self, Readiness};
+
+type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let lease = leader::Config::from_args(&args)?;
+    let client = Client::try_default().await?;
+    let registry = prometheus::Registry::new();
+    let metrics = Metrics::register(&registry)?;
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let (backend_store, backend_writer) = reflector::store();
+    let (route_store, route_writer) = reflector::store();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: Config {
+            unschedulable_grace: args.unschedulable_grace,
+            prometheus_url: args.prometheus_url.clone(),
+            scrape_interval: args.scrape_interval,
+        },
+        scrape_intervals: Default::default(),
+        backends: backend_store,
+        routes: route_store,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: CONTROLLER_NAME.into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        warmer: Warmer::new(metrics.warmup_requests.clone()),
+        metrics,
+        retries: backoff::Retries::default(),
+    });
+
+    let ready = Readiness::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown: Shutdown = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        .boxed()
+        .shared()
+    };
+    {
+        let ready = ready.clone();
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            serve::shutdown_signal().await;
+            ready.set(false);
+            let _ = stop_tx.send(true);
+        });
+    }
+    let ops = serve::ops_router(registry, ready.clone());
+    let http = tokio::spawn(serve::serve(args.metrics_addr, ops, shutdown.clone()));
+
+    // Probe the API once so a missing CRD or RBAC rule fails start-up with a clear error.
+    let backends: Api<InferenceBackend> = Api::all(client.clone());
+    let routes: Api<ModelRoute> = Api::all(client.clone());
+    backends
+        .list(&kube::api::ListParams::default().limit(1))
+        .await?;
+    routes
+        .list(&kube::api::ListParams::default().limit(1))
+        .await?;
+    // A standby is healthy and ready: it is doing its job, which is to wait.
+    ready.set(true);
+
+    let elector = leader::Elector::new(client.clone(), lease.with_identity(identity));
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown.clone() => {
+            http.await??;
+            return Ok(());
+        }
+    }
+    ctx.metrics.leader.set(1);
+
+    let controllers = run_controllers(
+        client,
+        ctx.clone(),
+        (backend_writer, route_writer),
+        shutdown.clone(),
+    );
+    // Whichever ends first ends the other: losing the lease drops the controllers (and
+    // every reconcile in flight) here, before a standby can have taken over.
+    let lost = tokio::select! {
+        () = controllers => None,
+        lost = elector.hold() => Some(lost),
+    };
+    ctx.metrics.leader.set(0);
+    match lost {
+        None => {
+            elector.release().await;
+            http.await??;
+            tracing::info!("controller stopped");
+            Ok(())
+        }
+        Some(why) => {
+            tracing::error!(error = %why, "lost leadership; stopped reconciling, exiting");
+            ready.set(false);
+            let _ = stop_tx.send(true);
+            let _ = http.await;
+            Err(why)
+        }
+    }
+}
+
+async fn run_controllers(
+    client: Client,
+    ctx: Arc<Context>,
+    (backend_writer, route_writer): (Writer<InferenceBackend>, Writer<ModelRoute>),
+    shutdown: Shutdown,
+) {
+    let backends: Api<InferenceBackend> = Api::all(client.clone());
+    let routes: Api<ModelRoute> = Api::all(client.clone());
+    // The stores in Context are fed by the controllers' own watches.
+    let backend_stream = watcher(backends.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(backend_writer)
+        .applied_objects();
+    let route_stream = watcher(routes.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(route_writer)
+        .applied_objects();
+
+    // Only what the controller made: its Deployments and pods carry the backend label.
+    let ours = watcher::Config::default().labels(BACKEND_LABEL);
+    // Only Secret metadata is watched: the controller needs to know a Secret changed, and
+    // reads the one it needs; it never holds every Secret's data in memory.
+    let secret_events = watcher(
+        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let backend_ctl = {
+        let for_secrets = ctx.clone();
+        let for_routes = ctx.clone();
+        Controller::for_stream(backend_stream, ctx.backends.clone())
+            .owns(Api::<Deployment>::all(client.clone()), ours.clone())
+            .watches(Api::<Pod>::all(client.clone()), ours, |pod| {
+                let name = pod.labels().get(BACKEND_LABEL)?.clone();
+                Some(ObjectRef::new(&name).within(&pod.namespace()?))
+            })
+            .watches_stream(secret_events, move |secret| {
+                let ns = secret.namespace();
+                let name = secret.name_any();
+                for_secrets
+                    .backends
+                    .state()
+                    .into_iter()
+                    .filter(|ib| {
+                        ib.namespace() == ns
+                            && super::referenced_secrets(&ib.spec).contains(&name.as_str())
+                    })
+                    .map(|ib| ObjectRef::from_obj(&*ib))
+                    .collect::<Vec<_>>()
+            })
+            // A route taking up or letting go of a backend changes whether it may be deleted.
+            .watches(routes, watcher::Config::default(), move |mr| {
+                let ns = mr.namespace().unwrap_or_default();
+                usage::backends_to_recheck(&mr, &for_routes.backends.state())
+                    .into_iter()
+                    .map(|name| ObjectRef::new(&name).within(&ns))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile_backend, error_policy_backend, ctx.clone())
+            .for_each(|_| async {})
+    };
+
+    let route_ctl = {
+        let for_backends = ctx.clone();
+        Controller::for_stream(route_stream, ctx.routes.clone())
+            // A backend appearing, disappearing or changing readiness changes the routes
+            // naming it.
+            .watches(backends, watcher::Config::default(), move |ib| {
+                let ns = ib.namespace();
+                let name = ib.name_any();
+                for_backends
+                    .routes
+                    .state()
+                    .into_iter()
+                    .filter(|mr| {
+                        mr.namespace() == ns && usage::named_by(mr).contains(name.as_str())
+                    })
+                    .map(|mr| ObjectRef::from_obj(&*mr))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown)
+            .run(reconcile_route, error_policy_route, ctx)
+            .for_each(|_| async {})
+    };
+
+    tokio::join!(backend_ctl, route_ctl);
+}
