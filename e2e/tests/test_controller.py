@@ -61,8 +61,9 @@ def test_route_names_a_missing_backend_then_resolves_when_it_is_created(controll
     kubectl("apply", "-f", "-", input=BACKEND, namespace=namespace)
     wait_until(lambda: (r := ready()) and r["status"] == "True", timeout=30, what="route Ready")
     status = kubectl_json("get", "mr", "chat", namespace=namespace)["status"]
-    assert status["weights"] == [{"name": "anthropic", "weight": 100}]
-    assert status["stable"] == status["weights"]
+    # status.weights is in thousandths in every phase; stable keeps the spec's own weights.
+    assert status["weights"] == [{"name": "anthropic", "weight": 1000}]
+    assert status["stable"] == [{"name": "anthropic", "weight": 100}]
     assert status["model"] == "chat"
 
 
