@@ -64,6 +64,17 @@ pub fn render(mr: &ModelRoute, now: Timestamp) -> String {
         steps.join(" -> "),
         crate::duration::format(cfg.step_duration)
     );
+    if st.rollout.is_some() {
+        let _ = writeln!(
+            out,
+            "Settings: fixed when this migration started (status.rollout){}",
+            if migration::settings::edited_mid_migration(&mr.spec, &st) {
+                "; spec.rollout has changed since and applies to the next migration"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(out, "Stable:   {}", weights_summary(&st.stable));
     if !st.target.is_empty() {
         let _ = writeln!(out, "Target:   {}", weights_summary(&st.target));
@@ -88,8 +99,9 @@ pub fn render(mr: &ModelRoute, now: Timestamp) -> String {
         Some(a) => {
             let _ = writeln!(
                 out,
-                "Last analysis ({}): {:?}",
+                "Last analysis ({}, window {}): {:?}",
                 ago(now, a.time.0),
+                a.window.as_ref().map_or("-", |w| w.0.as_str()),
                 a.verdict
             );
             let _ = writeln!(
@@ -103,10 +115,14 @@ pub fn render(mr: &ModelRoute, now: Timestamp) -> String {
                     .reason
                     .as_ref()
                     .map_or(String::new(), |r| format!("  ({r})"));
+                let name = match &c.backend {
+                    Some(b) => format!("{} [{b}]", c.name),
+                    None => c.name.clone(),
+                };
                 let _ = writeln!(
                     out,
-                    "  {:<20} {value:>12} {:>14}  {:?}{why}",
-                    c.name, c.threshold, c.verdict
+                    "  {name:<20} {value:>12} {:>14}  {:?}{why}",
+                    c.threshold, c.verdict
                 );
             }
         }
