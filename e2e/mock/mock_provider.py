@@ -299,6 +299,8 @@ FAULT_FIELDS = frozenset(
         "ttft_ms_range",
         "inter_token_ms",
         "cut_stream_after",
+        "stream_error_after",
+        "body_delay_ms",
         "hang",
         "deterministic",
         "seed",
@@ -327,7 +329,7 @@ def validate_faults(config) -> dict:
             ok = _is_number(value) and 0 <= value <= 1
         elif name == "error_status":
             ok = _is_int(value) and 400 <= value <= 599
-        elif name in ("retry_after", "latency_ms", "ttft_ms", "inter_token_ms"):
+        elif name in ("retry_after", "latency_ms", "ttft_ms", "inter_token_ms", "body_delay_ms"):
             ok = _is_number(value) and value >= 0
         elif name.endswith("_range"):
             ok = (
@@ -336,7 +338,7 @@ def validate_faults(config) -> dict:
                 and all(_is_number(v) for v in value)
                 and 0 <= value[0] <= value[1]
             )
-        elif name == "cut_stream_after":
+        elif name in ("cut_stream_after", "stream_error_after"):
             ok = _is_int(value) and value >= 0
         elif name in ("hang", "deterministic"):
             ok = isinstance(value, bool)
@@ -664,6 +666,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self):
         self.record = None
+        self.body_delay = 0.0  # set by _faulted for the answer of a provider request
         path = urlsplit(self.path).path
         raw = self._read_body()
         try:
@@ -708,6 +711,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             head.append(("Content-Type", content_type))
         self._start_response(status, [*head, *headers])
         self.end_headers()
+        if status == 200 and self.body_delay > 0:
+            # A slow 2xx: the status line and headers are out, the body comes later.
+            self.wfile.flush()
+            self._sleep(self.body_delay)
         self.wfile.write(body)
 
     def _send_json(self, status: int, obj, headers=()):
@@ -814,6 +821,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with server.metrics.gauge("waiting"):
             self._sleep(server.faults.delay(config, "latency"))
         if outcome is None:
+            self.body_delay = server.faults.delay(config, "body_delay")
             return config, False
         server.stats.fault(self.record, outcome)
         if outcome == "rate_limit":
@@ -849,19 +857,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(b"".join(preamble))
         first_token = time.monotonic()
         cut = config.get("cut_stream_after")
+        fail = config.get("stream_error_after")
+        limits = [n for n in (cut, fail) if n is not None]
         gap = config.get("inter_token_ms", 0) / 1000
-        for i, event in enumerate(content if cut is None else content[:cut]):
+        for i, event in enumerate(content[: min(limits)] if limits else content):
             if i:
                 self._sleep(gap)
             self.wfile.write(event)
             if i == 0:
                 first_token = time.monotonic()
+        if fail is not None and (cut is None or fail <= cut):
+            # The provider reports an error in the stream (status 200 already sent), then closes.
+            self.server.stats.fault(self.record, "stream_error")
+            self.wfile.write(self._stream_error())
+            return None
         if cut is not None:
             # Closing the connection now ends the body without [DONE] / message_stop.
             self.server.stats.fault(self.record, "cut_stream")
             return None
         self.wfile.write(b"".join(closing))
         return first_token
+
+    def _stream_error(self) -> bytes:
+        """The error event a provider sends mid-stream: Anthropic's overloaded_error, or an
+        OpenAI-style error object in a data line."""
+        message = "Overloaded (injected fault)."
+        if self.server.dialect == "anthropic":
+            data = {"type": "error", "error": {"type": "overloaded_error", "message": message}}
+            return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
+        data = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
 
     # ----------------------------------------------------------------- OpenAI / vLLM
 

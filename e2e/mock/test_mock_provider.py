@@ -786,6 +786,41 @@ def test_cut_stream_ends_without_done(openai_mock, anthropic_mock):
     assert names == ["message_start", "content_block_start", "ping", "content_block_delta"]
 
 
+def test_stream_error_after_sends_the_dialects_error_event(openai_mock, anthropic_mock):
+    openai_mock.faults(stream_error_after=0)
+    datas = [json.loads(d) for _, d in sse(openai_mock.chat("one two", stream=True).text)]
+    assert [d.get("error", {}).get("type") for d in datas] == [None, "server_error"]
+    assert datas[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert openai_mock.stats()["by_fault"] == {"stream_error": 1}
+
+    anthropic_mock.faults(stream_error_after=1)
+    events = sse(anthropic_mock.message("one two three", stream=True).text)
+    assert [name for name, _ in events] == ["message_start", "content_block_start", "ping", "content_block_delta",
+                                            "error"]
+    assert json.loads(events[-1][1])["error"]["type"] == "overloaded_error"
+
+
+def test_body_delay_sends_the_headers_first(openai_mock):
+    openai_mock.faults(body_delay_ms=300)
+    conn = http.client.HTTPConnection(openai_mock.host, openai_mock.port, timeout=10)
+    sent = time.monotonic()
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
+    conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    headers_at = time.monotonic() - sent
+    answer = json.loads(response.read())
+    body_at = time.monotonic() - sent
+    conn.close()
+    assert response.status == 200 and headers_at < 0.25 and body_at >= 0.3
+    assert answer["choices"][0]["message"]["content"] == "echo: x"
+    # Errors and streams are not delayed by it.
+    openai_mock.faults(body_delay_ms=1000, error_rate=1)
+    started = time.monotonic()
+    assert openai_mock.chat("x").status_code == 500
+    assert time.monotonic() - started < 0.9
+    assert openai_mock.stats()["by_path"]["/v1/chat/completions"] == 2
+
+
 def test_malformed_bodies_are_not_json(openai_mock, anthropic_mock):
     openai_mock.faults(malformed_rate=1)
     response = openai_mock.chat("hi")

@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 /// Why an attempt failed. Labels are fixed, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
-    /// TCP/TLS connect failed, or the backend has no usable endpoint or credential.
+    /// TCP/TLS connect failed, or the connection broke.
     Connect,
-    /// No response (or, for streams, no first event) within the backend's timeout.
+    /// No answer within the backend's timeout (to the first byte, or between two parts of
+    /// an answer), or past the request's deadline.
     Timeout,
     /// 429; `retry_after` from the header when given.
     RateLimited { retry_after: Option<Duration> },
-    /// The backend's `maxConcurrency` is reached in this gateway.
-    Saturated,
     /// 5xx.
     Server { status: u16 },
     /// 401/403: the backend rejected the gateway's credential. Not the client's fault, and
@@ -22,7 +21,11 @@ pub enum Failure {
     Auth { status: u16 },
     /// A 2xx whose body is not what the dialect promises.
     Malformed,
-    /// 4xx other than 429: the request itself is wrong; another backend would say the same.
+    /// 404 for the backend's own model id or URL: the backend's configuration is wrong, not
+    /// the caller's request (the gateway chose both), so another backend may serve it.
+    NotFound,
+    /// 400, 413, 422 and other 4xx: the request itself is wrong; another backend would say
+    /// the same.
     Client { status: u16 },
 }
 
@@ -32,15 +35,32 @@ impl Failure {
         !matches!(self, Failure::Client { .. })
     }
 
+    /// How long the backend asked not to be called again.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether this counts towards ejecting the host as an outlier: 5xx and locally
+    /// originated failures, as Envoy's `consecutive_5xx` counts them.
+    pub fn is_host_failure(&self) -> bool {
+        matches!(
+            self,
+            Failure::Server { .. } | Failure::Connect | Failure::Timeout
+        )
+    }
+
     pub fn reason(&self) -> &'static str {
         match self {
             Failure::Connect => "connect",
             Failure::Timeout => "timeout",
             Failure::RateLimited { .. } => "rate_limited",
-            Failure::Saturated => "saturated",
             Failure::Server { .. } => "server_error",
             Failure::Auth { .. } => "auth",
             Failure::Malformed => "malformed",
+            Failure::NotFound => "not_found",
             Failure::Client { .. } => "client_error",
         }
     }
@@ -52,6 +72,7 @@ impl Failure {
                 status.to_string()
             }
             Failure::RateLimited { .. } => "429".into(),
+            Failure::NotFound => "404".into(),
             other => other.reason().into(),
         }
     }
@@ -61,9 +82,9 @@ impl Failure {
         match self {
             Failure::Connect => 502,
             Failure::Timeout => 504,
-            Failure::RateLimited { .. } | Failure::Saturated => 429,
+            Failure::RateLimited { .. } => 429,
             Failure::Server { status } => *status,
-            Failure::Auth { .. } | Failure::Malformed => 502,
+            Failure::Auth { .. } | Failure::Malformed | Failure::NotFound => 502,
             Failure::Client { status } => *status,
         }
     }
@@ -78,6 +99,7 @@ impl Failure {
             // 408 is the upstream timing out our request: another backend may do better.
             408 => Failure::Timeout,
             401 | 403 => Failure::Auth { status },
+            404 => Failure::NotFound,
             s => Failure::Client { status: s },
         }
     }
@@ -164,7 +186,11 @@ mod tests {
         assert!(Failure::from_status(503, None).retryable());
         assert!(Failure::from_status(401, None).retryable());
         assert_eq!(Failure::from_status(403, None).status(), 502);
-        for s in [400, 404, 413, 422] {
+        // The gateway chose the model id and URL: a 404 is the backend's fault.
+        assert_eq!(Failure::from_status(404, None), Failure::NotFound);
+        assert!(Failure::NotFound.retryable());
+        assert_eq!(Failure::NotFound.status(), 502);
+        for s in [400, 413, 422] {
             assert!(
                 !Failure::from_status(s, None).retryable(),
                 "{s} must not be retried"

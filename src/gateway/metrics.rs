@@ -22,6 +22,8 @@ pub struct Metrics {
     cost: CounterVec,
     failovers: IntCounterVec,
     in_flight: IntGaugeVec,
+    ejections: IntCounterVec,
+    ejected: IntGaugeVec,
 }
 
 /// Outcome of one attempt.
@@ -32,6 +34,11 @@ pub enum Outcome {
     Failover,
     /// Failed, and the client got the error.
     Error,
+    /// The backend could not take the request now (`code` says why); nothing was sent.
+    Unavailable,
+    /// The caller's mistake (the provider's 400/413/422, or a request the backend's dialect
+    /// cannot express): not the backend's failure, so not in its error rate.
+    ClientError,
     /// A mirrored copy (its `code` says whether it succeeded).
     Shadow,
 }
@@ -42,6 +49,8 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failover => "failover",
             Outcome::Error => "error",
+            Outcome::Unavailable => "unavailable",
+            Outcome::ClientError => "client_error",
             Outcome::Shadow => "shadow",
         }
     }
@@ -58,7 +67,7 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "switchyard_requests_total",
-                "Attempts to serve a request, by backend, outcome (success, failover, error, shadow) and HTTP code",
+                "Attempts to serve a request, by backend, outcome (success, failover, error, unavailable, client_error, shadow) and code (HTTP status or reason)",
             ),
             &[&attempt[..], &["outcome", "code"]].concat(),
         )?;
@@ -103,6 +112,22 @@ impl Metrics {
             Opts::new("switchyard_requests_in_flight", "Attempts in progress"),
             &attempt,
         )?;
+        let ejections = IntCounterVec::new(
+            Opts::new(
+                "switchyard_outlier_ejections_total",
+                "Ejections of a backend's endpoint (a pod, or the external backend) as an outlier, by reason",
+            ),
+            &["namespace", "backend", "reason"],
+        )?;
+        let ejected = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_endpoints_ejected",
+                "Endpoints of a backend ejected as outliers now",
+            ),
+            &["namespace", "backend"],
+        )?;
+        registry.register(Box::new(ejections.clone()))?;
+        registry.register(Box::new(ejected.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(ttft.clone()))?;
@@ -118,6 +143,8 @@ impl Metrics {
             cost,
             failovers,
             in_flight,
+            ejections,
+            ejected,
         })
     }
 
@@ -129,7 +156,12 @@ impl Metrics {
         let b = Self::base(l);
         // Export every live outcome from the first attempt on, at 0 until it happens, so the
         // first failure is an increase Prometheus can rate (a series born at 1 is not).
-        for o in [Outcome::Success, Outcome::Failover, Outcome::Error] {
+        for o in [
+            Outcome::Success,
+            Outcome::Failover,
+            Outcome::Error,
+            Outcome::Unavailable,
+        ] {
             self.duration
                 .with_label_values(&[b[0], b[1], b[2], b[3], o.as_str()]);
         }
@@ -139,6 +171,20 @@ impl Metrics {
         self.duration
             .with_label_values(&[b[0], b[1], b[2], b[3], outcome.as_str()])
             .observe(seconds);
+    }
+
+    /// Counts one ejection and sets how many endpoints of the backend are ejected now.
+    pub fn ejection(&self, namespace: &str, backend: &str, reason: &str, ejected: usize) {
+        self.ejections
+            .with_label_values(&[namespace, backend, reason])
+            .inc();
+        self.set_ejected(namespace, backend, ejected);
+    }
+
+    pub fn set_ejected(&self, namespace: &str, backend: &str, ejected: usize) {
+        self.ejected
+            .with_label_values(&[namespace, backend])
+            .set(ejected as i64);
     }
 
     pub fn first_token(&self, l: &AttemptLabels<'_>, seconds: f64) {

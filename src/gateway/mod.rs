@@ -2,12 +2,17 @@
 //! apply each ModelRoute's weights, translate between dialects, fail over and measure. It
 //! serves from reflector caches so that no request waits on the API server.
 
+mod admission;
 mod balance;
 mod cache;
 mod failure;
 mod metrics;
+mod outlier;
+mod pick;
 mod proxy;
 mod relay;
+#[cfg(test)]
+mod tests;
 pub mod translate;
 mod upstream;
 mod validate;
@@ -51,9 +56,19 @@ pub struct Args {
     /// Longest a request may take end to end, across all attempts.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub request_timeout: Duration,
-    /// Most attempts per request: the first plus failovers to fallback tiers.
+    /// Most attempts sent upstream per request: the first plus failovers.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
+    /// Consecutive failures (5xx, connect failures, timeouts) that eject a pod or an
+    /// external backend as an outlier (Envoy's default).
+    #[arg(long, default_value_t = 5)]
+    pub outlier_consecutive_failures: u32,
+    /// First ejection; each further ejection of the same host lasts this many times longer.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub outlier_base_ejection: Duration,
+    /// Most of a backend's endpoints ejected at once, in percent (one may always be).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub outlier_max_ejection_percent: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -134,8 +149,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             request_timeout: args.request_timeout,
             max_attempts: args.max_attempts,
+            outliers: outlier::OutlierConfig {
+                consecutive_failures: args.outlier_consecutive_failures,
+                base_ejection: args.outlier_base_ejection,
+                max_ejection_percent: args.outlier_max_ejection_percent,
+            },
         },
     )?);
+    {
+        // Ends ejections on time, so the gauge the controller reads falls back without traffic.
+        let gw = Arc::downgrade(&gateway);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(gw) = gw.upgrade() else { break };
+                gw.outliers.sweep(&gw.metrics);
+            }
+        });
+    }
     let app = Router::new()
         .route("/v1/chat/completions", post(chat_openai))
         .route("/v1/messages", post(chat_anthropic))

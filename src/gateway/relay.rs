@@ -27,9 +27,11 @@ enum Mode {
 
 pub struct Relay {
     caller: Dialect,
+    upstream: Dialect,
     mode: Mode,
     usage: Usage,
     done: bool,
+    content: bool,
 }
 
 impl Relay {
@@ -54,13 +56,21 @@ impl Relay {
         };
         Self {
             caller,
+            upstream,
             mode,
             usage: Usage {
                 input: 0,
                 output: 0,
             },
             done: false,
+            content: false,
         }
+    }
+
+    /// Whether the upstream has sent content (a token, a tool call, a finish): the point
+    /// from which the answer is the caller's and the request is never sent again.
+    pub fn has_content(&self) -> bool {
+        self.content
     }
 
     /// Whether the upstream finished the stream properly.
@@ -84,6 +94,12 @@ impl Relay {
         if self.done {
             return Ok(vec![]);
         }
+        let frames = self.relay(ev)?;
+        self.content |= carries_content(self.upstream, ev);
+        Ok(frames)
+    }
+
+    fn relay(&mut self, ev: &SseEvent) -> Result<Vec<String>, RelayError> {
         match &mut self.mode {
             Mode::OpenAi { client_wants_usage } => {
                 if ev.data.trim() == "[DONE]" {
@@ -177,6 +193,41 @@ impl Relay {
                 &error::anthropic_error(status, message).to_string(),
             ),
         }
+    }
+}
+
+/// Whether an upstream event carries generated content, as opposed to the preamble every
+/// stream starts with (OpenAI's role-only chunk; Anthropic's `message_start`, a text
+/// `content_block_start`, `ping`).
+fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
+    match upstream {
+        Dialect::Openai => {
+            if ev.data.trim() == "[DONE]" {
+                return true;
+            }
+            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+                return false;
+            };
+            let choices = v.get("choices").and_then(Value::as_array);
+            choices.is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    let d = &c["delta"];
+                    let text = |k: &str| d[k].as_str().is_some_and(|s| !s.is_empty());
+                    text("content")
+                        || text("refusal")
+                        || d["tool_calls"].as_array().is_some_and(|t| !t.is_empty())
+                        || d["function_call"].is_object()
+                        || !c["finish_reason"].is_null()
+                })
+            })
+        }
+        Dialect::Anthropic => match ev.event.as_deref() {
+            Some("content_block_delta" | "message_delta" | "message_stop") => true,
+            // A tool call's block names the tool: that is content already.
+            Some("content_block_start") => serde_json::from_str::<Value>(&ev.data)
+                .is_ok_and(|v| v["content_block"]["type"].as_str() != Some("text")),
+            _ => false,
+        },
     }
 }
 

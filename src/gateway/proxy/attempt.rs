@@ -1,0 +1,300 @@
+//! One attempt against one backend: send, classify the answer, read it. Two timeouts bound
+//! it: the backend's own (`limits.timeout`: to the first byte, and the longest silence
+//! within an answer) and the request's deadline (`--request-timeout`, across attempts).
+//! Once the upstream has answered 2xx the attempt is *committed*: whatever goes wrong after
+//! that is the caller's answer, never a reason to send the request again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::Gateway;
+use crate::api::Dialect;
+use crate::gateway::failure::Failure;
+use crate::gateway::metrics::{AttemptLabels, Outcome};
+use crate::gateway::translate::{self, Usage, error};
+use crate::gateway::upstream::{Operation, Target};
+use crate::gateway::validate::Request;
+
+/// A failed attempt: what to record and what to tell the client if it is the last.
+pub struct Failed {
+    pub failure: Failure,
+    pub message: String,
+    /// The upstream had answered 2xx (or streamed content): never send the request again.
+    pub committed: bool,
+}
+
+impl Failed {
+    pub fn before_answer(failure: Failure, message: String) -> Self {
+        Self {
+            failure,
+            message,
+            committed: false,
+        }
+    }
+
+    fn committed(failure: Failure, message: String) -> Self {
+        Self {
+            failure,
+            message,
+            committed: true,
+        }
+    }
+}
+
+/// The largest error body read from an upstream, to quote its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// The largest successful non-streamed body accepted from an upstream.
+pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
+
+impl Gateway {
+    /// One attempt. `Err` means nothing was sent to the client yet.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn attempt(
+        self: &Arc<Self>,
+        caller: Dialect,
+        op: Operation,
+        req: &Request,
+        body: Value,
+        target: Target,
+        labels: &AttemptLabels<'_>,
+        deadline: Instant,
+        rid: &str,
+        client_headers: &HeaderMap,
+    ) -> Result<Response, Failed> {
+        let started = Instant::now();
+        let gauge = self.metrics.in_flight(labels);
+        let first_byte = wait(target.timeout, deadline);
+        let send = self.send(&target, &body, rid, client_headers);
+        let resp = match tokio::time::timeout(first_byte, send).await {
+            Err(_) => return Err(timeout_failure(&target, deadline)),
+            Ok(Err(e)) => {
+                return Err(Failed::before_answer(
+                    if e.is_timeout() {
+                        Failure::Timeout
+                    } else {
+                        Failure::Connect
+                    },
+                    format!(
+                        "could not reach backend {:?}: {}",
+                        target.backend,
+                        root_cause(&e)
+                    ),
+                ));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(self.refused(&target, resp, deadline).await);
+        }
+
+        if req.stream {
+            return self
+                .stream(caller, req, target, labels, resp, started, deadline, gauge)
+                .await;
+        }
+
+        let bytes = read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline)
+            .await
+            .map_err(|f| {
+                Failed::committed(
+                    f.failure,
+                    format!(
+                        "backend {:?} answered 2xx, then {}",
+                        target.backend, f.message
+                    ),
+                )
+            })?;
+        let malformed = |why: &str| {
+            Failed::committed(
+                Failure::Malformed,
+                format!(
+                    "backend {:?} sent a malformed response: {why}",
+                    target.backend
+                ),
+            )
+        };
+        let upstream: Value =
+            serde_json::from_slice(&bytes).map_err(|e| malformed(&e.to_string()))?;
+        let expected = match (op, target.dialect) {
+            (Operation::Embeddings, _) => "data",
+            (Operation::Chat, Dialect::Openai) => "choices",
+            (Operation::Chat, Dialect::Anthropic) => "content",
+        };
+        if !upstream.get(expected).is_some_and(Value::is_array) {
+            return Err(malformed(&format!("no '{expected}' array")));
+        }
+        let usage = match target.dialect {
+            Dialect::Openai => translate::response::usage_openai(&upstream),
+            Dialect::Anthropic => translate::response::usage_anthropic(&upstream),
+        }
+        .unwrap_or(Usage {
+            input: 0,
+            output: 0,
+        });
+        let answer = match (caller, target.dialect) {
+            (Dialect::Openai, Dialect::Anthropic) => {
+                translate::response::anthropic_to_openai(&upstream, &target.model, now_secs())
+            }
+            (Dialect::Anthropic, Dialect::Openai) => {
+                translate::response::openai_to_anthropic(&upstream, &target.model)
+            }
+            _ => upstream,
+        };
+        let elapsed = started.elapsed().as_secs_f64();
+        self.metrics
+            .attempt(labels, Outcome::Success, &status.to_string(), elapsed);
+        self.metrics
+            .tokens(labels, usage.input, usage.output, target.price);
+        drop(gauge);
+        let mut resp = (StatusCode::OK, axum::Json(answer)).into_response();
+        insert_backend(&mut resp, &target.backend);
+        Ok(resp)
+    }
+
+    /// A non-2xx answer, classified, with the upstream's own message quoted.
+    async fn refused(&self, target: &Target, resp: reqwest::Response, deadline: Instant) -> Failed {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = read_body(resp, MAX_ERROR_BODY, target.timeout, deadline)
+            .await
+            .unwrap_or_default();
+        let upstream_msg = serde_json::from_slice::<Value>(&text)
+            .ok()
+            .and_then(|v| error::error_message(&v))
+            .unwrap_or_else(|| String::from_utf8_lossy(&text).chars().take(300).collect());
+        let failure = Failure::from_status(status, retry_after.as_deref());
+        let backend = &target.backend;
+        let message = match failure {
+            Failure::Auth { .. } => format!(
+                "backend {backend:?} rejected the gateway's credentials ({status}): {upstream_msg}; check the Secret its credentials name"
+            ),
+            // The gateway chose the model id and the URL, so this is the backend's
+            // configuration, not the caller's model name.
+            Failure::NotFound => format!(
+                "backend {backend:?} answered 404 (check its model id {:?} and base URL): {upstream_msg}",
+                target.model
+            ),
+            _ => format!("backend {backend:?} answered {status}: {upstream_msg}"),
+        };
+        Failed::before_answer(failure, message)
+    }
+
+    pub(super) async fn send(
+        &self,
+        target: &Target,
+        body: &Value,
+        rid: &str,
+        client_headers: &HeaderMap,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut rb = self
+            .http
+            .post(&target.url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-request-id", rid)
+            .body(body.to_string());
+        if let Some((name, value)) = &target.auth {
+            rb = rb.header(*name, value);
+        }
+        if target.dialect == Dialect::Anthropic {
+            let version = client_headers
+                .get("anthropic-version")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("2023-06-01");
+            rb = rb.header("anthropic-version", version);
+        }
+        rb.send().await
+    }
+}
+
+/// How long to wait for the next byte: the backend's timeout, cut short by the deadline.
+pub fn wait(timeout: Duration, deadline: Instant) -> Duration {
+    timeout.min(deadline.saturating_duration_since(Instant::now()))
+}
+
+/// Reads a body up to `limit` bytes, each part within `idle` and all before `deadline`.
+pub async fn read_body(
+    resp: reqwest::Response,
+    limit: usize,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<Vec<u8>, Failed> {
+    let mut out = Vec::new();
+    let mut s = resp.bytes_stream();
+    loop {
+        let next = match tokio::time::timeout(wait(idle, deadline), s.next()).await {
+            Err(_) => {
+                let why = if Instant::now() >= deadline {
+                    "the request exceeded the gateway's --request-timeout".to_owned()
+                } else {
+                    format!(
+                        "its body stalled for longer than its timeout of {}s",
+                        idle.as_secs_f64()
+                    )
+                };
+                return Err(Failed::before_answer(Failure::Timeout, why));
+            }
+            Ok(None) => return Ok(out),
+            Ok(Some(chunk)) => chunk,
+        };
+        let chunk = next.map_err(|e| {
+            Failed::before_answer(
+                Failure::Connect,
+                format!("its body failed: {}", root_cause(&e)),
+            )
+        })?;
+        if out.len() + chunk.len() > limit {
+            return Err(Failed::before_answer(
+                Failure::Malformed,
+                format!("its body is larger than {limit} bytes"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+}
+
+pub fn timeout_failure(target: &Target, deadline: Instant) -> Failed {
+    let message = if Instant::now() >= deadline {
+        format!(
+            "backend {:?} did not answer before the request's deadline (--request-timeout)",
+            target.backend
+        )
+    } else {
+        format!(
+            "backend {:?} sent nothing within its timeout of {}s",
+            target.backend,
+            target.timeout.as_secs_f64()
+        )
+    };
+    Failed::before_answer(Failure::Timeout, message)
+}
+
+/// The innermost error, which says what actually happened (reqwest wraps it twice).
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+pub fn insert_backend(resp: &mut Response, backend: &str) {
+    if let Ok(v) = HeaderValue::from_str(backend) {
+        resp.headers_mut().insert("x-switchyard-backend", v);
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}

@@ -1,0 +1,238 @@
+//! A streamed answer. Events before the first content token (OpenAI's role-only chunk,
+//! Anthropic's `message_start`, `content_block_start`, `ping`) are held back: until content
+//! arrives nothing was generated, so an error such as `overloaded_error` can still fail
+//! over. The first content token commits the attempt; from then on a failure ends the stream
+//! with an error event in the caller's dialect, and `--request-timeout` still bounds it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::Gateway;
+use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
+use crate::api::Dialect;
+use crate::gateway::failure::Failure;
+use crate::gateway::metrics::{AttemptLabels, InFlightGauge, Outcome};
+use crate::gateway::relay::{Relay, RelayError};
+use crate::gateway::translate::sse::SseParser;
+use crate::gateway::upstream::Target;
+use crate::gateway::validate::Request;
+
+impl Gateway {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn stream(
+        self: &Arc<Self>,
+        caller: Dialect,
+        req: &Request,
+        target: Target,
+        labels: &AttemptLabels<'_>,
+        resp: reqwest::Response,
+        started: Instant,
+        deadline: Instant,
+        gauge: InFlightGauge,
+    ) -> Result<Response, Failed> {
+        let client_wants_usage = req
+            .body
+            .pointer("/stream_options/include_usage")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let mut relay = Relay::new(
+            caller,
+            target.dialect,
+            &target.model,
+            now_secs(),
+            client_wants_usage,
+        );
+        let mut parser = SseParser::default();
+        let mut upstream = resp.bytes_stream();
+        let mut held: Vec<String> = vec![];
+        while !relay.has_content() && !relay.done() {
+            let chunk =
+                match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
+                    Err(_) => return Err(timeout_failure(&target, deadline)),
+                    Ok(None) => {
+                        return Err(Failed::before_answer(
+                            Failure::Malformed,
+                            format!(
+                                "backend {:?} ended its stream before sending any content",
+                                target.backend
+                            ),
+                        ));
+                    }
+                    Ok(Some(Err(e))) => {
+                        return Err(Failed::before_answer(
+                            Failure::Connect,
+                            format!(
+                                "backend {:?} stream failed: {}",
+                                target.backend,
+                                root_cause(&e)
+                            ),
+                        ));
+                    }
+                    Ok(Some(Ok(c))) => c,
+                };
+            for ev in parser.push(&chunk) {
+                match relay.on_event(&ev) {
+                    Ok(frames) => held.extend(frames),
+                    Err(RelayError::Upstream(m)) => {
+                        return Err(Failed::before_answer(
+                            Failure::Server { status: 502 },
+                            format!("backend {:?} streamed an error: {m}", target.backend),
+                        ));
+                    }
+                    Err(RelayError::Malformed(m)) => {
+                        return Err(Failed::before_answer(
+                            Failure::Malformed,
+                            format!("backend {:?}: {m}", target.backend),
+                        ));
+                    }
+                }
+            }
+        }
+        self.metrics
+            .first_token(labels, started.elapsed().as_secs_f64());
+
+        let (tx, rx) = mpsc::channel::<Bytes>(32);
+        let gw = self.clone();
+        let owned = OwnedLabels::from(labels);
+        let backend = target.backend.clone();
+        let backend_header = backend.clone();
+        let request_timeout = self.cfg.request_timeout;
+        tokio::spawn(async move {
+            let mut client_gone = false;
+            for f in held {
+                client_gone |= tx.send(Bytes::from(f)).await.is_err();
+            }
+            let mut failure: Option<(u16, String)> = None;
+            while !client_gone && !relay.done() {
+                match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
+                    Err(_) if Instant::now() >= deadline => {
+                        failure = Some((
+                            504,
+                            format!(
+                                "the answer exceeded the gateway's --request-timeout of {}s",
+                                request_timeout.as_secs_f64()
+                            ),
+                        ))
+                    }
+                    Err(_) => {
+                        failure = Some((
+                            502,
+                            format!(
+                                "backend {backend:?} stalled mid-stream for {}s",
+                                target.timeout.as_secs_f64()
+                            ),
+                        ))
+                    }
+                    Ok(None) => {
+                        failure = Some((
+                            502,
+                            format!("backend {backend:?} ended the stream before it was complete"),
+                        ))
+                    }
+                    Ok(Some(Err(e))) => {
+                        failure = Some((
+                            502,
+                            format!("backend {backend:?} stream failed: {}", root_cause(&e)),
+                        ))
+                    }
+                    Ok(Some(Ok(chunk))) => {
+                        for ev in parser.push(&chunk) {
+                            match relay.on_event(&ev) {
+                                Ok(frames) => {
+                                    for f in frames {
+                                        client_gone |= tx.send(Bytes::from(f)).await.is_err();
+                                    }
+                                }
+                                Err(RelayError::Upstream(m) | RelayError::Malformed(m)) => {
+                                    failure = Some((502, format!("backend {backend:?}: {m}")));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                if failure.is_some() {
+                    break;
+                }
+            }
+            // Committed: no failover is possible. End with an error event the caller's SDK
+            // understands, then close.
+            let code = match &failure {
+                Some((status, msg)) => {
+                    let _ = tx.send(Bytes::from(relay.error_frame(*status, msg))).await;
+                    if *status == 504 {
+                        "timeout"
+                    } else {
+                        "stream_error"
+                    }
+                }
+                None if client_gone => "499",
+                None => "200",
+            };
+            let labels = owned.labels();
+            let outcome = if failure.is_some() {
+                Outcome::Error
+            } else {
+                Outcome::Success
+            };
+            gw.metrics
+                .attempt(&labels, outcome, code, started.elapsed().as_secs_f64());
+            let usage = relay.usage();
+            gw.metrics
+                .tokens(&labels, usage.input, usage.output, target.price);
+            drop(gauge);
+            drop(target);
+        });
+
+        let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+        }));
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        insert_backend(&mut resp, &backend_header);
+        Ok(resp)
+    }
+}
+
+/// Labels owned by a background task.
+pub struct OwnedLabels {
+    namespace: String,
+    route: String,
+    backend: String,
+    provider: &'static str,
+}
+
+impl From<&AttemptLabels<'_>> for OwnedLabels {
+    fn from(l: &AttemptLabels<'_>) -> Self {
+        Self {
+            namespace: l.namespace.to_owned(),
+            route: l.route.to_owned(),
+            backend: l.backend.to_owned(),
+            provider: l.provider,
+        }
+    }
+}
+
+impl OwnedLabels {
+    pub fn labels(&self) -> AttemptLabels<'_> {
+        AttemptLabels {
+            namespace: &self.namespace,
+            route: &self.route,
+            backend: &self.backend,
+            provider: self.provider,
+        }
+    }
+}

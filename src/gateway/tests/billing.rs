@@ -1,0 +1,167 @@
+//! No double billing: once a provider has answered 2xx (or streamed content), the request is
+//! never sent to another backend; before that, failing over is free.
+
+use serde_json::json;
+
+use super::*;
+
+fn two_tiers(
+    primary: &Upstream,
+    primary_dialect: &str,
+    spare: &Upstream,
+    primary_extra: Value,
+) -> World {
+    World::new(
+        route(&[("primary", 1)], &["spare"]),
+        vec![
+            external("primary", primary_dialect, primary, primary_extra),
+            external("spare", "openai", spare, json!({})),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn a_slow_2xx_body_is_a_504_and_never_sent_again() {
+    let slow = Upstream::always(|| {
+        Reply::SlowBody(
+            200,
+            Duration::from_millis(900),
+            json!({"choices": [{"message": {"role": "assistant", "content": "late"}}]}).to_string(),
+        )
+    })
+    .await;
+    let spare = Upstream::always(|| openai_answer("spare")).await;
+    let h = Harness::new(
+        two_tiers(
+            &slow,
+            "openai",
+            &spare,
+            json!({"limits": {"timeout": "300ms"}}),
+        ),
+        config(),
+    );
+    let a = h.chat().await;
+    assert_eq!(a.status, 504, "{}", a.body);
+    assert_eq!((slow.calls(), spare.calls()), (1, 0));
+    assert_eq!(h.attempts("primary", "error", None), 1.0);
+    assert_eq!(h.attempts("primary", "failover", None), 0.0);
+}
+
+#[tokio::test]
+async fn a_malformed_2xx_is_a_502_and_never_sent_again() {
+    let broken = Upstream::always(|| Reply::Garbage).await;
+    let spare = Upstream::always(|| openai_answer("spare")).await;
+    let h = Harness::new(two_tiers(&broken, "openai", &spare, json!({})), config());
+    let a = h.chat().await;
+    assert_eq!(a.status, 502, "{}", a.body);
+    assert!(a.body.contains("malformed"), "{}", a.body);
+    assert_eq!((broken.calls(), spare.calls()), (1, 0));
+}
+
+#[tokio::test]
+async fn a_stream_failing_before_its_first_content_token_fails_over() {
+    // Anthropic: message_start, content_block_start and ping, then overloaded_error.
+    let overloaded = Upstream::always(|| {
+        let mut events = anthropic_preamble();
+        events.push(anthropic_overloaded());
+        Reply::Sse(events)
+    })
+    .await;
+    let spare =
+        Upstream::always(|| Reply::Sse(openai_stream(&["fresh", "words"], Duration::ZERO))).await;
+    let h = Harness::new(
+        two_tiers(&overloaded, "anthropic", &spare, json!({})),
+        config(),
+    );
+    for caller in [Dialect::Openai, Dialect::Anthropic] {
+        let a = h.chat_stream(caller).await;
+        assert_eq!(
+            (a.status, a.backend.as_deref()),
+            (200, Some("spare")),
+            "{}",
+            a.body
+        );
+        assert!(
+            a.body.contains("fresh") && a.body.contains("words"),
+            "{}",
+            a.body
+        );
+        assert!(!a.body.contains("Overloaded"), "{}", a.body);
+    }
+    assert_eq!(h.attempts("primary", "failover", None), 2.0);
+
+    // OpenAI: the role-only chunk, then an error chunk.
+    let failing = Upstream::always(|| {
+        let mut events = openai_stream(&[], Duration::ZERO);
+        events.truncate(1);
+        events.push((
+            Duration::ZERO,
+            sse(
+                &json!({"error": {"message": "engine overloaded", "type": "server_error"}})
+                    .to_string(),
+            ),
+        ));
+        Reply::Sse(events)
+    })
+    .await;
+    let h = Harness::new(two_tiers(&failing, "openai", &spare, json!({})), config());
+    let a = h.chat_stream(Dialect::Openai).await;
+    assert_eq!(
+        (a.status, a.backend.as_deref()),
+        (200, Some("spare")),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("engine overloaded"), "{}", a.body);
+}
+
+#[tokio::test]
+async fn a_stream_past_its_first_content_token_is_never_sent_again() {
+    let cut = Upstream::always(|| {
+        let mut events = openai_stream(&["one", "two", "three"], Duration::ZERO);
+        events.truncate(3); // role chunk, "one", "two": then the connection closes
+        Reply::Sse(events)
+    })
+    .await;
+    let spare = Upstream::always(|| Reply::Sse(openai_stream(&["spare"], Duration::ZERO))).await;
+    let h = Harness::new(two_tiers(&cut, "openai", &spare, json!({})), config());
+    let a = h.chat_stream(Dialect::Openai).await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("one") && a.body.contains("before it was complete"),
+        "{}",
+        a.body
+    );
+    assert_eq!(spare.calls(), 0);
+}
+
+#[tokio::test]
+async fn the_request_timeout_bounds_a_stream() {
+    let endless = Upstream::always(|| {
+        let words: Vec<String> = (0..60).map(|i| format!("w{i}")).collect();
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        Reply::Sse(openai_stream(&refs, Duration::from_millis(100)))
+    })
+    .await;
+    let world = World::new(
+        route(&[("endless", 1)], &[]),
+        vec![external("endless", "openai", &endless, json!({}))],
+    );
+    let cfg = Config {
+        request_timeout: Duration::from_millis(800),
+        ..config()
+    };
+    let h = Harness::new(world, cfg);
+    let a = h.chat_stream(Dialect::Openai).await;
+    assert_eq!(a.status, 200);
+    assert!(a.body.contains("w0"), "{}", a.body);
+    assert!(
+        !a.body.contains("[DONE]"),
+        "cut by the request timeout: {}",
+        a.body
+    );
+    assert!(a.body.contains("request-timeout"), "{}", a.body);
+    let a = h.chat_stream(Dialect::Anthropic).await;
+    assert!(a.body.contains("event: error"), "{}", a.body);
+    assert!(!a.body.contains("message_stop"), "{}", a.body);
+}
