@@ -21,7 +21,7 @@ use crate::api::Dialect;
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::{AttemptLabels, InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
-use crate::gateway::translate::sse::SseParser;
+use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
 use crate::gateway::validate::Request;
 
@@ -53,6 +53,9 @@ impl Gateway {
         let mut parser = SseParser::default();
         let mut upstream = resp.bytes_stream();
         let mut held: Vec<String> = vec![];
+        // Events that came in the same read as the first content, after it: they belong to
+        // the committed answer.
+        let mut after_first: Vec<SseEvent> = vec![];
         while !relay.has_content() && !relay.done() {
             let chunk =
                 match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
@@ -79,6 +82,10 @@ impl Gateway {
                     Ok(Some(Ok(c))) => c,
                 };
             for ev in parser.push(&chunk) {
+                if relay.has_content() || relay.done() {
+                    after_first.push(ev);
+                    continue;
+                }
                 match relay.on_event(&ev) {
                     Ok(frames) => held.extend(frames),
                     Err(RelayError::Upstream(m)) => {
@@ -111,7 +118,13 @@ impl Gateway {
                 client_gone |= tx.send(Bytes::from(f)).await.is_err();
             }
             let mut failure: Option<(u16, String)> = None;
-            while !client_gone && !relay.done() {
+            for ev in after_first {
+                if let Err(m) = forward(&mut relay, &ev, &tx, &mut client_gone).await {
+                    failure = Some((502, format!("backend {backend:?}: {m}")));
+                    break;
+                }
+            }
+            while failure.is_none() && !client_gone && !relay.done() {
                 match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
                     Err(_) if Instant::now() >= deadline => {
                         failure = Some((
@@ -145,22 +158,12 @@ impl Gateway {
                     }
                     Ok(Some(Ok(chunk))) => {
                         for ev in parser.push(&chunk) {
-                            match relay.on_event(&ev) {
-                                Ok(frames) => {
-                                    for f in frames {
-                                        client_gone |= tx.send(Bytes::from(f)).await.is_err();
-                                    }
-                                }
-                                Err(RelayError::Upstream(m) | RelayError::Malformed(m)) => {
-                                    failure = Some((502, format!("backend {backend:?}: {m}")));
-                                    break;
-                                }
+                            if let Err(m) = forward(&mut relay, &ev, &tx, &mut client_gone).await {
+                                failure = Some((502, format!("backend {backend:?}: {m}")));
+                                break;
                             }
                         }
                     }
-                }
-                if failure.is_some() {
-                    break;
                 }
             }
             // Committed: no failover is possible. End with an error event the caller's SDK
@@ -204,6 +207,24 @@ impl Gateway {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         insert_backend(&mut resp, &backend_header);
         Ok(resp)
+    }
+}
+
+/// Relays one event of a committed stream to the caller; `Err` is the upstream's failure.
+async fn forward(
+    relay: &mut Relay,
+    ev: &SseEvent,
+    tx: &mpsc::Sender<Bytes>,
+    client_gone: &mut bool,
+) -> Result<(), String> {
+    match relay.on_event(ev) {
+        Ok(frames) => {
+            for f in frames {
+                *client_gone |= tx.send(Bytes::from(f)).await.is_err();
+            }
+            Ok(())
+        }
+        Err(RelayError::Upstream(m) | RelayError::Malformed(m)) => Err(m),
     }
 }
 

@@ -133,6 +133,31 @@ async fn a_stream_past_its_first_content_token_is_never_sent_again() {
         a.body
     );
     assert_eq!(spare.calls(), 0);
+
+    // The first token and an error in one read: the error ends the committed stream.
+    let overloaded = Upstream::always(|| {
+        let delta = sse_event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "first"}}),
+        );
+        let mut events = anthropic_preamble();
+        events.push((Duration::ZERO, delta + &anthropic_overloaded().1));
+        Reply::Sse(events)
+    })
+    .await;
+    let h = Harness::new(
+        two_tiers(&overloaded, "anthropic", &spare, json!({})),
+        config(),
+    );
+    let a = h.chat_stream(Dialect::Openai).await;
+    assert_eq!((a.status, a.backend.as_deref()), (200, Some("primary")));
+    assert!(
+        a.body.contains("first") && a.body.contains("Overloaded"),
+        "{}",
+        a.body
+    );
+    assert_eq!(spare.calls(), 0);
+    assert_eq!(h.attempts("primary", "error", Some("stream_error")), 1.0);
 }
 
 #[tokio::test]
