@@ -4,6 +4,7 @@
 
 mod backend;
 mod common;
+pub mod conflict;
 mod route;
 
 pub use backend::*;

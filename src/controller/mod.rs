@@ -3,6 +3,7 @@
 mod backend;
 mod backoff;
 pub mod conditions;
+mod conflict;
 pub mod leader;
 mod metrics;
 mod route;
