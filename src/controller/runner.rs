@@ -43,6 +43,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         backends: backend_store,
         routes: route_store,
+        prometheus: args
+            .prometheus_url
+            .as_deref()
+            .map(crate::analysis::Prometheus::new)
+            .transpose()?,
         recorder: Recorder::new(
             client.clone(),
             Reporter {
