@@ -3,6 +3,7 @@ Secrets without ever exposing them, adopts new routes, names missing backends, a
 its operational endpoints."""
 
 import textwrap
+import time
 
 import requests
 
@@ -145,3 +146,43 @@ def test_route_reconciles_read_backends_from_the_watch_cache(controller, namespa
         kubectl("annotate", "mr", "chat", f"e2e.switchyard.dev/poke={i}", "--overwrite", namespace=namespace)
     wait_until(lambda: reconciles() >= before + 5, timeout=30, what="five route reconciles")
     assert apiserver_requests("inferencebackends", "GET") - gets == 0
+
+
+def test_a_model_name_conflict_is_reported_on_both_routes_as_the_gateway_resolves_it(
+        controller, namespace, gateway, mocks):
+    from test_gateway_sdk import apply, backend, route
+    from test_backends import events
+    first, second = mocks("openai"), mocks("openai")
+    apply(namespace, backend("first", first, "gpt-4o"), backend("second", second, "gpt-4o"),
+          route("chat", [("first", 100)]))
+    wait_until(lambda: (r := ready_condition(namespace, "mr", "chat")()) and r["status"] == "True",
+               timeout=30, what="the first route Ready")
+    time.sleep(1.1)  # creation timestamps have whole seconds: the second route is younger
+    apply(namespace, route("chat-too", [("second", 100)], model="chat"))
+
+    def cond(name, type_):
+        return condition(kubectl_json("get", "mr", name, namespace=namespace), type_)
+
+    loser = wait_until(lambda: (c := cond("chat-too", "Stalled")) and c["status"] == "True" and c,
+                       timeout=30, what="the younger route Stalled")
+    assert loser["reason"] == "ModelConflict" and "ModelRoute chat;" in loser["message"], loser
+    assert cond("chat-too", "Ready")["status"] == "False"
+    winner = wait_until(lambda: cond("chat", "ModelConflict"), timeout=30, what="the older route's condition")
+    assert winner["status"] == "True" and "ModelRoute chat-too" in winner["message"], winner
+    assert cond("chat", "Ready")["status"] == "True"
+    assert wait_until(lambda: events(namespace, "chat", "ModelConflict"), timeout=10, what="event on chat")
+    assert wait_until(lambda: events(namespace, "chat-too", "ModelConflict"), timeout=10, what="event on chat-too")
+
+    # The gateway serves what status says: the older route.
+    def answered_by():
+        r = requests.post(f"{gateway.url}/v1/chat/completions", timeout=10,
+                          json={"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+        return r.status_code == 200 and r.headers.get("x-switchyard-backend")
+    assert {wait_until(answered_by, timeout=30, what="an answer") for _ in range(5)} == {"first"}
+
+    # The older route goes: the younger one serves, and nobody reports a conflict.
+    kubectl("delete", "mr", "chat", namespace=namespace)
+    wait_until(lambda: (r := cond("chat-too", "Ready")) and r["status"] == "True", timeout=30,
+               what="the younger route Ready")
+    assert cond("chat-too", "Stalled") is None
+    wait_until(lambda: answered_by() == "second", timeout=30, what="the gateway to follow")

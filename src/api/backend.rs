@@ -59,6 +59,13 @@ use super::{Credentials, Duration, SecretKeyRef};
         description = "Self-hosted pods ready and warmed up"
     ),
     printcolumn(
+        name = "Ejected",
+        type_ = "integer",
+        json_path = ".status.ejectedEndpoints",
+        priority = 1,
+        description = "Endpoints the gateway has ejected for failing"
+    ),
+    printcolumn(
         name = "URL",
         type_ = "string",
         json_path = ".status.url",
@@ -318,6 +325,10 @@ pub struct InferenceBackendStatus {
     /// Pods that are Ready and warmed up; the gateway routes only to these.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<BackendEndpoint>,
+    /// Endpoints the gateway has ejected for failing (outlier detection), as Prometheus last
+    /// reported the gateway replicas' maximum; absent when none are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ejected_endpoints: Option<i32>,
 }
 
 /// One inference pod the gateway may route to.

@@ -5,6 +5,7 @@
 mod backend;
 mod common;
 pub mod conditions;
+pub mod conflict;
 mod route;
 
 pub use backend::*;

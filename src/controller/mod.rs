@@ -3,6 +3,7 @@
 mod backend;
 mod backoff;
 pub mod conditions;
+mod conflict;
 pub mod leader;
 mod metrics;
 mod route;
@@ -88,6 +89,8 @@ pub struct Context {
     /// read references here instead of calling the API server.
     pub backends: Store<InferenceBackend>,
     pub routes: Store<ModelRoute>,
+    /// The controller's Prometheus, for what the gateway reports (ejected endpoints).
+    prometheus: Option<crate::analysis::Prometheus>,
     metrics: Metrics,
     recorder: Recorder,
     warmer: Warmer,

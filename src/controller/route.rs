@@ -12,6 +12,8 @@ use tracing::instrument;
 
 use kube::runtime::events::EventType;
 
+use super::conditions;
+use super::conflict::{self, Verdict};
 use super::{Context, Error, status};
 use crate::analysis;
 use crate::api::{AnalysisResult, ModelRoute, ModelRouteStatus, condition, find_condition};
@@ -38,6 +40,18 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     let generation = mr.meta().generation;
     let now = Timestamp::now();
     ctx.caches_ready().await?;
+    let model = mr.spec.model_name(&name).to_owned();
+    let contest = conflict::verdict(&mr, &ctx.routes.state());
+    if let Verdict::Shadowed { .. } = contest {
+        // The gateway serves the other route: this one neither serves nor migrates.
+        let current = mr.status.clone().unwrap_or_default();
+        let mut status = current.clone();
+        status.observed_generation = generation;
+        status.model = Some(model.clone());
+        conflict::mark(&mut status, &contest, &model, generation, now);
+        publish(&ctx, &mr, &current, &status).await?;
+        return Ok(Action::await_change());
+    }
     let mut missing = vec![];
     let mut not_ready = vec![];
     let weighted = mr
@@ -85,7 +99,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         command: command(&mr),
         now,
     });
-    decision.status.model = Some(mr.spec.model_name(&name).to_owned());
+    decision.status.model = Some(model.clone());
+    conflict::mark(&mut decision.status, &contest, &model, generation, now);
     publish(&ctx, &mr, &current, &decision.status).await?;
     for e in decision.events {
         let t = if e.warning {
@@ -148,10 +163,17 @@ async fn publish(
     before: &ModelRouteStatus,
     after: &ModelRouteStatus,
 ) -> Result<(), Error> {
-    if before == after {
+    let mut after = after.clone();
+    conditions::keep_transition_times(&before.conditions, &mut after.conditions);
+    if *before == after {
         return Ok(());
     }
     let api: Api<ModelRoute> =
         Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
-    status::write(&api, mr, after).await
+    status::write(&api, mr, &after).await?;
+    if let Some(message) = conflict::news(before, &after) {
+        ctx.event(mr, EventType::Warning, conflict::REASON, message)
+            .await;
+    }
+    Ok(())
 }

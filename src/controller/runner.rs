@@ -15,8 +15,8 @@ use kube::{Api, Client, ResourceExt};
 use super::backend::warmup::Warmer;
 use super::metrics::Metrics;
 use super::{
-    Args, CONTROLLER_NAME, Config, Context, backoff, error_policy_backend, error_policy_route,
-    leader, reconcile_backend, reconcile_route, usage,
+    Args, CONTROLLER_NAME, Config, Context, backoff, conflict, error_policy_backend,
+    error_policy_route, leader, reconcile_backend, reconcile_route, usage,
 };
 use crate::api::{InferenceBackend, ModelRoute};
 use crate::controller::BACKEND_LABEL;
@@ -45,6 +45,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scrape_intervals: Default::default(),
         backends: backend_store,
         routes: route_store,
+        prometheus: args
+            .prometheus_url
+            .as_deref()
+            .map(crate::analysis::Prometheus::new)
+            .transpose()?,
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -183,7 +188,7 @@ async fn run_controllers(
                     .collect::<Vec<_>>()
             })
             // A route taking up or letting go of a backend changes whether it may be deleted.
-            .watches(routes, watcher::Config::default(), move |mr| {
+            .watches(routes.clone(), watcher::Config::default(), move |mr| {
                 let ns = mr.namespace().unwrap_or_default();
                 usage::backends_to_recheck(&mr, &for_routes.backends.state())
                     .into_iter()
@@ -197,6 +202,7 @@ async fn run_controllers(
 
     let route_ctl = {
         let for_backends = ctx.clone();
+        let for_rivals = ctx.clone();
         Controller::for_stream(route_stream, ctx.routes.clone())
             // A backend appearing, disappearing or changing readiness changes the routes
             // naming it.
@@ -211,6 +217,13 @@ async fn run_controllers(
                         mr.namespace() == ns && usage::named_by(mr).contains(name.as_str())
                     })
                     .map(|mr| ObjectRef::from_obj(&*mr))
+                    .collect::<Vec<_>>()
+            })
+            // A route claiming, or letting go of, a model name changes the other claimants.
+            .watches(routes, watcher::Config::default(), move |mr| {
+                conflict::affected(&mr, &for_rivals.routes.state())
+                    .iter()
+                    .map(|r| ObjectRef::from_obj(&**r))
                     .collect::<Vec<_>>()
             })
             .graceful_shutdown_on(shutdown)

@@ -22,17 +22,7 @@ impl Caches {
     /// The route serving `model`. When two routes claim one name, the older keeps serving
     /// (the controller reports the conflict on both).
     pub fn route(&self, model: &str) -> Option<Arc<ModelRoute>> {
-        self.routes
-            .state()
-            .into_iter()
-            .filter(|r| r.spec.model_name(&r.name_any()) == model)
-            .min_by(|a, b| {
-                (a.creation_timestamp(), a.namespace(), a.name_any()).cmp(&(
-                    b.creation_timestamp(),
-                    b.namespace(),
-                    b.name_any(),
-                ))
-            })
+        crate::api::conflict::serving(self.routes.state(), model)
     }
 
     /// Model names of routes with a split in effect, sorted.

@@ -3,6 +3,7 @@
 //! replica) a PodDisruptionBudget; their pods are warmed up before the gateway may use them,
 //! and pods the scheduler cannot place show as Stalled in the scheduler's own words.
 
+mod ejection;
 mod finalizer;
 mod health;
 mod runtime;
@@ -192,6 +193,7 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
         }
         Err(e) => return Err(e),
     };
+    let action = show_ejections(&ctx, &ib, &mut status, action, generation, now).await;
     // Held by routes: the workload keeps serving (above), and the backend says who holds it.
     if let Guard::Hold(holders) = &guard {
         conditions::set(
@@ -209,6 +211,35 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
     conditions::keep_transition_times(&before.conditions, &mut status.conditions);
     publish(&ctx, &ib, &before, &status).await?;
     Ok(action)
+}
+
+/// With a Prometheus to ask: how many of the backend's endpoints the gateway has ejected.
+/// Looked at again every 30 s while any are; Prometheus unreachable leaves status as it was.
+async fn show_ejections(
+    ctx: &Context,
+    ib: &InferenceBackend,
+    status: &mut InferenceBackendStatus,
+    action: Action,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Action {
+    let Some(source) = &ctx.prometheus else {
+        return action;
+    };
+    let ns = ib.namespace().unwrap_or_default();
+    let again = match ejection::ejected(source, &ns, &ib.name_any(), now).await {
+        Ok(n) => ejection::show(status, n, generation, now),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read ejected endpoints");
+            status.ejected_endpoints.is_some()
+        }
+    };
+    // Every other requeue is sooner than the recheck.
+    if again && action == Action::await_change() {
+        Action::requeue(ejection::RECHECK)
+    } else {
+        action
+    }
 }
 
 async fn reconcile_external(
