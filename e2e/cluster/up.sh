@@ -25,37 +25,7 @@ done
 
 bash "$CLUSTER_DIR/pki.sh"
 
-# start NAME CMD...: runs CMD in the background, logging to logs/NAME.log; the PID file is
-# what `down` uses, so teardown stops exactly what was started here.
-start() {
-  local name=$1
-  shift
-  nohup "$@" >"$LOG_DIR/$name.log" 2>&1 </dev/null &
-  echo $! >"$PID_DIR/$name.pid"
-}
-
-# wait_for NAME SECONDS CMD...: polls CMD until it succeeds; on timeout shows NAME's log.
-wait_for() {
-  local name=$1 timeout=$2
-  shift 2
-  local deadline=$(($(date +%s) + timeout))
-  until "$@" >/dev/null 2>&1; do
-    if ! kill -0 "$(cat "$PID_DIR/$name.pid")" 2>/dev/null; then
-      log "$name exited; last lines of $LOG_DIR/$name.log:"
-      tail -n 30 "$LOG_DIR/$name.log" >&2
-      exit 1
-    fi
-    if (($(date +%s) > deadline)); then
-      log "$name not healthy after ${timeout}s; last lines of $LOG_DIR/$name.log:"
-      tail -n 30 "$LOG_DIR/$name.log" >&2
-      exit 1
-    fi
-    sleep 0.2
-  done
-}
-
-https_ok() { curl -fsS --cacert "$PKI_DIR/ca.crt" --cert "$PKI_DIR/admin.crt" --key "$PKI_DIR/admin.key" "$1"; }
-insecure_ok() { curl -fsSk "$1"; }
+. "$CLUSTER_DIR/procs.sh"
 
 start etcd "$ETCD_BIN_DIR/etcd" \
   --name switchyard-e2e \
@@ -69,7 +39,7 @@ start etcd "$ETCD_BIN_DIR/etcd" \
   --unsafe-no-fsync \
   --quota-backend-bytes 4294967296 \
   --log-level warn
-wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+wait_for etcd 30 healthy etcd
 
 start kube-apiserver "$K8S_BIN_DIR/kube-apiserver" \
   --bind-address 127.0.0.1 \
@@ -88,7 +58,7 @@ start kube-apiserver "$K8S_BIN_DIR/kube-apiserver" \
   --endpoint-reconciler-type none \
   --profiling=false \
   --v 1
-wait_for kube-apiserver 90 https_ok "https://127.0.0.1:$APISERVER_PORT/readyz"
+wait_for kube-apiserver 90 healthy kube-apiserver
 
 # kwok renews node leases from the same two cores the tests load; a generous grace period
 # keeps a late heartbeat from marking nodes NotReady (and their pods unready) mid-test.
@@ -129,9 +99,9 @@ start kwok "$KWOK_BIN_DIR/kwok" \
   --cidr "$POD_CIDR" \
   --node-ip 127.0.0.1
 
-wait_for kube-controller-manager 60 insecure_ok "https://127.0.0.1:$KCM_PORT/healthz"
-wait_for kube-scheduler 60 insecure_ok "https://127.0.0.1:$SCHEDULER_PORT/healthz"
-wait_for kwok 60 curl -fsS "http://127.0.0.1:$KWOK_PORT/healthz"
+wait_for kube-controller-manager 60 healthy kube-controller-manager
+wait_for kube-scheduler 60 healthy kube-scheduler
+wait_for kwok 60 healthy kwok
 
 export KUBECONFIG=$KUBECONFIG_FILE
 bash "$CLUSTER_DIR/nodes.sh" | kubectl apply -f - >/dev/null
@@ -159,7 +129,7 @@ start prometheus prometheus \
   --web.listen-address "127.0.0.1:$PROMETHEUS_PORT" \
   --web.enable-lifecycle \
   --log.level warn
-wait_for prometheus 60 curl -fsS "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"
+wait_for prometheus 60 healthy prometheus
 
 cat >"$E2E_DIR/cluster.env" <<EOF
 KUBECONFIG=$KUBECONFIG_FILE

@@ -207,6 +207,21 @@ def namespace(request):
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "chaos: disrupts the whole cluster (API server, etcd, the controller's "
+                            "lease); run alone, in e2e/test.sh's chaos phase")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures scenarios print under load (requests, failures, durations), repeated at the
+    end so a CI log shows them for passing tests too."""
+    from traffic import FIGURES
+    if FIGURES:
+        terminalreporter.section("figures")
+        for line in FIGURES:
+            terminalreporter.line(line)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -284,7 +299,7 @@ class Gateway:
         return 0.0
 
 
-def start_gateway(kubeconfig, namespace, *extra):
+def start_gateway(kubeconfig, namespace, *extra, job=None):
     port = free_port()
     proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
                                "--namespace", namespace, *extra], env={"KUBECONFIG": kubeconfig})
@@ -299,8 +314,9 @@ def start_gateway(kubeconfig, namespace, *extra):
             return False
 
     wait_until(ready, timeout=30, what="gateway /readyz")
-    # Prometheus scrapes every gateway a test starts, labelled with the test's namespace.
-    job = f"gateway-{namespace}"
+    # Prometheus scrapes every gateway a test starts, labelled with the test's namespace
+    # (a test running several replicas names each one's job).
+    job = job or f"gateway-{namespace}"
     add_scrape_target(job, f"127.0.0.1:{port}")
     return Gateway(proc, url, job)
 

@@ -13,84 +13,9 @@ import time
 import requests
 
 from conftest import CLUSTER, E2E_DIR, kubectl, kubectl_json, wait_until
+from migration import events, status, wait_slice_ready, watch_steps
 from test_gateway_sdk import apply, backend, route, served
-
-
-class Load:
-    """Steady traffic to a model through the gateway from a few threads, recording which
-    backend answered each request and when."""
-
-    def __init__(self, gateway, model, rps=40, threads=4):
-        self.url = f"{gateway.url}/v1/chat/completions"
-        self.model, self.period = model, threads / rps
-        self.answers = []  # (time, backend or None, status)
-        self.stop_flag = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def run(self):
-        s = requests.Session()
-        body = {"model": self.model, "messages": [{"role": "user", "content": "steady traffic"}], "max_tokens": 4}
-        deadline = time.monotonic()
-        while not self.stop_flag.is_set():
-            try:
-                r = s.post(self.url, json=body, timeout=10)
-                entry = (time.monotonic(), r.headers.get("x-switchyard-backend"), r.status_code)
-            except requests.RequestException:
-                entry = (time.monotonic(), None, 0)
-            with self.lock:
-                self.answers.append(entry)
-            deadline += self.period
-            time.sleep(max(0.0, deadline - time.monotonic()))
-
-    def share(self, backend, start, end):
-        with self.lock:
-            window = [b for t, b, code in self.answers if start <= t < end and code == 200]
-        return (sum(1 for b in window if b == backend) / len(window)) if window else None, len(window)
-
-    def stop(self):
-        self.stop_flag.set()
-        for t in self.threads:
-            t.join(15)
-
-
-def wait_slice_ready(namespace, service, pods, timeout=180):
-    """The gateway routes to pods that are warmed up *and* ready in the Service's
-    EndpointSlice; a busy controller-manager can publish the slice late."""
-    def ready():
-        slices = kubectl_json("get", "endpointslices", "-l", f"kubernetes.io/service-name={service}",
-                              namespace=namespace)["items"]
-        return sum(1 for s in slices for e in s.get("endpoints") or []
-                   if (e.get("conditions") or {}).get("ready")) >= pods
-    wait_until(ready, timeout=timeout, interval=1, what=f"{pods} ready endpoints for {service}")
-
-
-def status(namespace, name="chat"):
-    return kubectl_json("get", "mr", name, namespace=namespace).get("status", {})
-
-
-def watch_steps(namespace, until, timeout, name="chat"):
-    """Polls the route, recording (time, phase, step, weights) whenever they change, until
-    `until(status)` holds. Returns the record."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = status(namespace, name)
-        key = (st.get("phase"), st.get("step"), json.dumps(st.get("weights")))
-        if not seen or seen[-1][1:] != key:
-            seen.append((time.monotonic(), *key))
-        if until(st):
-            return seen
-        time.sleep(0.25)
-    raise AssertionError(f"timed out; route went through {[s[1:] for s in seen]}\nlast status: {json.dumps(st)}")
-
-
-def events(namespace, reason):
-    out = kubectl_json("get", "events", "--field-selector", f"involvedObject.name=chat,reason={reason}",
-                       namespace=namespace)
-    return [e.get("note") or e.get("message") for e in out["items"]]
+from traffic import Load
 
 
 def rollout(step_duration="10s", interval="10s", min_requests=10, **analysis):
