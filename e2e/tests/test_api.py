@@ -144,13 +144,13 @@ def test_kubectl_get_shows_the_columns_that_matter(controller, namespace):
 
     def route_row():
         out = kubectl("get", "mr", namespace=namespace).stdout
-        return out if "openai-gpt4o=95,llama-h100=5" in out else None
+        return out if "openai-gpt4o=950,llama-h100=50" in out else None
 
     out = wait_until(route_row, timeout=30, what="route status in kubectl get mr")
     header = out.splitlines()[0].split()
     assert header == ["NAME", "MODEL", "PHASE", "WEIGHTS", "STEP", "AGE"]
     row = out.splitlines()[1].split()
-    assert row[:4] == ["chat", "chat", "Stable", "openai-gpt4o=95,llama-h100=5"]
+    assert row[:4] == ["chat", "chat", "Stable", "openai-gpt4o=950,llama-h100=50"]
 
     def backends_ready():
         out = kubectl("get", "ib", namespace=namespace).stdout
