@@ -382,11 +382,18 @@ def test_a_new_pod_of_a_self_hosted_backend_gets_traffic(controller, namespace, 
         return len(ib["status"].get("endpoints", [])) == 2 and ib["status"]["endpoints"]
 
     endpoints = wait_until(both_pods, timeout=120, what="second pod ready")
-    for _ in range(20):
-        client.chat.completions.create(**ask)
-    served_by = [requests.get(f'http://{e["address"]}/_mock/stats', timeout=2).json()["by_path"]
-                 .get("/v1/chat/completions", 0) for e in endpoints]
-    assert all(n > 0 for n in served_by), served_by
+
+    def served_by():
+        return [requests.get(f'http://{e["address"]}/_mock/stats', timeout=2).json()["by_path"]
+                .get("/v1/chat/completions", 0) for e in endpoints]
+
+    def both_serve():
+        # The gateway learns of the pod from its watch, a moment after the API server says so.
+        for _ in range(10):
+            client.chat.completions.create(**ask)
+        return all(n > 0 for n in served_by())
+
+    wait_until(both_serve, timeout=10, interval=0, what="both pods serving")
 
 
 def test_bad_requests_get_the_right_status_and_message(controller, crds, rbac, namespace, mocks):

@@ -240,3 +240,78 @@ fn upstream_error(v: &Value) -> Option<String> {
     v.get("error").filter(|e| !e.is_null())?;
     Some(error::error_message(v).unwrap_or_else(|| "upstream error".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ev(event: Option<&str>, data: Value) -> SseEvent {
+        SseEvent {
+            event: event.map(str::to_owned),
+            data: data.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_preamble_is_not_content() {
+        let chunk = |delta: Value, finish: Value| {
+            ev(
+                None,
+                json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
+            )
+        };
+        let openai = |e: &SseEvent| carries_content(Dialect::Openai, e);
+        assert!(!openai(&chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null
+        )));
+        assert!(openai(&chunk(json!({"content": "Hi"}), Value::Null)));
+        assert!(openai(&chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"name": "f"}}]}),
+            Value::Null
+        )));
+        assert!(openai(&chunk(json!({}), json!("stop"))));
+        assert!(openai(&SseEvent {
+            event: None,
+            data: "[DONE]".into()
+        }));
+
+        let anthropic =
+            |name: &str, data: Value| carries_content(Dialect::Anthropic, &ev(Some(name), data));
+        assert!(!anthropic("message_start", json!({"message": {}})));
+        assert!(!anthropic(
+            "content_block_start",
+            json!({"content_block": {"type": "text", "text": ""}})
+        ));
+        assert!(!anthropic("ping", json!({})));
+        assert!(anthropic(
+            "content_block_start",
+            json!({"content_block": {"type": "tool_use", "name": "f"}})
+        ));
+        assert!(anthropic(
+            "content_block_delta",
+            json!({"delta": {"type": "text_delta", "text": "Hi"}})
+        ));
+    }
+
+    #[test]
+    fn the_relay_says_when_content_started() {
+        let mut r = Relay::new(Dialect::Openai, Dialect::Anthropic, "m", 0, false);
+        let start = ev(
+            Some("message_start"),
+            json!({"type": "message_start", "message": {"id": "x", "usage": {"input_tokens": 1}}}),
+        );
+        assert!(
+            !r.on_event(&start).unwrap().is_empty(),
+            "the role chunk is held"
+        );
+        assert!(!r.has_content());
+        let delta = ev(
+            Some("content_block_delta"),
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
+        );
+        r.on_event(&delta).unwrap();
+        assert!(r.has_content());
+    }
+}
