@@ -22,6 +22,10 @@ use crate::api::{
 };
 use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
+/// How often a route naming a backend that does not exist, or shadowed by an older route
+/// claiming its model name, looks again.
+const MISSING_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `openai=95,llama=5`, the compact form `kubectl get mr` shows.
 pub fn weights_summary(weights: &[WeightedBackend]) -> String {
     weights
@@ -109,7 +113,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         status.model = Some(model.clone());
         conflict::mark(&mut status, &contest, &model, generation, now);
         publish(&ctx, &mr, &current, &status).await?;
-        return Ok(Action::await_change());
+        // The rival's deletion may reach this reconcile before the route cache: look again.
+        return Ok(Action::requeue(MISSING_RECHECK));
     }
     let mut missing = vec![];
     let mut not_ready = vec![];
@@ -146,7 +151,9 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     if !missing.is_empty() {
         let status = next_status(&name, &mr.spec, &current, &missing, generation, now);
         publish(&ctx, &mr, &current, &status).await?;
-        return Ok(Action::await_change());
+        // The backend cache is another watch: it may not yet hold a backend whose creation
+        // triggered this reconcile, so look again rather than wait for the next event.
+        return Ok(Action::requeue(MISSING_RECHECK));
     }
 
     let analysis = match migration::analysis_due(&mr.spec, &current, now) {
