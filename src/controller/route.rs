@@ -21,6 +21,10 @@ use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
 
 pub use crate::migration::{same_split, weights_summary};
 
+/// How often a route naming a backend that does not exist, or shadowed by an older route
+/// claiming its model name, looks again.
+const MISSING_RECHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Annotations that carry `kubectl switchyard` commands, so actions never touch spec.
 pub const COMMAND_ANNOTATION: &str = "switchyard.dev/command";
 pub const COMMAND_ID_ANNOTATION: &str = "switchyard.dev/command-id";
@@ -50,7 +54,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         status.model = Some(model.clone());
         conflict::mark(&mut status, &contest, &model, generation, now);
         publish(&ctx, &mr, &current, &status).await?;
-        return Ok(Action::await_change());
+        // The rival's deletion may reach this reconcile before the route cache: look again.
+        return Ok(Action::requeue(MISSING_RECHECK));
     }
     let mut missing = vec![];
     let mut not_ready = vec![];
@@ -110,9 +115,14 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         };
         ctx.event(mr.as_ref(), t, e.reason, e.message).await;
     }
-    Ok(decision
-        .requeue
-        .map_or_else(Action::await_change, Action::requeue))
+    // The backend cache is another watch: it may not yet hold a backend whose creation
+    // triggered this reconcile, so a route naming a missing one looks again soon.
+    let requeue = match (decision.requeue, missing.is_empty()) {
+        (Some(d), false) => Some(d.min(MISSING_RECHECK)),
+        (None, false) => Some(MISSING_RECHECK),
+        (d, true) => d,
+    };
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// Runs the due analysis against the route's Prometheus (or the controller's).

@@ -34,6 +34,9 @@ use finalizer::Guard;
 /// How often a backend waiting for its Secret is looked at again, besides the Secret watch.
 const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
+/// How often a deleted backend that routes still hold is looked at again.
+const HELD_RECHECK: Duration = Duration::from_secs(5);
+
 /// What the backend is, for `kubectl get ib`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -195,6 +198,12 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
     };
     let action = show_ejections(&ctx, &ib, &mut status, action, generation, now).await;
     // Held by routes: the workload keeps serving (above), and the backend says who holds it.
+    // Looked at again soon: the route event that lets go of it may arrive before the route
+    // cache (another watch) reflects it, and nothing else would trigger this backend then.
+    let action = match &guard {
+        Guard::Hold(_) if action == Action::await_change() => Action::requeue(HELD_RECHECK),
+        _ => action,
+    };
     if let Guard::Hold(holders) = &guard {
         conditions::set(
             &mut status.conditions,
