@@ -44,7 +44,9 @@ def test_gateway_replicas_sigterm_drains_and_sigkill_costs_only_the_requests_in_
     try:
         start_migration(namespace, g1, [("stable", 100)], [("candidate", 100)], rollout())
         served(g2, "chat")
-        client = Replicas([g1.url, g2.url])
+        # Probed every 0.5 s, as an endpoint controller or a mesh would notice no sooner: a
+        # replica must keep taking requests for a while after it reports not ready.
+        client = Replicas([g1.url, g2.url], probe_every=0.5)
         load = Load(client, "chat", rps=40, threads=16)
         try:
             time.sleep(3)

@@ -82,11 +82,19 @@ class Replicas:
         self._mark(url, False)
 
     def _probe(self, every):
-        session = requests.Session()
+        # A definite answer (not 200, connection refused) counts at once; a slow answer on a
+        # loaded machine only after three in a row, as a readiness probe's failureThreshold.
+        session, slow = requests.Session(), {}
         while not self.stop_flag.wait(every):
             for url in list(self.urls):
                 try:
-                    ok = session.get(f"{url}/readyz", timeout=every * 5).status_code == 200
+                    ok = session.get(f"{url}/readyz", timeout=max(1.0, every * 5)).status_code == 200
+                    slow[url] = 0
+                except requests.Timeout:
+                    slow[url] = slow.get(url, 0) + 1
+                    if slow[url] < 3:
+                        continue
+                    ok = False
                 except requests.RequestException:
                     ok = False
                 self._mark(url, ok)
