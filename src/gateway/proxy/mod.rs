@@ -99,7 +99,8 @@ impl Gateway {
             balancer: Box::new(Weighted::default()),
             in_flight: Arc::new(InFlight::default()),
             admission: Admission::default(),
-            budget: RetryBudget::new(0.2, 10, Duration::from_secs(10)),
+            // Envoy's retry_budget defaults: 20% of requests in flight, at least 3 retries.
+            budget: RetryBudget::new(0.2, 3),
             cfg,
             mirror_seq: AtomicU64::new(0),
         })
@@ -195,7 +196,8 @@ impl Gateway {
             }
         }
 
-        self.budget.deposit();
+        let _in_flight = self.budget.deposit();
+        let mut _retries = vec![];
         let deadline = Instant::now() + self.cfg.request_timeout;
         let mut way = Way {
             ns: &ns,
@@ -304,7 +306,13 @@ impl Gateway {
                 && sent < self.cfg.max_attempts.max(1)
                 && Instant::now() < deadline;
             next = if may_retry { self.next(&mut way) } else { None };
-            let retry = next.is_some() && self.budget.withdraw();
+            let retry = match next.is_some().then(|| self.budget.withdraw()).flatten() {
+                Some(guard) => {
+                    _retries.push(guard);
+                    true
+                }
+                None => false,
+            };
             let outcome = match (&failed.failure, retry) {
                 (Failure::Client { .. }, _) => Outcome::ClientError,
                 (_, true) => Outcome::Failover,
