@@ -1,9 +1,8 @@
 //! What went wrong with one attempt, whether another tier may be tried, and how many
 //! retries the gateway allows itself so that an outage cannot multiply load.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Why an attempt failed. Labels are fixed, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,56 +111,63 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
-/// A retry budget as Envoy's `retry_budget`: retries *in flight* may be at most `percent` of
-/// the requests in flight, and at least `min_concurrency`. Counting concurrency rather than a
-/// rate keeps what a budget is for — an outage cannot multiply the load on slow, struggling
-/// upstreams, because retries that pile up are refused — while fast failures (a refused
-/// connection, a stream cut before its first token) can fail over for every request, as a
-/// healthy fallback tier needs. A rate budget (20% of recent requests) failed 45% of
-/// streamed requests over when one provider cut every stream.
+/// A retry budget in the style of Finagle and Linkerd: retries may add at most `ratio` of
+/// the recent request rate, plus a small floor so low traffic can still fail over.
 pub struct RetryBudget {
-    percent: f64,
-    min_concurrency: usize,
-    requests: Arc<AtomicUsize>,
-    retries: Arc<AtomicUsize>,
+    ratio: f64,
+    floor: u32,
+    window: Duration,
+    state: Mutex<Window>,
 }
 
-/// Counts one client request (or one retry) as in flight until dropped.
-pub struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
+struct Window {
+    started: Instant,
+    requests: u32,
+    retries: u32,
 }
 
 impl RetryBudget {
-    pub fn new(percent: f64, min_concurrency: usize) -> Self {
+    pub fn new(ratio: f64, floor: u32, window: Duration) -> Self {
         Self {
-            percent,
-            min_concurrency,
-            requests: Arc::default(),
-            retries: Arc::default(),
+            ratio,
+            floor,
+            window,
+            state: Mutex::new(Window {
+                started: Instant::now(),
+                requests: 0,
+                retries: 0,
+            }),
         }
     }
 
-    /// Counts a client request as in flight until the guard drops.
-    pub fn deposit(&self) -> InFlight {
-        self.requests.fetch_add(1, Ordering::AcqRel);
-        InFlight(self.requests.clone())
+    fn roll(&self, w: &mut Window) {
+        if w.started.elapsed() >= self.window {
+            *w = Window {
+                started: Instant::now(),
+                requests: 0,
+                retries: 0,
+            };
+        }
     }
 
-    /// Takes one retry if the budget allows it; the retry counts as in flight until the
-    /// guard drops.
-    pub fn withdraw(&self) -> Option<InFlight> {
-        let allowed = ((self.percent * self.requests.load(Ordering::Acquire) as f64) as usize)
-            .max(self.min_concurrency);
-        let taken = self
-            .retries
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
-                (r < allowed).then_some(r + 1)
-            });
-        taken.ok().map(|_| InFlight(self.retries.clone()))
+    /// Counts a new client request.
+    pub fn deposit(&self) {
+        let mut w = self.state.lock().expect("retry budget lock");
+        self.roll(&mut w);
+        w.requests += 1;
+    }
+
+    /// Takes one retry if the budget allows it.
+    pub fn withdraw(&self) -> bool {
+        let mut w = self.state.lock().expect("retry budget lock");
+        self.roll(&mut w);
+        let allowed = self.floor as f64 + self.ratio * w.requests as f64;
+        if (w.retries as f64) < allowed {
+            w.retries += 1;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -195,35 +201,14 @@ mod tests {
     }
 
     #[test]
-    fn budget_allows_the_floor_then_a_share_of_requests_in_flight() {
-        let b = RetryBudget::new(0.2, 2);
-        let (r1, r2) = (b.withdraw(), b.withdraw());
-        assert!(r1.is_some() && r2.is_some());
-        assert!(b.withdraw().is_none(), "beyond the floor without traffic");
-        let requests: Vec<_> = (0..20).map(|_| b.deposit()).collect();
-        let more: Vec<_> = (0..2).map(|_| b.withdraw()).collect();
-        assert!(more.iter().all(Option::is_some));
-        assert!(
-            b.withdraw().is_none(),
-            "20% of 20 requests in flight is 4 retries"
-        );
-        drop(more);
-        assert!(
-            b.withdraw().is_some(),
-            "a finished retry gives its place back"
-        );
-        drop(requests);
-        drop((r1, r2));
-    }
-
-    #[test]
-    fn fast_failures_can_fail_over_every_request() {
-        // One request at a time, each failing once and retried at once: a rate budget of 20%
-        // refused four retries in five; in flight, there is only ever one retry.
-        let b = RetryBudget::new(0.2, 3);
-        for _ in 0..1000 {
-            let _request = b.deposit();
-            assert!(b.withdraw().is_some());
+    fn budget_allows_the_floor_then_a_share_of_traffic() {
+        let b = RetryBudget::new(0.2, 2, Duration::from_secs(60));
+        assert!(b.withdraw() && b.withdraw());
+        assert!(!b.withdraw(), "beyond the floor without traffic");
+        for _ in 0..10 {
+            b.deposit();
         }
+        assert!(b.withdraw() && b.withdraw());
+        assert!(!b.withdraw(), "20% of 10 requests is 2 retries");
     }
 }

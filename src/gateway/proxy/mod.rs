@@ -99,8 +99,7 @@ impl Gateway {
             balancer: Box::new(Weighted::default()),
             in_flight: Arc::new(InFlight::default()),
             admission: Admission::default(),
-            // Envoy's retry_budget defaults: 20% of requests in flight, at least 3 retries.
-            budget: RetryBudget::new(0.2, 3),
+            budget: RetryBudget::new(0.2, 10, Duration::from_secs(10)),
             cfg,
             mirror_seq: AtomicU64::new(0),
         })
@@ -196,8 +195,7 @@ impl Gateway {
             }
         }
 
-        let _in_flight = self.budget.deposit();
-        let mut _retries = vec![];
+        self.budget.deposit();
         let deadline = Instant::now() + self.cfg.request_timeout;
         let mut way = Way {
             ns: &ns,
@@ -306,13 +304,7 @@ impl Gateway {
                 && sent < self.cfg.max_attempts.max(1)
                 && Instant::now() < deadline;
             next = if may_retry { self.next(&mut way) } else { None };
-            let retry = match next.is_some().then(|| self.budget.withdraw()).flatten() {
-                Some(guard) => {
-                    _retries.push(guard);
-                    true
-                }
-                None => false,
-            };
+            let retry = next.is_some() && self.budget.withdraw();
             let outcome = match (&failed.failure, retry) {
                 (Failure::Client { .. }, _) => Outcome::ClientError,
                 (_, true) => Outcome::Failover,
