@@ -112,7 +112,11 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// A retry budget in the style of Finagle and Linkerd: retries may add at most `ratio` of
-/// the recent request rate, plus a small floor so low traffic can still fail over.
+/// the recent request rate, plus a floor so low traffic can still fail over. The gateway uses
+/// their defaults, 20% plus 10 retries a second: a floor of one a second let a provider that
+/// cut every stream before its first token fail a tenth of the requests it should have
+/// failed over (retries go to another backend, and outlier ejection and Retry-After cool-downs
+/// stop load on a failing one, so the floor does not feed a storm).
 pub struct RetryBudget {
     ratio: f64,
     floor: u32,

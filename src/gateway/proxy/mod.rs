@@ -99,7 +99,8 @@ impl Gateway {
             balancer: Box::new(Weighted::default()),
             in_flight: Arc::new(InFlight::default()),
             admission: Admission::default(),
-            budget: RetryBudget::new(0.2, 10, Duration::from_secs(10)),
+            // Finagle's and Linkerd's defaults: 20% of requests plus 10 retries a second.
+            budget: RetryBudget::new(0.2, 100, Duration::from_secs(10)),
             cfg,
             mirror_seq: AtomicU64::new(0),
         })
