@@ -56,31 +56,34 @@ impl Gateway {
         // Events that came in the same read as the first content, after it: they belong to
         // the committed answer.
         let mut after_first: Vec<SseEvent> = vec![];
+        // The first content token is the stream's first byte: it must come within the
+        // backend's timeout of sending, however many preamble events or pings precede it.
+        let first_content = (started + target.timeout).min(deadline);
         while !relay.has_content() && !relay.done() {
-            let chunk =
-                match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
-                    Err(_) => return Err(timeout_failure(&target, deadline)),
-                    Ok(None) => {
-                        return Err(Failed::before_answer(
-                            Failure::Malformed,
-                            format!(
-                                "backend {:?} ended its stream before sending any content",
-                                target.backend
-                            ),
-                        ));
-                    }
-                    Ok(Some(Err(e))) => {
-                        return Err(Failed::before_answer(
-                            Failure::Connect,
-                            format!(
-                                "backend {:?} stream failed: {}",
-                                target.backend,
-                                root_cause(&e)
-                            ),
-                        ));
-                    }
-                    Ok(Some(Ok(c))) => c,
-                };
+            let left = first_content.saturating_duration_since(Instant::now());
+            let chunk = match tokio::time::timeout(left, upstream.next()).await {
+                Err(_) => return Err(timeout_failure(&target, deadline)),
+                Ok(None) => {
+                    return Err(Failed::before_answer(
+                        Failure::Malformed,
+                        format!(
+                            "backend {:?} ended its stream before sending any content",
+                            target.backend
+                        ),
+                    ));
+                }
+                Ok(Some(Err(e))) => {
+                    return Err(Failed::before_answer(
+                        Failure::Connect,
+                        format!(
+                            "backend {:?} stream failed: {}",
+                            target.backend,
+                            root_cause(&e)
+                        ),
+                    ));
+                }
+                Ok(Some(Ok(c))) => c,
+            };
             for ev in parser.push(&chunk) {
                 if relay.has_content() || relay.done() {
                     after_first.push(ev);

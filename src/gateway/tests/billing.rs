@@ -161,6 +161,50 @@ async fn a_stream_past_its_first_content_token_is_never_sent_again() {
 }
 
 #[tokio::test]
+async fn a_stream_without_content_within_the_backend_timeout_fails_over() {
+    // A preamble, then pings for longer than the 300 ms timeout, each well within it.
+    let stalling = Upstream::always(|| {
+        let mut events = anthropic_preamble();
+        for _ in 0..10 {
+            events.push((Duration::from_millis(100), sse_event("ping", json!({"type": "ping"}))));
+        }
+        let late = [
+            sse_event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "late"}}),
+            ),
+            sse_event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            sse_event(
+                "message_delta",
+                json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 1}}),
+            ),
+            sse_event("message_stop", json!({"type": "message_stop"})),
+        ];
+        events.extend(late.map(|e| (Duration::ZERO, e)));
+        Reply::Sse(events)
+    })
+    .await;
+    let spare = Upstream::always(|| Reply::Sse(openai_stream(&["spare"], Duration::ZERO))).await;
+    let h = Harness::new(
+        two_tiers(
+            &stalling,
+            "anthropic",
+            &spare,
+            json!({"limits": {"timeout": "300ms"}}),
+        ),
+        config(),
+    );
+    let a = h.chat_stream(Dialect::Openai).await;
+    assert_eq!(
+        (a.status, a.backend.as_deref()),
+        (200, Some("spare")),
+        "{}",
+        a.body
+    );
+    assert_eq!(h.attempts("primary", "failover", Some("timeout")), 1.0);
+}
+
+#[tokio::test]
 async fn the_request_timeout_bounds_a_stream() {
     let endless = Upstream::always(|| {
         let words: Vec<String> = (0..60).map(|i| format!("w{i}")).collect();
