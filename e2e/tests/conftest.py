@@ -301,8 +301,11 @@ class Gateway:
 
 def start_gateway(kubeconfig, namespace, *extra, job=None):
     port = free_port()
+    # Tests stop gateways often; only the replica scenarios need the shutdown delay (they pass
+    # their own), the rest would wait it out at every teardown.
+    delay = [] if "--shutdown-delay" in extra else ["--shutdown-delay", "0s"]
     proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
-                               "--namespace", namespace, *extra], env={"KUBECONFIG": kubeconfig})
+                               "--namespace", namespace, *delay, *extra], env={"KUBECONFIG": kubeconfig})
     url = f"http://127.0.0.1:{port}"
 
     def ready():

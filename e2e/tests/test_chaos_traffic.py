@@ -39,7 +39,9 @@ def test_gateway_replicas_sigterm_drains_and_sigkill_costs_only_the_requests_in_
     for m in (stable, candidate):
         m.faults(latency_ms=300)
     apply(namespace, backend("stable", stable, "gpt-4o"), backend("candidate", candidate, "gpt-4.1"))
-    gateways = [start_gateway(rbac["gateway"], namespace, job=f"gateway-{namespace}-{i}") for i in (1, 2)]
+    # Probes every 0.5 s below: 2 s of serving while not ready covers a few of them.
+    delay = ("--shutdown-delay", "2s")
+    gateways = [start_gateway(rbac["gateway"], namespace, *delay, job=f"gateway-{namespace}-{i}") for i in (1, 2)]
     g1, g2 = gateways
     try:
         start_migration(namespace, g1, [("stable", 100)], [("candidate", 100)], rollout())
@@ -63,7 +65,7 @@ def test_gateway_replicas_sigterm_drains_and_sigkill_costs_only_the_requests_in_
             t_drained = time.monotonic()
             pin.join(10)
             # A rolling update: the replacement joins the balancer once it is ready.
-            g3 = start_gateway(rbac["gateway"], namespace, job=f"gateway-{namespace}-3")
+            g3 = start_gateway(rbac["gateway"], namespace, *delay, job=f"gateway-{namespace}-3")
             gateways.append(g3)
             served(g3, "chat")
             client.add(g3.url)
@@ -213,7 +215,7 @@ def test_self_hosted_pods_deleted_mid_migration(controller, namespace, gateway, 
             # The gateway sends the replacement live traffic beyond the controller's warm-up.
             # (kwok may give it the deleted pod's IP; once it is listed, the server there is its.)
             warmed = chat_served(new[0])
-            wait_until(lambda: chat_served(new[0]) > warmed, timeout=30, what="traffic on the replacement")
+            wait_until(lambda: chat_served(new[0]) > warmed, timeout=60, what="traffic on the replacement")
             t_serving = time.monotonic()
             rounds.append({"pod": pod, "replaced": t_replaced - t_delete, "serving": t_serving - t_delete})
         time.sleep(1)

@@ -59,6 +59,11 @@ pub struct Args {
     /// Most attempts sent upstream per request: the first plus failovers.
     #[arg(long, default_value_t = 3)]
     pub max_attempts: usize,
+    /// After SIGTERM, how long the gateway keeps serving while reporting not ready, so load
+    /// balancers and endpoint controllers stop sending to it before it stops listening;
+    /// then it drains the requests in flight. A request sent meanwhile is still served.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
     /// Consecutive failures (5xx, connect failures, timeouts) that eject a pod or an
     /// external backend as an outlier (Envoy's default).
     #[arg(long, default_value_t = 5)]
@@ -175,9 +180,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .route("/v1/models", get(models))
         .with_state(gateway)
         .merge(serve::ops_router(registry, ready.clone()));
+    let delay = args.shutdown_delay;
     let shutdown = async move {
         serve::shutdown_signal().await;
         ready.set(false);
+        if !delay.is_zero() {
+            tracing::info!(delay = %crate::duration::format(delay), "not ready; still serving until load balancers notice");
+            tokio::time::sleep(delay).await;
+        }
     };
     serve::serve(args.listen_addr, app, shutdown).await
 }
