@@ -157,8 +157,12 @@ impl Detector {
     /// Which of `endpoints` may get requests: the ones not ejected, or all of them when fewer
     /// than half are healthy (Envoy's panic threshold: better to spread the load over every
     /// pod than to crush the few left).
+    ///
+    /// A pod that is no longer listed is forgotten: Kubernetes may give its address to the
+    /// pod that replaces it, which must not inherit its ejection (Envoy forgets a removed
+    /// host the same way).
     pub fn usable<'a>(
-        &self,
+        &mut self,
         namespace: &str,
         backend: &str,
         endpoints: &'a [String],
@@ -166,10 +170,11 @@ impl Detector {
     ) -> Vec<&'a String> {
         let Some(states) = self
             .backends
-            .get(&(namespace.to_owned(), backend.to_owned()))
+            .get_mut(&(namespace.to_owned(), backend.to_owned()))
         else {
             return endpoints.iter().collect();
         };
+        states.retain(|address, _| endpoints.contains(address));
         let healthy: Vec<&String> = endpoints
             .iter()
             .filter(|e| !states.get(*e).is_some_and(|h| h.ejected(now)))
@@ -282,6 +287,20 @@ mod tests {
         assert_eq!(d.ejected_count("ns", "b", now), 2);
         assert!(d.sweep(now + Duration::from_secs(1)).len() == 1);
         assert_eq!(d.ejected_count("ns", "b", now + Duration::from_secs(1)), 0);
+    }
+
+    #[test]
+    fn a_pod_that_left_is_forgotten_so_its_address_starts_healthy() {
+        let mut d = Detector::new(OutlierConfig::default());
+        let now = Instant::now();
+        let pods = vec!["10.0.0.1:8000".to_owned(), "10.0.0.2:8000".to_owned()];
+        for _ in 0..5 {
+            d.record(&host("10.0.0.1:8000"), 2, true, now);
+        }
+        assert_eq!(d.usable("ns", "b", &pods, now), vec![&pods[1]]);
+        // The pod is deleted; a replacement gets its address.
+        assert_eq!(d.usable("ns", "b", &pods[1..], now), vec![&pods[1]]);
+        assert_eq!(d.usable("ns", "b", &pods, now).len(), 2);
     }
 
     #[test]
