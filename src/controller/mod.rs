@@ -89,6 +89,9 @@ pub struct Context {
     /// read references here instead of calling the API server.
     pub backends: Store<InferenceBackend>,
     pub routes: Store<ModelRoute>,
+    /// Set once the matching store holds its first complete list.
+    backends_listed: tokio::sync::watch::Receiver<bool>,
+    routes_listed: tokio::sync::watch::Receiver<bool>,
     /// The controller's Prometheus, for what the gateway reports (ejected endpoints).
     prometheus: Option<crate::analysis::Prometheus>,
     metrics: Metrics,
@@ -100,16 +103,18 @@ pub struct Context {
 
 impl Context {
     /// Waits until both caches hold a complete list; before that, an absent backend may
-    /// merely not have been listed yet.
+    /// merely not have been listed yet. Not `Store::wait_until_ready`: its one-shot channel
+    /// wakes only the last of several waiters, and the others (reconciles started before the
+    /// list arrived, or the controller's own runner) would wait until some unrelated event.
     async fn caches_ready(&self) -> Result<(), Error> {
-        self.backends
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::CacheStopped)?;
-        self.routes
-            .wait_until_ready()
-            .await
-            .map_err(|_| Error::CacheStopped)
+        for listed in [&self.backends_listed, &self.routes_listed] {
+            listed
+                .clone()
+                .wait_for(|l| *l)
+                .await
+                .map_err(|_| Error::CacheStopped)?;
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::core::PartialObjectMeta;
@@ -22,6 +22,7 @@ use crate::api::{InferenceBackend, ModelRoute};
 use crate::controller::BACKEND_LABEL;
 use crate::serve::{self, Readiness};
 
+type Listed = tokio::sync::watch::Sender<bool>;
 type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -35,6 +36,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     let (backend_store, backend_writer) = reflector::store();
     let (route_store, route_writer) = reflector::store();
+    let (backends_listed_tx, backends_listed) = tokio::sync::watch::channel(false);
+    let (routes_listed_tx, routes_listed) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         config: Config {
@@ -45,6 +48,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scrape_intervals: Default::default(),
         backends: backend_store,
         routes: route_store,
+        backends_listed,
+        routes_listed,
         prometheus: args
             .prometheus_url
             .as_deref()
@@ -110,6 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         client,
         ctx.clone(),
         (backend_writer, route_writer),
+        (backends_listed_tx, routes_listed_tx),
         shutdown.clone(),
     );
     // Whichever ends first ends the other: losing the lease drops the controllers (and
@@ -136,10 +142,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
+/// Placed after `reflect`: raises the flag once the store has applied its first full list.
+fn flag_when_listed<K>(tx: Listed) -> impl FnMut(&watcher::Event<K>) {
+    move |event| {
+        if matches!(event, watcher::Event::InitDone) {
+            tx.send_replace(true);
+        }
+    }
+}
+
 async fn run_controllers(
     client: Client,
     ctx: Arc<Context>,
     (backend_writer, route_writer): (Writer<InferenceBackend>, Writer<ModelRoute>),
+    (backends_listed, routes_listed): (Listed, Listed),
     shutdown: Shutdown,
 ) {
     let backends: Api<InferenceBackend> = Api::all(client.clone());
@@ -148,10 +164,12 @@ async fn run_controllers(
     let backend_stream = watcher(backends.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(backend_writer)
+        .inspect_ok(flag_when_listed(backends_listed))
         .applied_objects();
     let route_stream = watcher(routes.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(route_writer)
+        .inspect_ok(flag_when_listed(routes_listed))
         .applied_objects();
 
     // Only what the controller made: its Deployments and pods carry the backend label.
