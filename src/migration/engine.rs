@@ -592,7 +592,6 @@ fn rollback(
 ) {
     let target = st.target.clone();
     finish(st, now, outcome, Some(why.clone()));
-    st.weights = normalize(&st.stable);
     st.rolled_back = target;
     st.phase = Some(Phase::RolledBack);
     events.push(Event::warning(

@@ -2,7 +2,7 @@
 //! backend gets the same share (50/50 is 1/1), and what the gateway applies is always in
 //! thousandths.
 
-use super::blend::{SCALE, blend};
+use super::blend::blend;
 use crate::api::WeightedBackend;
 
 /// `openai=95,llama=5`, the compact form `kubectl get mr` shows.
@@ -32,11 +32,6 @@ pub fn same_split(a: &[WeightedBackend], b: &[WeightedBackend]) -> bool {
 /// phase, so the printer column never changes scale.
 pub fn normalize(split: &[WeightedBackend]) -> Vec<WeightedBackend> {
     blend(split, split, 100)
-}
-
-/// Whether `weights` is already `split` in thousandths.
-pub fn is_normalized(weights: &[WeightedBackend]) -> bool {
-    weights.iter().map(|w| weight(w.weight)).sum::<u64>() == SCALE && weights == normalize(weights)
 }
 
 /// Backends whose share of traffic grows from `from` to `to`: what analysis judges.
@@ -124,7 +119,5 @@ mod tests {
             split(&[("a", 950), ("b", 50)])
         );
         assert_eq!(normalize(&split(&[("a", 1)])), split(&[("a", 1000)]));
-        assert!(is_normalized(&split(&[("a", 950), ("b", 50)])));
-        assert!(!is_normalized(&split(&[("a", 95), ("b", 5)])));
     }
 }
