@@ -1,5 +1,5 @@
 //! Request-level tests of the gateway: real HTTP to scripted upstreams on loopback, caches
-//! filled by hand instead of by watches, metrics read back from the registry. Each test states
+//! filled by hand instead of by watches and built into the routing snapshot, metrics read back from the registry. Each test states
 //! one behaviour a caller or the controller's analysis would notice.
 
 mod billing;
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::cache::Caches;
 use super::metrics::Metrics;
 use super::proxy::{Config, Gateway};
+use super::snapshot::Snapshots;
 use super::upstream::Operation;
 use crate::api::{Dialect, InferenceBackend, ModelRoute};
 
@@ -284,7 +285,7 @@ where
     (store, writer)
 }
 
-/// A gateway over fixed caches, with its own metrics registry.
+/// A gateway over a snapshot of fixed caches, with its own metrics registry.
 pub struct Harness {
     pub gw: Arc<Gateway>,
     pub registry: prometheus::Registry,
@@ -330,14 +331,16 @@ impl Harness {
         let (secrets, w3) = store(world.secrets);
         let (slices, w4) = store(world.slices);
         let registry = prometheus::Registry::new();
-        let metrics = Metrics::register(&registry).unwrap();
+        let metrics = Arc::new(Metrics::register(&registry).unwrap());
         let caches = Caches {
             routes,
             backends,
             secrets,
             slices,
         };
-        let gw = Arc::new(Gateway::new(caches, metrics, cfg).unwrap());
+        let snapshots = Arc::new(Snapshots::new(metrics.clone(), cfg.outliers));
+        snapshots.rebuild(&caches);
+        let gw = Arc::new(Gateway::new(snapshots, metrics, cfg).unwrap());
         Self {
             gw,
             registry,
