@@ -143,8 +143,8 @@ impl Gateway {
             .unwrap_or_else(|| format!("req_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)));
         let mut resp = match self.read_request(caller, op, body).await {
             Err(resp) => resp,
-            Ok(req) => match self.route(caller, &req) {
-                Err(resp) => resp,
+            Ok(req) => match self.route(&req) {
+                Err(message) => error_response(caller, 404, &message),
                 Ok(route) => {
                     let ctx = Ctx {
                         caller,
@@ -167,18 +167,14 @@ impl Gateway {
         resp
     }
 
-    /// The route serving the requested model, from the snapshot in use.
-    fn route(&self, caller: Dialect, req: &Request) -> Result<Arc<Route>, Response> {
+    /// The route serving the requested model, from the snapshot in use; or the 404's text.
+    fn route(&self, req: &Request) -> Result<Arc<Route>, String> {
         let snapshot = self.snapshots.load();
         snapshot.route(&req.model).cloned().ok_or_else(|| {
-            error_response(
-                caller,
-                404,
-                &format!(
-                    "The model '{}' does not exist on this gateway; it serves: {}",
-                    req.model,
-                    snapshot.served()
-                ),
+            format!(
+                "The model '{}' does not exist on this gateway; it serves: {}",
+                req.model,
+                snapshot.served()
             )
         })
     }

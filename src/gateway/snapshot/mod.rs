@@ -27,7 +27,7 @@ use super::upstream::Operation;
 use crate::api::Dialect;
 
 pub use build::Builder;
-pub use watch::{COALESCE, run};
+pub use watch::run;
 
 /// `(namespace, name)` of an object.
 type Key = (String, String);
