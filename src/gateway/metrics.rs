@@ -11,13 +11,13 @@ use prometheus::{
 pub use handles::{AttemptMetrics, BackendMetrics, InFlightGauge};
 
 pub struct Metrics {
-    requests: IntCounterVec,
-    duration: HistogramVec,
+    pub(super) requests: IntCounterVec,
+    pub(super) duration: HistogramVec,
     ttft: HistogramVec,
-    tokens: IntCounterVec,
-    cost: CounterVec,
+    pub(super) tokens: IntCounterVec,
+    pub(super) cost: CounterVec,
     failovers: IntCounterVec,
-    in_flight: IntGaugeVec,
+    pub(super) in_flight: IntGaugeVec,
     ejections: IntCounterVec,
     ejected: IntGaugeVec,
     /// The routing snapshot in use, and how long building one takes.

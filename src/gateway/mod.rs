@@ -4,6 +4,8 @@
 //! request waits on the API server or reads the caches.
 
 mod balance;
+#[doc(hidden)]
+pub mod bench;
 mod cache;
 mod failure;
 mod metrics;
