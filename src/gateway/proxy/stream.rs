@@ -15,29 +15,24 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::Gateway;
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
-use crate::api::Dialect;
+use super::{Ctx, Gateway};
 use crate::gateway::failure::Failure;
-use crate::gateway::metrics::{AttemptLabels, InFlightGauge, Outcome};
+use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
 use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
-use crate::gateway::validate::Request;
 
 impl Gateway {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream(
         self: &Arc<Self>,
-        caller: Dialect,
-        req: &Request,
+        ctx: &Ctx,
         target: Target,
-        labels: &AttemptLabels<'_>,
         resp: reqwest::Response,
         started: Instant,
-        deadline: Instant,
         gauge: InFlightGauge,
     ) -> Result<Response, Failed> {
+        let (caller, req, deadline) = (ctx.caller, &ctx.req, ctx.deadline);
         let client_wants_usage = req
             .body
             .pointer("/stream_options/include_usage")
@@ -106,12 +101,9 @@ impl Gateway {
                 }
             }
         }
-        self.metrics
-            .first_token(labels, started.elapsed().as_secs_f64());
+        target.metrics.first_token(started.elapsed().as_secs_f64());
 
         let (tx, rx) = mpsc::channel::<Bytes>(32);
-        let gw = self.clone();
-        let owned = OwnedLabels::from(labels);
         let backend = target.backend.clone();
         let backend_header = backend.clone();
         let request_timeout = self.cfg.request_timeout;
@@ -183,17 +175,15 @@ impl Gateway {
                 None if client_gone => "499",
                 None => "200",
             };
-            let labels = owned.labels();
             let outcome = if failure.is_some() {
                 Outcome::Error
             } else {
                 Outcome::Success
             };
-            gw.metrics
-                .attempt(&labels, outcome, code, started.elapsed().as_secs_f64());
+            let m = &target.metrics;
+            m.attempt(outcome, code, started.elapsed().as_secs_f64());
             let usage = relay.usage();
-            gw.metrics
-                .tokens(&labels, usage.input, usage.output, target.price);
+            m.tokens(usage.input, usage.output, target.price);
             drop(gauge);
             drop(target);
         });
@@ -228,35 +218,5 @@ async fn forward(
             Ok(())
         }
         Err(RelayError::Upstream(m) | RelayError::Malformed(m)) => Err(m),
-    }
-}
-
-/// Labels owned by a background task.
-pub struct OwnedLabels {
-    namespace: String,
-    route: String,
-    backend: String,
-    provider: &'static str,
-}
-
-impl From<&AttemptLabels<'_>> for OwnedLabels {
-    fn from(l: &AttemptLabels<'_>) -> Self {
-        Self {
-            namespace: l.namespace.to_owned(),
-            route: l.route.to_owned(),
-            backend: l.backend.to_owned(),
-            provider: l.provider,
-        }
-    }
-}
-
-impl OwnedLabels {
-    pub fn labels(&self) -> AttemptLabels<'_> {
-        AttemptLabels {
-            namespace: &self.namespace,
-            route: &self.route,
-            backend: &self.backend,
-            provider: self.provider,
-        }
     }
 }
