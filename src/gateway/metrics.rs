@@ -18,6 +18,7 @@ pub struct Metrics {
     pub(super) cost: CounterVec,
     failovers: IntCounterVec,
     pub(super) in_flight: IntGaugeVec,
+    pub(super) overhead: HistogramVec,
     ejections: IntCounterVec,
     ejected: IntGaugeVec,
     /// The routing snapshot in use, and how long building one takes.
@@ -67,6 +68,12 @@ impl Outcome {
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0,
     60.0, 120.0,
+];
+
+/// The gateway's own share of a request is tens of microseconds: the buckets resolve that.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,
 ];
 
 impl Metrics {
@@ -120,6 +127,14 @@ impl Metrics {
             Opts::new("switchyard_requests_in_flight", "Attempts in progress"),
             &attempt,
         )?;
+        let overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_gateway_overhead_seconds",
+                "Time a request answered by a backend spent in the gateway itself: its whole time minus the time spent waiting for upstreams",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &attempt,
+        )?;
         let ejections = IntCounterVec::new(
             Opts::new(
                 "switchyard_outlier_ejections_total",
@@ -158,6 +173,7 @@ impl Metrics {
         registry.register(Box::new(cost.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(overhead.clone()))?;
         Ok(Self {
             requests,
             duration,
@@ -166,6 +182,7 @@ impl Metrics {
             cost,
             failovers,
             in_flight,
+            overhead,
             ejections,
             ejected,
             config_generation,

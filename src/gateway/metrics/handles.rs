@@ -33,6 +33,7 @@ pub struct AttemptMetrics {
     tokens: OnceLock<(IntCounter, IntCounter)>,
     cost: OnceLock<Counter>,
     in_flight: OnceLock<IntGauge>,
+    overhead: OnceLock<Histogram>,
 }
 
 impl AttemptMetrics {
@@ -55,6 +56,7 @@ impl AttemptMetrics {
             tokens: OnceLock::new(),
             cost: OnceLock::new(),
             in_flight: OnceLock::new(),
+            overhead: OnceLock::new(),
         }
     }
 
@@ -136,6 +138,13 @@ impl AttemptMetrics {
         }
     }
 
+    /// The gateway's own time for a request this backend answered.
+    pub fn overhead(&self, seconds: f64) {
+        self.overhead
+            .get_or_init(|| self.vecs.overhead.with_label_values(&self.base()))
+            .observe(seconds);
+    }
+
     /// Counts an attempt in flight until the returned guard drops.
     pub fn in_flight(&self) -> InFlightGauge {
         let g = self
@@ -178,6 +187,9 @@ impl AttemptMetrics {
         }
         if self.in_flight.get().is_some() {
             let _ = v.in_flight.remove_label_values(&self.base());
+        }
+        if self.overhead.get().is_some() {
+            let _ = v.overhead.remove_label_values(&self.base());
         }
     }
 }

@@ -63,7 +63,7 @@ impl Gateway {
         let gauge = target.metrics.in_flight();
         let first_byte = wait(target.timeout, deadline);
         let send = self.send(&target, &body, &ctx.rid, &ctx.headers);
-        let resp = match tokio::time::timeout(first_byte, send).await {
+        let resp = match ctx.upstream(tokio::time::timeout(first_byte, send)).await {
             Err(_) => return Err(timeout_failure(&target, deadline)),
             Ok(Err(e)) => {
                 return Err(Failed::before_answer(
@@ -83,14 +83,15 @@ impl Gateway {
         };
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            return Err(self.refused(&target, resp, deadline).await);
+            return Err(ctx.upstream(self.refused(&target, resp, deadline)).await);
         }
 
         if req.stream {
             return self.stream(ctx, target, resp, started, gauge).await;
         }
 
-        let bytes = read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline)
+        let bytes = ctx
+            .upstream(read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline))
             .await
             .map_err(|f| {
                 Failed::committed(

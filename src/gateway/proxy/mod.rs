@@ -70,6 +70,27 @@ pub struct Ctx {
     /// The end of `--request-timeout`, across all attempts.
     pub deadline: Instant,
     pub route: Arc<Route>,
+    /// Time spent waiting for upstreams so far, in nanoseconds: what the gateway's own
+    /// overhead leaves out.
+    upstream_wait: AtomicU64,
+}
+
+impl Ctx {
+    /// Awaits an upstream's answer (or its next part), counting the wait as the upstream's.
+    pub async fn upstream<F: std::future::Future>(&self, f: F) -> F::Output {
+        let t = Instant::now();
+        let out = f.await;
+        self.upstream_wait
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// The request's time so far, less the time spent waiting for upstreams.
+    fn overhead(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_nanos(
+            self.upstream_wait.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 /// The `code` of an attempt whose backend's dialect cannot express the request.
@@ -155,6 +176,7 @@ impl Gateway {
                         started,
                         deadline: started + self.cfg.request_timeout,
                         route,
+                        upstream_wait: AtomicU64::new(0),
                     };
                     let resp = self.handle(&ctx).await;
                     return with_request_id(resp, &ctx.rid);
@@ -266,7 +288,10 @@ impl Gateway {
             let result = self.attempt(ctx, body, target).await;
             host.record(matches!(&result, Err(f) if !f.committed && f.failure.is_host_failure()));
             let failed = match result {
-                Ok(resp) => return resp,
+                Ok(resp) => {
+                    rb.metrics.overhead(ctx.overhead().as_secs_f64());
+                    return resp;
+                }
                 Err(f) => f,
             };
             if let Some(d) = failed.failure.retry_after() {

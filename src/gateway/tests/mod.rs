@@ -5,6 +5,7 @@
 mod billing;
 mod failover;
 mod outliers;
+mod overhead;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
