@@ -22,7 +22,7 @@ if [[ -e $E2E_DIR/cluster.env ]]; then bash "$here/../cluster/down.sh"; fi
 trap 'bash "$here/../cluster/down.sh" >/dev/null 2>&1 || true' EXIT
 bash "$here/../cluster/up.sh"
 
-parts=${BENCH:-proxy scale rollback}
+parts=${BENCH:-$(for p in proxy scale rollback; do [[ -f $here/$p.py ]] && printf "%s " "$p"; done)}
 for part in ${parts//,/ }; do
   [[ -f $here/$part.py ]] || { log "no benchmark $part"; exit 2; }
   echo "=== bench: $part"

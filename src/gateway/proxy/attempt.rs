@@ -16,6 +16,7 @@ use super::{Ctx, Gateway};
 use crate::api::Dialect;
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
+use crate::gateway::translate::passthrough::{self, Shape};
 use crate::gateway::translate::{self, Usage, error};
 use crate::gateway::upstream::{Operation, Target};
 
@@ -111,6 +112,32 @@ impl Gateway {
                 ),
             )
         };
+        // Same dialect: the upstream's bytes go to the caller unchanged.
+        let shape = match (op, target.dialect) {
+            (Operation::Embeddings, _) => Some(Shape::Data),
+            (Operation::Chat, d) if d == caller => Some(match d {
+                Dialect::Openai => Shape::Choices,
+                Dialect::Anthropic => Shape::Content,
+            }),
+            _ => None,
+        };
+        if let Some(usage) = shape.and_then(|s| passthrough::scan(&bytes, s)) {
+            let m = &target.metrics;
+            m.attempt(
+                Outcome::Success,
+                &status.to_string(),
+                started.elapsed().as_secs_f64(),
+            );
+            m.tokens(usage.input, usage.output, target.price);
+            drop(gauge);
+            let mut resp = Response::new(axum::body::Body::from(bytes));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            insert_backend(&mut resp, &target.backend);
+            return Ok(resp);
+        }
         let upstream: Value =
             serde_json::from_slice(&bytes).map_err(|e| malformed(&e.to_string()))?;
         let expected = match (op, target.dialect) {

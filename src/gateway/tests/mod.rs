@@ -6,6 +6,7 @@ mod billing;
 mod failover;
 mod outliers;
 mod overhead;
+mod passthrough;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
