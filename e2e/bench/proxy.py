@@ -28,6 +28,7 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "e2e" / "tests"))
 sys.path.insert(0, str(HERE))
 import conftest  # noqa: E402  (cluster env, process helpers)
+import measure  # noqa: E402
 import upstream  # noqa: E402
 from measure import Cpu, bench_env, oha, peak_rss_mb, wrk  # noqa: E402
 
@@ -182,6 +183,7 @@ def main():
     up = upstream.static_upstream(work, UPSTREAM_PORT, LOAD_CORE)
     nginx = upstream.reverse_proxy(work, NGINX_PORT, UPSTREAM_PORT, PROXY_CORE)
     paced = upstream.PacedSse(PACED_PORT)
+    measure.production_controller_flags(conftest)
     controller = conftest.start_controller()
     gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
     # Pin the gateway like the other proxies (its threads included).

@@ -8,6 +8,7 @@ is needed."""
 
 import asyncio
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -117,6 +118,8 @@ http {{
 
 
 def static_upstream(workdir, port, core):
+    # nginx's workers run as an unprivileged user: the answers must be readable to them.
+    os.chmod(workdir, 0o755)
     root = pathlib.Path(workdir) / "answers"
     shutil.rmtree(root, ignore_errors=True)
     locations = []
