@@ -86,9 +86,10 @@ wrk.headers["anthropic-version"] = "2023-06-01"
         errors += int(m.group(1))
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         errors += sum(map(int, m.groups()))
-    good = max(n - errors, 1)
-    return {"rps": rps, "requests": n, "errors": errors,
-            "cpu_ms_per_1k": spent * 1e6 / good if pids else None}
+    good = n - errors
+    # rps counts failed answers too: report the successful ones only.
+    return {"rps": rps * good / n if n else 0.0, "requests": n, "errors": errors,
+            "cpu_ms_per_1k": spent * 1e6 / good if pids and good > 0 else None}
 
 
 def oha_binary():
