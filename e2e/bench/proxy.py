@@ -32,7 +32,7 @@ import measure  # noqa: E402
 import upstream  # noqa: E402
 from measure import Cpu, bench_env, oha, peak_rss_mb, wrk  # noqa: E402
 
-NS = "bench"
+NS = f"bench-{os.getpid()}"  # a fresh namespace per run: the last one may still be terminating
 PROXY_CORE, LOAD_CORE = 1, 0
 UPSTREAM_PORT, NGINX_PORT, PACED_PORT, LITELLM_PORT = 18101, 18102, 18103, 18104
 

@@ -11,6 +11,7 @@ request with N routes against the same with 10.
 
 import argparse
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -29,7 +30,7 @@ import measure  # noqa: E402
 import upstream  # noqa: E402
 from measure import Cpu, bench_env, peak_rss_mb, wrk  # noqa: E402
 
-NS = "scale"
+NS = f"scale-{os.getpid()}"  # a fresh namespace per run: the last one may still be terminating
 UPSTREAM_PORT = 18111
 CORE_GATEWAY, CORE_LOAD = 1, 0
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")
