@@ -14,9 +14,9 @@ import requests
 
 from conftest import kubectl, kubectl_json, start_gateway, wait_until
 
-ROUTES = int(os.environ.get("SWITCHYARD_SCALE_ROUTES", "300"))
+ROUTES = int(os.environ.get("SWITCHYARD_SCALE_ROUTES", "500"))
 IDLE_WINDOW_S = 10
-CPU_REQUESTS = 300
+CPU_REQUESTS = 1000
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -94,8 +94,10 @@ def test_hundreds_of_routes_settle_without_writes_and_cost_no_cpu_per_request(
         # (b) The route of the first measurement, now among hundreds.
         many = cpu_per_request(gw, "r0")
         print(f"gateway CPU per request: {few * 1e6:.0f} us with 1 route, {many * 1e6:.0f} us with {ROUTES}")
-        # Clock ticks are 10 ms: over 300 requests the resolution is ~33 us, well under the bound.
-        assert many <= 1.5 * few + 50e-6, (
+        # Process CPU, not wall time: steady on a loaded machine. Clock ticks are 10 ms, so over
+        # 1,000 requests the resolution is 10 us. A gateway that scans every route per request
+        # pays ~0.7 us per route in a debug build (+20% at 500 routes); a snapshot pays nothing.
+        assert many <= 1.12 * few + 20e-6, (
             f"CPU per request grows with the configuration: {few * 1e6:.0f} us with 1 route, "
             f"{many * 1e6:.0f} us with {ROUTES}")
     finally:
