@@ -17,6 +17,6 @@ crds:
 down:
 	bash e2e/cluster/down.sh
 
-# Gateway overhead against the same provider called directly (ratios, same run).
+# Benchmarks (release build): the gateway beside nginx and LiteLLM, 10,000 routes, time to roll back.
 bench:
 	bash e2e/bench/run.sh

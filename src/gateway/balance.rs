@@ -2,127 +2,116 @@
 //! (so 5% is 5% even at low volume, with no bursts), and the least-loaded pod within a
 //! self-hosted backend.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use crate::api::WeightedBackend;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Smooth weighted round-robin (the nginx algorithm): every pick adds each backend's weight
 /// to its running score, takes the highest, and subtracts the total from it. Over any
 /// window of `total` picks each backend is chosen exactly `weight` times, interleaved.
+///
+/// The weights are fixed for its life: a route whose split changes gets a new one (the
+/// sequence restarts), one whose split stays keeps it across configuration rebuilds.
 #[derive(Debug, Default)]
 pub struct SmoothWeighted {
-    weights: Vec<WeightedBackend>,
+    weights: Vec<i64>,
     current: Vec<i64>,
+    total: i64,
 }
 
 impl SmoothWeighted {
-    /// Picks the next backend, restarting the sequence when the split changed.
-    pub fn pick(&mut self, weights: &[WeightedBackend]) -> Option<String> {
-        if self.weights != weights {
-            self.weights = weights.to_vec();
-            self.current = vec![0; weights.len()];
+    pub fn new(weights: impl IntoIterator<Item = i32>) -> Self {
+        let weights: Vec<i64> = weights.into_iter().map(|w| i64::from(w.max(0))).collect();
+        Self {
+            current: vec![0; weights.len()],
+            total: weights.iter().sum(),
+            weights,
         }
-        let total: i64 = weights.iter().map(|w| i64::from(w.weight.max(0))).sum();
-        if total == 0 {
+    }
+
+    /// Whether this sequence is for `weights`.
+    pub fn is_for(&self, weights: impl ExactSizeIterator<Item = i32>) -> bool {
+        weights.len() == self.weights.len()
+            && weights
+                .zip(&self.weights)
+                .all(|(a, b)| i64::from(a.max(0)) == *b)
+    }
+
+    /// The index of the next backend; `None` when every weight is 0.
+    pub fn pick(&mut self) -> Option<usize> {
+        if self.total == 0 {
             return None;
         }
         let mut best = 0;
-        for (i, w) in weights.iter().enumerate() {
-            self.current[i] += i64::from(w.weight.max(0));
+        for (i, w) in self.weights.iter().enumerate() {
+            self.current[i] += w;
             if self.current[i] > self.current[best] {
                 best = i;
             }
         }
-        self.current[best] -= total;
-        Some(weights[best].name.clone())
+        self.current[best] -= self.total;
+        Some(best)
     }
 }
 
-/// One smooth weighted round-robin per route.
-#[derive(Default)]
-pub struct Balancers {
-    routes: Mutex<HashMap<String, SmoothWeighted>>,
+/// Requests in flight on one pod, for least-loaded picks. Kept across configuration
+/// rebuilds for as long as the pod's address is listed.
+#[derive(Debug, Default)]
+pub struct InFlight(AtomicUsize);
+
+/// Counts one request against its pod until dropped, however the request ends.
+pub struct InFlightGuard<P: AsRef<InFlight>> {
+    pod: P,
 }
 
-impl Balancers {
-    pub fn pick(&self, route_key: &str, weights: &[WeightedBackend]) -> Option<String> {
-        let mut routes = self.routes.lock().expect("balancer lock");
-        routes
-            .entry(route_key.to_owned())
-            .or_default()
-            .pick(weights)
-    }
-}
-
-/// Requests in flight per pod address, for least-loaded picks.
-#[derive(Default)]
-pub struct InFlight {
-    counts: Mutex<HashMap<String, usize>>,
-}
-
-/// Decrements its address's count when dropped, however the request ends.
-pub struct InFlightGuard {
-    owner: Arc<InFlight>,
-    address: String,
-}
-
-impl Drop for InFlightGuard {
+impl<P: AsRef<InFlight>> Drop for InFlightGuard<P> {
     fn drop(&mut self) {
-        let mut counts = self.owner.counts.lock().expect("in-flight lock");
-        if let Some(c) = counts.get_mut(&self.address) {
-            *c = c.saturating_sub(1);
-            if *c == 0 {
-                counts.remove(&self.address);
-            }
-        }
+        self.pod.as_ref().0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl<P: AsRef<InFlight>> InFlightGuard<P> {
+    pub fn pod(&self) -> &P {
+        &self.pod
     }
 }
 
 impl InFlight {
-    /// Picks the address with the fewest requests in flight (ties: the first listed, so
-    /// callers can rotate the list) and counts the new request against it.
-    pub fn acquire(self: &Arc<Self>, addresses: &[String]) -> Option<InFlightGuard> {
-        let mut counts = self.counts.lock().expect("in-flight lock");
-        let address = addresses
-            .iter()
-            .min_by_key(|a| counts.get(*a).copied().unwrap_or(0))?
-            .clone();
-        *counts.entry(address.clone()).or_default() += 1;
-        Some(InFlightGuard {
-            owner: self.clone(),
-            address,
-        })
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
-impl InFlightGuard {
-    pub fn address(&self) -> &str {
-        &self.address
-    }
+/// Picks the pod with the fewest requests in flight, starting the search at `start` so ties
+/// spread evenly, and counts the new request against it.
+pub fn least_loaded<P: AsRef<InFlight> + Clone>(
+    pods: &[&P],
+    start: usize,
+) -> Option<InFlightGuard<P>> {
+    let n = pods.len();
+    let best = (0..n)
+        .map(|i| pods[(start + i) % n])
+        .min_by_key(|p| p.as_ref().get())?;
+    best.as_ref().0.fetch_add(1, Ordering::Relaxed);
+    Some(InFlightGuard { pod: best.clone() })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
-    fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
-        pairs
-            .iter()
-            .map(|(n, w)| WeightedBackend {
-                name: (*n).into(),
-                weight: *w,
-            })
-            .collect()
+    fn names<'a>(pairs: &[(&'a str, i32)]) -> (Vec<&'a str>, SmoothWeighted) {
+        (
+            pairs.iter().map(|(n, _)| *n).collect(),
+            SmoothWeighted::new(pairs.iter().map(|(_, w)| *w)),
+        )
     }
 
     #[test]
     fn five_percent_is_exact_in_every_window_of_twenty() {
-        let w = split(&[("openai", 95), ("llama", 5)]);
-        let mut b = SmoothWeighted::default();
+        let (n, mut b) = names(&[("openai", 95), ("llama", 5)]);
         for _ in 0..10 {
-            let window: Vec<_> = (0..100).map(|_| b.pick(&w).unwrap()).collect();
-            assert_eq!(window.iter().filter(|n| *n == "llama").count(), 5);
+            let window: Vec<_> = (0..100).map(|_| n[b.pick().unwrap()]).collect();
+            assert_eq!(window.iter().filter(|n| **n == "llama").count(), 5);
             // Spread out, never two in a row.
             assert!(
                 !window
@@ -130,34 +119,38 @@ mod tests {
                     .any(|p| p[0] == "llama" && p[1] == "llama")
             );
         }
-        let w = split(&[("a", 19), ("b", 1)]);
-        let first20: Vec<_> = (0..20).map(|_| b.pick(&w).unwrap()).collect();
-        assert_eq!(first20.iter().filter(|n| *n == "b").count(), 1);
+        let (n, mut b) = names(&[("a", 19), ("b", 1)]);
+        let first20: Vec<_> = (0..20).map(|_| n[b.pick().unwrap()]).collect();
+        assert_eq!(first20.iter().filter(|n| **n == "b").count(), 1);
     }
 
     #[test]
     fn three_way_and_zero_weights() {
-        let w = split(&[("a", 60), ("b", 30), ("c", 10), ("d", 0)]);
-        let mut b = SmoothWeighted::default();
-        let picks: Vec<_> = (0..1000).map(|_| b.pick(&w).unwrap()).collect();
-        let count = |n: &str| picks.iter().filter(|p| *p == n).count();
+        let (n, mut b) = names(&[("a", 60), ("b", 30), ("c", 10), ("d", 0)]);
+        let picks: Vec<_> = (0..1000).map(|_| n[b.pick().unwrap()]).collect();
+        let count = |x: &str| picks.iter().filter(|p| **p == x).count();
         assert_eq!(
             (count("a"), count("b"), count("c"), count("d")),
             (600, 300, 100, 0)
         );
-        assert_eq!(b.pick(&split(&[("a", 0)])), None);
+        assert_eq!(SmoothWeighted::new([0]).pick(), None);
+        assert!(b.is_for([60, 30, 10, 0].into_iter()));
+        assert!(!b.is_for([60, 30, 10, 1].into_iter()));
+        assert!(!b.is_for([60, 30, 10].into_iter()));
     }
 
     #[test]
     fn least_in_flight_spreads_and_releases() {
-        let f = Arc::new(InFlight::default());
-        let addrs = vec!["p1".to_owned(), "p2".to_owned()];
-        let g1 = f.acquire(&addrs).unwrap();
-        let g2 = f.acquire(&addrs).unwrap();
-        assert_ne!(g1.address(), g2.address());
-        let busy = g1.address().to_owned();
+        let pods = [Arc::new(InFlight::default()), Arc::new(InFlight::default())];
+        let all: Vec<&Arc<InFlight>> = pods.iter().collect();
+        let g1 = least_loaded(&all, 0).unwrap();
+        let g2 = least_loaded(&all, 0).unwrap();
+        assert!(!Arc::ptr_eq(g1.pod(), g2.pod()));
+        let busy = g1.pod().clone();
         drop(g2);
-        let g3 = f.acquire(&addrs).unwrap();
-        assert_ne!(g3.address(), busy);
+        let g3 = least_loaded(&all, 0).unwrap();
+        assert!(!Arc::ptr_eq(g3.pod(), &busy));
+        drop((g1, g3));
+        assert_eq!(pods.iter().map(|p| p.get()).sum::<usize>(), 0);
     }
 }

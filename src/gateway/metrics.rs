@@ -1,29 +1,29 @@
 //! What the gateway exports, per attempt. The controller's analysis queries these, so names
 //! and labels are an API. Labels are fixed categories: never a request id or error text.
 
+mod handles;
+
 use prometheus::{
-    CounterVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
-/// Labels shared by every per-attempt series.
-#[derive(Debug, Clone)]
-pub struct AttemptLabels<'a> {
-    pub namespace: &'a str,
-    pub route: &'a str,
-    pub backend: &'a str,
-    pub provider: &'static str,
-}
+pub use handles::{AttemptMetrics, BackendMetrics, InFlightGauge};
 
 pub struct Metrics {
-    requests: IntCounterVec,
-    duration: HistogramVec,
+    pub(super) requests: IntCounterVec,
+    pub(super) duration: HistogramVec,
     ttft: HistogramVec,
-    tokens: IntCounterVec,
-    cost: CounterVec,
+    pub(super) tokens: IntCounterVec,
+    pub(super) cost: CounterVec,
     failovers: IntCounterVec,
-    in_flight: IntGaugeVec,
+    pub(super) in_flight: IntGaugeVec,
+    pub(super) overhead: HistogramVec,
     ejections: IntCounterVec,
     ejected: IntGaugeVec,
+    /// The routing snapshot in use, and how long building one takes.
+    pub config_generation: IntGauge,
+    pub config_rebuild: Histogram,
 }
 
 /// Outcome of one attempt.
@@ -44,6 +44,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 6] = [
+        Outcome::Success,
+        Outcome::Failover,
+        Outcome::Error,
+        Outcome::Unavailable,
+        Outcome::ClientError,
+        Outcome::Shadow,
+    ];
+
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Success => "success",
@@ -59,6 +68,12 @@ impl Outcome {
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 20.0, 30.0,
     60.0, 120.0,
+];
+
+/// The gateway's own share of a request is tens of microseconds: the buckets resolve that.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,
 ];
 
 impl Metrics {
@@ -112,6 +127,14 @@ impl Metrics {
             Opts::new("switchyard_requests_in_flight", "Attempts in progress"),
             &attempt,
         )?;
+        let overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "switchyard_gateway_overhead_seconds",
+                "Time a request answered by a backend spent in the gateway itself: its whole time minus the time spent waiting for upstreams",
+            )
+            .buckets(OVERHEAD_BUCKETS.to_vec()),
+            &attempt,
+        )?;
         let ejections = IntCounterVec::new(
             Opts::new(
                 "switchyard_outlier_ejections_total",
@@ -126,6 +149,21 @@ impl Metrics {
             ),
             &["namespace", "backend"],
         )?;
+        let config_generation = IntGauge::new(
+            "switchyard_gateway_config_generation",
+            "Generation of the routing snapshot serving requests; rises with every rebuild after a watch event",
+        )?;
+        let config_rebuild = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchyard_gateway_config_rebuild_seconds",
+                "Time to build one routing snapshot from the watched objects",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+        )?;
+        registry.register(Box::new(config_generation.clone()))?;
+        registry.register(Box::new(config_rebuild.clone()))?;
         registry.register(Box::new(ejections.clone()))?;
         registry.register(Box::new(ejected.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -135,6 +173,7 @@ impl Metrics {
         registry.register(Box::new(cost.clone()))?;
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
+        registry.register(Box::new(overhead.clone()))?;
         Ok(Self {
             requests,
             duration,
@@ -143,93 +182,21 @@ impl Metrics {
             cost,
             failovers,
             in_flight,
+            overhead,
             ejections,
             ejected,
+            config_generation,
+            config_rebuild,
         })
     }
+}
 
-    fn base<'a>(l: &'a AttemptLabels<'a>) -> [&'a str; 4] {
-        [l.namespace, l.route, l.backend, l.provider]
-    }
-
-    pub fn attempt(&self, l: &AttemptLabels<'_>, outcome: Outcome, code: &str, seconds: f64) {
-        let b = Self::base(l);
-        // Export every live outcome from the first attempt on, at 0 until it happens, so the
-        // first failure is an increase Prometheus can rate (a series born at 1 is not).
-        for o in [
-            Outcome::Success,
-            Outcome::Failover,
-            Outcome::Error,
-            Outcome::Unavailable,
-        ] {
-            self.duration
-                .with_label_values(&[b[0], b[1], b[2], b[3], o.as_str()]);
-        }
-        self.requests
-            .with_label_values(&[b[0], b[1], b[2], b[3], outcome.as_str(), code])
-            .inc();
-        self.duration
-            .with_label_values(&[b[0], b[1], b[2], b[3], outcome.as_str()])
-            .observe(seconds);
-    }
-
-    /// Counts one ejection and sets how many endpoints of the backend are ejected now.
-    pub fn ejection(&self, namespace: &str, backend: &str, reason: &str, ejected: usize) {
-        self.ejections
-            .with_label_values(&[namespace, backend, reason])
-            .inc();
-        self.set_ejected(namespace, backend, ejected);
-    }
-
-    pub fn set_ejected(&self, namespace: &str, backend: &str, ejected: usize) {
-        self.ejected
-            .with_label_values(&[namespace, backend])
-            .set(ejected as i64);
-    }
-
-    pub fn first_token(&self, l: &AttemptLabels<'_>, seconds: f64) {
-        self.ttft.with_label_values(&Self::base(l)).observe(seconds);
-    }
-
-    /// Counts tokens and their cost; prices are per million tokens.
-    pub fn tokens(
-        &self,
-        l: &AttemptLabels<'_>,
-        input: u64,
-        output: u64,
-        price: Option<(f64, f64)>,
-    ) {
-        let b = Self::base(l);
-        self.tokens
-            .with_label_values(&[b[0], b[1], b[2], b[3], "input"])
-            .inc_by(input);
-        self.tokens
-            .with_label_values(&[b[0], b[1], b[2], b[3], "output"])
-            .inc_by(output);
-        if let Some((pin, pout)) = price {
-            let cost = (input as f64 * pin + output as f64 * pout) / 1_000_000.0;
-            self.cost.with_label_values(&b).inc_by(cost);
-        }
-    }
-
+impl Metrics {
+    /// Counts a request moved from one backend to the next tier. Only on the way to another
+    /// attempt, so the label lookup stays off the path of a request that succeeds.
     pub fn failover(&self, namespace: &str, route: &str, from: &str, to: &str, reason: &str) {
         self.failovers
             .with_label_values(&[namespace, route, from, to, reason])
             .inc();
-    }
-
-    /// Counts an attempt in flight until the returned guard drops.
-    pub fn in_flight(&self, l: &AttemptLabels<'_>) -> InFlightGauge {
-        let g = self.in_flight.with_label_values(&Self::base(l));
-        g.inc();
-        InFlightGauge(g)
-    }
-}
-
-pub struct InFlightGauge(prometheus::IntGauge);
-
-impl Drop for InFlightGauge {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }

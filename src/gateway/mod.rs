@@ -1,9 +1,11 @@
 //! `switchyard gateway`: the data plane. OpenAI- and Anthropic-compatible endpoints that
 //! apply each ModelRoute's weights, translate between dialects, fail over and measure. It
-//! serves from reflector caches so that no request waits on the API server.
+//! serves from a routing snapshot rebuilt from reflector caches on watch events, so that no
+//! request waits on the API server or reads the caches.
 
-mod admission;
 mod balance;
+#[doc(hidden)]
+pub mod bench;
 mod cache;
 mod failure;
 mod metrics;
@@ -11,6 +13,7 @@ mod outlier;
 mod pick;
 mod proxy;
 mod relay;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 pub mod translate;
@@ -35,6 +38,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::api::{Dialect, InferenceBackend, ModelRoute};
 use crate::serve::{self, Readiness};
@@ -80,8 +84,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s).map_err(|e| e.to_string())
 }
 
-/// Starts a reflector for `K` and returns its store; the watch retries with backoff forever.
-fn reflect<K>(api: Api<K>) -> Store<K>
+/// Starts a reflector for `K` and returns its store; the watch retries with backoff forever
+/// and notifies `events` of every change, for the routing snapshot to be rebuilt.
+fn reflect<K>(api: Api<K>, events: Arc<Notify>) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -96,14 +101,12 @@ where
     let watch = watcher(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
-        .applied_objects()
         .for_each(move |r| {
-            let kind = kind.clone();
-            async move {
-                if let Err(e) = r {
-                    tracing::warn!(%kind, error = %e, "watch error; retrying");
-                }
+            match r {
+                Ok(_) => events.notify_one(),
+                Err(e) => tracing::warn!(%kind, error = %e, "watch error; retrying"),
             }
+            futures::future::ready(())
         });
     tokio::spawn(watch);
     store
@@ -122,45 +125,36 @@ where
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let ns = args.namespace.as_deref();
+    let events = Arc::new(Notify::new());
     let caches = Caches {
-        routes: reflect(api::<ModelRoute>(&client, ns)),
-        backends: reflect(api::<InferenceBackend>(&client, ns)),
-        secrets: reflect(api::<Secret>(&client, ns)),
-        slices: reflect(api::<EndpointSlice>(&client, ns)),
+        routes: reflect(api::<ModelRoute>(&client, ns), events.clone()),
+        backends: reflect(api::<InferenceBackend>(&client, ns), events.clone()),
+        secrets: reflect(api::<Secret>(&client, ns), events.clone()),
+        slices: reflect(api::<EndpointSlice>(&client, ns), events.clone()),
     };
 
     let registry = prometheus::Registry::new();
-    let ready = Readiness::default();
-    {
-        let (caches, ready) = (caches.clone(), ready.clone());
-        tokio::spawn(async move {
-            let synced = futures::future::join4(
-                caches.routes.wait_until_ready(),
-                caches.backends.wait_until_ready(),
-                caches.secrets.wait_until_ready(),
-                caches.slices.wait_until_ready(),
-            )
-            .await;
-            if synced.0.is_ok() && synced.1.is_ok() && synced.2.is_ok() && synced.3.is_ok() {
-                tracing::info!("caches synced; ready");
-                ready.set(true);
-            }
-        });
-    }
-    let gateway = Arc::new(Gateway::new(
-        caches,
-        metrics::Metrics::register(&registry)?,
-        proxy::Config {
-            max_body_bytes: args.max_body_bytes,
-            request_timeout: args.request_timeout,
-            max_attempts: args.max_attempts,
-            outliers: outlier::OutlierConfig {
-                consecutive_failures: args.outlier_consecutive_failures,
-                base_ejection: args.outlier_base_ejection,
-                max_ejection_percent: args.outlier_max_ejection_percent,
-            },
+    let metrics = Arc::new(metrics::Metrics::register(&registry)?);
+    let cfg = proxy::Config {
+        max_body_bytes: args.max_body_bytes,
+        request_timeout: args.request_timeout,
+        max_attempts: args.max_attempts,
+        outliers: outlier::OutlierConfig {
+            consecutive_failures: args.outlier_consecutive_failures,
+            base_ejection: args.outlier_base_ejection,
+            max_ejection_percent: args.outlier_max_ejection_percent,
         },
-    )?);
+    };
+    let snapshots = Arc::new(snapshot::Snapshots::new(metrics.clone(), cfg.outliers));
+    let ready = Readiness::default();
+    // Ready once the first routing table is built from fully listed caches.
+    tokio::spawn(snapshot::run(
+        snapshots.clone(),
+        caches,
+        events,
+        ready.clone(),
+    ));
+    let gateway = Arc::new(Gateway::new(snapshots, metrics, cfg)?);
     {
         // Ends ejections on time, so the gauge the controller reads falls back without traffic.
         let gw = Arc::downgrade(&gateway);
@@ -169,7 +163,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             loop {
                 tick.tick().await;
                 let Some(gw) = gw.upgrade() else { break };
-                gw.outliers.sweep(&gw.metrics);
+                gw.sweep_outliers();
             }
         });
     }
@@ -213,10 +207,10 @@ async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bo
 
 /// `GET /v1/models`: the model names served, in OpenAI's list shape.
 async fn models(State(gw): State<Arc<Gateway>>) -> Response {
-    let data: Vec<_> = gw
-        .caches
-        .models()
-        .into_iter()
+    let snapshot = gw.snapshots.load();
+    let data: Vec<_> = snapshot
+        .listed()
+        .iter()
         .map(|(id, created)| json!({"id": id, "object": "model", "created": created, "owned_by": "switchyard"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()

@@ -4,7 +4,8 @@
 //! `MAX_EJECTION`. At most `max_ejection_percent` of a backend's hosts are ejected at
 //! once, but one always may be, so a single-host external backend can be ejected too.
 //!
-//! The detector is pure: every call takes `now`, so tests drive it with a fake clock.
+//! The detector is pure: every call takes `now`, so tests drive it with a fake clock. There is
+//! one per backend.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -30,14 +31,6 @@ impl Default for OutlierConfig {
     }
 }
 
-/// One host: `endpoint` is the pod's `IP:port`, or empty for an external backend.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Host {
-    pub namespace: String,
-    pub backend: String,
-    pub endpoint: String,
-}
-
 #[derive(Debug, Default)]
 struct HostState {
     consecutive: u32,
@@ -58,37 +51,39 @@ pub struct Ejection {
     pub times: u32,
 }
 
+/// The hosts of one backend. Each backend owns its detector (held by the routing snapshot and
+/// carried across rebuilds), so recording an attempt never touches another backend's state.
 #[derive(Debug, Default)]
 pub struct Detector {
     cfg: OutlierConfig,
-    /// (namespace, backend) → endpoint → state.
-    backends: HashMap<(String, String), HashMap<String, HostState>>,
+    /// Endpoint (`IP:port`, or empty for an external backend) → state.
+    hosts: HashMap<String, HostState>,
 }
 
 impl Detector {
     pub fn new(cfg: OutlierConfig) -> Self {
         Self {
             cfg,
-            backends: HashMap::new(),
+            hosts: HashMap::new(),
         }
     }
 
-    /// Records the result of one attempt on `host`, a backend that has `hosts` endpoints
-    /// now. Returns the ejection it caused, if any.
+    /// Records the result of one attempt on `endpoint`, one of the `hosts` endpoints the
+    /// backend has now. Returns the ejection it caused, if any.
     pub fn record(
         &mut self,
-        host: &Host,
+        endpoint: &str,
         hosts: usize,
         failed: bool,
         now: Instant,
     ) -> Option<Ejection> {
         let cfg = self.cfg;
-        let backend = self
-            .backends
-            .entry((host.namespace.clone(), host.backend.clone()))
-            .or_default();
-        let ejected_now = backend.values().filter(|h| h.ejected(now)).count();
-        let state = backend.entry(host.endpoint.clone()).or_default();
+        let ejected_now = self.hosts.values().filter(|h| h.ejected(now)).count();
+        // Look up before inserting: the common case allocates no key.
+        if !self.hosts.contains_key(endpoint) {
+            self.hosts.insert(endpoint.to_owned(), HostState::default());
+        }
+        let state = self.hosts.get_mut(endpoint)?;
         if !failed {
             state.consecutive = 0;
             return None;
@@ -121,37 +116,26 @@ impl Detector {
         })
     }
 
-    pub fn is_ejected(&self, host: &Host, now: Instant) -> bool {
-        self.backends
-            .get(&(host.namespace.clone(), host.backend.clone()))
-            .and_then(|b| b.get(&host.endpoint))
-            .is_some_and(|h| h.ejected(now))
+    pub fn is_ejected(&self, endpoint: &str, now: Instant) -> bool {
+        self.hosts.get(endpoint).is_some_and(|h| h.ejected(now))
     }
 
-    /// Endpoints of a backend ejected now.
-    pub fn ejected_count(&self, namespace: &str, backend: &str, now: Instant) -> usize {
-        self.backends
-            .get(&(namespace.to_owned(), backend.to_owned()))
-            .map_or(0, |b| b.values().filter(|h| h.ejected(now)).count())
+    /// Endpoints of the backend ejected now.
+    pub fn ejected_count(&self, now: Instant) -> usize {
+        self.hosts.values().filter(|h| h.ejected(now)).count()
     }
 
-    /// Ends the ejections that are over; returns the backends whose count changed.
-    pub fn sweep(&mut self, now: Instant) -> Vec<(String, String)> {
-        let mut changed = vec![];
-        for (key, hosts) in &mut self.backends {
-            let mut any = false;
-            for h in hosts.values_mut() {
-                if h.ejected_until.is_some_and(|t| t <= now) {
-                    h.ejected_until = None;
-                    h.consecutive = 0;
-                    any = true;
-                }
-            }
-            if any {
-                changed.push(key.clone());
+    /// Ends the ejections that are over; returns whether the count changed.
+    pub fn sweep(&mut self, now: Instant) -> bool {
+        let mut any = false;
+        for h in self.hosts.values_mut() {
+            if h.ejected_until.is_some_and(|t| t <= now) {
+                h.ejected_until = None;
+                h.consecutive = 0;
+                any = true;
             }
         }
-        changed
+        any
     }
 
     /// Which of `endpoints` may get requests: the ones not ejected, or all of them when fewer
@@ -161,23 +145,20 @@ impl Detector {
     /// A pod that is no longer listed is forgotten: Kubernetes may give its address to the
     /// pod that replaces it, which must not inherit its ejection (Envoy forgets a removed
     /// host the same way).
-    pub fn usable<'a>(
+    pub fn usable<'a, T>(
         &mut self,
-        namespace: &str,
-        backend: &str,
-        endpoints: &'a [String],
+        endpoints: &'a [T],
+        address: impl Fn(&T) -> &str,
         now: Instant,
-    ) -> Vec<&'a String> {
-        let Some(states) = self
-            .backends
-            .get_mut(&(namespace.to_owned(), backend.to_owned()))
-        else {
+    ) -> Vec<&'a T> {
+        if self.hosts.is_empty() {
             return endpoints.iter().collect();
-        };
-        states.retain(|address, _| endpoints.contains(address));
-        let healthy: Vec<&String> = endpoints
+        }
+        self.hosts
+            .retain(|a, _| endpoints.iter().any(|e| address(e) == a.as_str()));
+        let healthy: Vec<&T> = endpoints
             .iter()
-            .filter(|e| !states.get(*e).is_some_and(|h| h.ejected(now)))
+            .filter(|e| !self.hosts.get(address(e)).is_some_and(|h| h.ejected(now)))
             .collect();
         if healthy.len() * 2 < endpoints.len() {
             endpoints.iter().collect()
@@ -191,15 +172,11 @@ impl Detector {
 mod tests {
     use super::*;
 
-    fn host(endpoint: &str) -> Host {
-        Host {
-            namespace: "ns".into(),
-            backend: "b".into(),
-            endpoint: endpoint.into(),
-        }
+    fn host(endpoint: &str) -> &str {
+        endpoint
     }
 
-    fn fail(d: &mut Detector, h: &Host, hosts: usize, n: u32, now: Instant) -> Option<Ejection> {
+    fn fail(d: &mut Detector, h: &str, hosts: usize, n: u32, now: Instant) -> Option<Ejection> {
         let mut last = None;
         for _ in 0..n {
             last = d.record(h, hosts, true, now);
@@ -211,29 +188,29 @@ mod tests {
     fn five_consecutive_failures_eject_and_a_success_resets_the_count() {
         let now = Instant::now();
         let mut d = Detector::new(OutlierConfig::default());
-        let h = host("");
-        assert_eq!(fail(&mut d, &h, 1, 4, now), None);
-        d.record(&h, 1, false, now);
-        assert_eq!(fail(&mut d, &h, 1, 4, now), None, "the success reset it");
-        assert!(!d.is_ejected(&h, now));
-        let e = d.record(&h, 1, true, now).expect("fifth in a row ejects");
+        let h = "";
+        assert_eq!(fail(&mut d, h, 1, 4, now), None);
+        d.record(h, 1, false, now);
+        assert_eq!(fail(&mut d, h, 1, 4, now), None, "the success reset it");
+        assert!(!d.is_ejected(h, now));
+        let e = d.record(h, 1, true, now).expect("fifth in a row ejects");
         assert_eq!(e.duration, Duration::from_secs(30));
-        assert!(d.is_ejected(&h, now + Duration::from_secs(29)));
-        assert!(!d.is_ejected(&h, now + Duration::from_secs(30)));
+        assert!(d.is_ejected(h, now + Duration::from_secs(29)));
+        assert!(!d.is_ejected(h, now + Duration::from_secs(30)));
     }
 
     #[test]
     fn each_ejection_lasts_base_times_count_up_to_the_cap() {
         let mut now = Instant::now();
         let mut d = Detector::new(OutlierConfig::default());
-        let h = host("");
+        let h = "";
         for times in 1..=12u32 {
-            let e = fail(&mut d, &h, 1, 5, now).expect("ejects");
+            let e = fail(&mut d, h, 1, 5, now).expect("ejects");
             let want = Duration::from_secs(30 * u64::from(times)).min(MAX_EJECTION);
             assert_eq!((e.times, e.duration), (times, want));
             now += e.duration;
-            assert_eq!(d.sweep(now), vec![("ns".to_owned(), "b".to_owned())]);
-            assert!(!d.is_ejected(&h, now));
+            assert!(d.sweep(now));
+            assert!(!d.is_ejected(h, now));
         }
     }
 
@@ -241,17 +218,17 @@ mod tests {
     fn failures_while_ejected_do_not_extend_it() {
         let now = Instant::now();
         let mut d = Detector::new(OutlierConfig::default());
-        let h = host("");
-        fail(&mut d, &h, 1, 5, now).unwrap();
-        assert_eq!(fail(&mut d, &h, 1, 20, now + Duration::from_secs(1)), None);
-        assert!(!d.is_ejected(&h, now + Duration::from_secs(30)));
+        let h = "";
+        fail(&mut d, h, 1, 5, now).unwrap();
+        assert_eq!(fail(&mut d, h, 1, 20, now + Duration::from_secs(1)), None);
+        assert!(!d.is_ejected(h, now + Duration::from_secs(30)));
     }
 
     #[test]
     fn at_most_half_of_a_backends_pods_are_ejected_but_always_one() {
         let now = Instant::now();
         let mut d = Detector::new(OutlierConfig::default());
-        let pods: Vec<Host> = (0..4).map(|i| host(&format!("10.0.0.{i}:8000"))).collect();
+        let pods: Vec<String> = (0..4).map(|i| format!("10.0.0.{i}:8000")).collect();
         assert!(fail(&mut d, &pods[0], 4, 5, now).is_some());
         assert!(fail(&mut d, &pods[1], 4, 5, now).is_some());
         assert_eq!(
@@ -259,7 +236,7 @@ mod tests {
             None,
             "a third of four is over 50%"
         );
-        assert_eq!(d.ejected_count("ns", "b", now), 2);
+        assert_eq!(d.ejected_count(now), 2);
 
         // Three pods at 50%: only one (1.5 rounds down), and one is always allowed.
         let mut d = Detector::new(OutlierConfig::default());
@@ -270,7 +247,7 @@ mod tests {
             max_ejection_percent: 0,
             ..OutlierConfig::default()
         });
-        assert!(fail(&mut d, &host(""), 1, 5, now).is_some());
+        assert!(fail(&mut d, host(""), 1, 5, now).is_some());
     }
 
     #[test]
@@ -281,12 +258,12 @@ mod tests {
             base_ejection: Duration::from_secs(1),
             max_ejection_percent: 100,
         });
-        let pods: Vec<Host> = (0..2).map(|i| host(&i.to_string())).collect();
+        let pods: Vec<String> = (0..2).map(|i| i.to_string()).collect();
         assert!(fail(&mut d, &pods[0], 2, 2, now).is_some());
         assert!(fail(&mut d, &pods[1], 2, 2, now).is_some());
-        assert_eq!(d.ejected_count("ns", "b", now), 2);
-        assert!(d.sweep(now + Duration::from_secs(1)).len() == 1);
-        assert_eq!(d.ejected_count("ns", "b", now + Duration::from_secs(1)), 0);
+        assert_eq!(d.ejected_count(now), 2);
+        assert!(d.sweep(now + Duration::from_secs(1)));
+        assert_eq!(d.ejected_count(now + Duration::from_secs(1)), 0);
     }
 
     #[test]
@@ -295,12 +272,12 @@ mod tests {
         let now = Instant::now();
         let pods = vec!["10.0.0.1:8000".to_owned(), "10.0.0.2:8000".to_owned()];
         for _ in 0..5 {
-            d.record(&host("10.0.0.1:8000"), 2, true, now);
+            d.record(host("10.0.0.1:8000"), 2, true, now);
         }
-        assert_eq!(d.usable("ns", "b", &pods, now), vec![&pods[1]]);
+        assert_eq!(d.usable(&pods, String::as_str, now), vec![&pods[1]]);
         // The pod is deleted; a replacement gets its address.
-        assert_eq!(d.usable("ns", "b", &pods[1..], now), vec![&pods[1]]);
-        assert_eq!(d.usable("ns", "b", &pods, now).len(), 2);
+        assert_eq!(d.usable(&pods[1..], String::as_str, now), vec![&pods[1]]);
+        assert_eq!(d.usable(&pods, String::as_str, now).len(), 2);
     }
 
     #[test]
@@ -311,15 +288,15 @@ mod tests {
             ..OutlierConfig::default()
         });
         let eps: Vec<String> = (0..4).map(|i| format!("10.0.0.{i}:8000")).collect();
-        assert_eq!(d.usable("ns", "b", &eps, now).len(), 4);
+        assert_eq!(d.usable(&eps, String::as_str, now).len(), 4);
         for e in &eps[..2] {
-            fail(&mut d, &host(e), 4, 5, now).unwrap();
+            fail(&mut d, host(e), 4, 5, now).unwrap();
         }
-        let usable = d.usable("ns", "b", &eps, now);
+        let usable = d.usable(&eps, String::as_str, now);
         assert_eq!(usable, vec![&eps[2], &eps[3]], "half healthy: no panic");
-        fail(&mut d, &host(&eps[2]), 4, 5, now).unwrap();
+        fail(&mut d, host(&eps[2]), 4, 5, now).unwrap();
         assert_eq!(
-            d.usable("ns", "b", &eps, now).len(),
+            d.usable(&eps, String::as_str, now).len(),
             4,
             "one of four healthy: panic, use all"
         );

@@ -9,9 +9,9 @@
 //!
 //! Pure domain code behind a small trait, so the hot path can be rebuilt around it.
 
-use crate::api::WeightedBackend;
+use std::sync::Mutex;
 
-use super::balance::Balancers;
+use super::balance::SmoothWeighted;
 
 /// What stops a backend from taking a request now. Codes are the `code` label of the
 /// recorded attempt (outcome `unavailable`), a fixed set.
@@ -52,143 +52,118 @@ impl Unavailable {
     }
 }
 
-/// Picks backends of a split. `can_take` answers for one backend whether it can take the
-/// request now (`Ok`), or why not.
+/// Picks backends of a split, by their position in it.
 pub trait Balancer: Send + Sync {
-    /// The backend the weights choose for the next request of `route`.
-    fn land(&self, route: &str, split: &[WeightedBackend]) -> Option<String>;
+    /// The position the weights choose for the next request of the route whose landing
+    /// sequence `landings` is.
+    fn land(&self, landings: &Mutex<SmoothWeighted>) -> Option<usize>;
 
-    /// Another backend of the split by weight, among those not `tried` that can take it.
-    fn repick(
-        &self,
-        split: &[WeightedBackend],
-        tried: &[String],
-        can_take: &mut dyn FnMut(&str) -> bool,
-    ) -> Option<String>;
+    /// Another position by weight, among those `eligible` says are not tried yet and can
+    /// take the request.
+    fn repick(&self, weights: &[i32], eligible: &mut dyn FnMut(usize) -> bool) -> Option<usize>;
 }
 
 /// Smooth weighted round-robin for landings (exact shares even at low volume), weighted
 /// random for re-picks (the set of candidates changes from request to request).
 #[derive(Default)]
-pub struct Weighted {
-    landings: Balancers,
-}
+pub struct Weighted;
 
 impl Balancer for Weighted {
-    fn land(&self, route: &str, split: &[WeightedBackend]) -> Option<String> {
-        self.landings.pick(route, split)
+    fn land(&self, landings: &Mutex<SmoothWeighted>) -> Option<usize> {
+        landings.lock().unwrap_or_else(|e| e.into_inner()).pick()
     }
 
-    fn repick(
-        &self,
-        split: &[WeightedBackend],
-        tried: &[String],
-        can_take: &mut dyn FnMut(&str) -> bool,
-    ) -> Option<String> {
-        let candidates: Vec<&WeightedBackend> = split
-            .iter()
-            .filter(|b| b.weight > 0 && !tried.contains(&b.name))
-            .filter(|b| can_take(&b.name))
-            .collect();
-        let total: u64 = candidates.iter().map(|b| b.weight as u64).sum();
+    fn repick(&self, weights: &[i32], eligible: &mut dyn FnMut(usize) -> bool) -> Option<usize> {
+        // Only on the way to a second attempt, so a small allocation is fine here.
+        let mut candidates: Vec<(usize, u64)> = Vec::with_capacity(weights.len());
+        let mut total = 0u64;
+        for (i, w) in weights.iter().enumerate() {
+            if *w > 0 && eligible(i) {
+                candidates.push((i, *w as u64));
+                total += *w as u64;
+            }
+        }
         if total == 0 {
             return None;
         }
         let mut roll = fastrand::u64(..total);
-        for b in candidates {
-            if roll < b.weight as u64 {
-                return Some(b.name.clone());
+        for (i, w) in &candidates {
+            if roll < *w {
+                return Some(*i);
             }
-            roll -= b.weight as u64;
+            roll -= w;
         }
         None
     }
 }
 
 /// Whether the split is in panic: less than half of its weight can take requests and no
-/// fallback tier can absorb the rest. `healthy` answers for a backend's health *including*
-/// ejection.
+/// fallback tier can absorb the rest. `healthy` answers for the backend at a position of
+/// the split *including* ejection; `fallback_healthy` for whether any fallback tier is.
 pub fn panics(
-    split: &[WeightedBackend],
-    fallback: &[String],
-    healthy: &mut dyn FnMut(&str) -> bool,
+    weights: &[i32],
+    healthy: &mut dyn FnMut(usize) -> bool,
+    fallback_healthy: &mut dyn FnMut() -> bool,
 ) -> bool {
-    let total: i64 = split.iter().map(|b| i64::from(b.weight.max(0))).sum();
-    let good: i64 = split
+    let total: i64 = weights.iter().map(|w| i64::from((*w).max(0))).sum();
+    let good: i64 = weights
         .iter()
-        .filter(|b| b.weight > 0 && healthy(&b.name))
-        .map(|b| i64::from(b.weight))
+        .enumerate()
+        .filter(|(i, w)| **w > 0 && healthy(*i))
+        .map(|(_, w)| i64::from(*w))
         .sum();
-    good * 2 < total && !fallback.iter().any(|f| healthy(f))
+    good * 2 < total && !fallback_healthy()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
-        pairs
-            .iter()
-            .map(|(n, w)| WeightedBackend {
-                name: (*n).into(),
-                weight: *w,
-            })
-            .collect()
-    }
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
 
     #[test]
     fn a_share_that_cannot_be_taken_goes_to_the_others_by_weight() {
-        let s = split(&[("a", 50), ("b", 30), ("c", 20)]);
-        let w = Weighted::default();
+        let s = [50, 30, 20];
+        let w = Weighted;
         let mut counts = std::collections::HashMap::new();
         for _ in 0..10_000 {
-            let got = w.repick(&s, &["a".into()], &mut |_| true).expect("b or c");
-            *counts.entry(got).or_insert(0) += 1;
+            let got = w.repick(&s, &mut |i| i != 0).expect("b or c");
+            *counts.entry(NAMES[got]).or_insert(0) += 1;
         }
         assert_eq!(counts.get("a"), None, "tried already");
         let b = counts["b"] as f64 / 10_000.0;
         assert!((0.56..0.64).contains(&b), "b gets 30/50 of a's share: {b}");
         // Only those that can take it.
         for _ in 0..100 {
-            assert_eq!(
-                w.repick(&s, &["a".into()], &mut |n| n != "b"),
-                Some("c".into())
-            );
+            assert_eq!(w.repick(&s, &mut |i| i != 0 && i != 1), Some(2));
         }
-        assert_eq!(
-            w.repick(&s, &["a".into(), "b".into(), "c".into()], &mut |_| true),
-            None
-        );
-        assert_eq!(w.repick(&split(&[("z", 0)]), &[], &mut |_| true), None);
+        assert_eq!(w.repick(&s, &mut |_| false), None);
+        assert_eq!(w.repick(&[0], &mut |_| true), None);
     }
 
     #[test]
     fn landings_follow_the_weights_whatever_the_health() {
-        let s = split(&[("stable", 95), ("canary", 5)]);
-        let w = Weighted::default();
-        let canary = (0..100)
-            .filter(|_| w.land("ns/r", &s).as_deref() == Some("canary"))
-            .count();
+        let landings = Mutex::new(SmoothWeighted::new([95, 5]));
+        let w = Weighted;
+        let canary = (0..100).filter(|_| w.land(&landings) == Some(1)).count();
         assert_eq!(canary, 5);
     }
 
     #[test]
     fn panic_below_half_healthy_weight_without_a_healthy_fallback() {
-        let s = split(&[("a", 60), ("b", 40)]);
-        let none: Vec<String> = vec![];
-        assert!(!panics(&s, &none, &mut |_| true));
-        assert!(!panics(&s, &none, &mut |n| n == "a"), "60% healthy");
-        assert!(panics(&s, &none, &mut |n| n == "b"), "40% healthy");
-        assert!(panics(&s, &none, &mut |_| false));
-        let fallback = vec!["f".to_owned()];
+        let s = [60, 40];
+        let no = &mut || false;
+        assert!(!panics(&s, &mut |_| true, no));
+        assert!(!panics(&s, &mut |i| i == 0, no), "60% healthy");
+        assert!(panics(&s, &mut |i| i == 1, no), "40% healthy");
+        assert!(panics(&s, &mut |_| false, no));
         assert!(
-            !panics(&s, &fallback, &mut |n| n != "a"),
+            !panics(&s, &mut |i| i != 0, &mut || true),
             "the fallback tier absorbs a's share"
         );
-        assert!(panics(&s, &fallback, &mut |n| n == "b"));
-        let even = split(&[("a", 50), ("b", 50)]);
+        let even = [50, 50];
         assert!(
-            !panics(&even, &none, &mut |n| n == "a"),
+            !panics(&even, &mut |i| i == 0, no),
             "exactly half is not below"
         );
     }

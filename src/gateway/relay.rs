@@ -2,9 +2,11 @@
 //! caller's dialect, while counting tokens. Knows when the stream ended properly, so a cut
 //! stream ends with a well-formed error event instead of a hang or a silent truncation.
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::translate::sse::{SseEvent, encode};
+use super::translate::sse::{SseEvent, encode, encode_into};
 use super::translate::stream::{AnthropicToOpenAi, OpenAiToAnthropic};
 use super::translate::{Usage, error};
 use crate::api::Dialect;
@@ -89,42 +91,73 @@ impl Relay {
         }
     }
 
-    /// Frames to send the caller for one upstream event.
-    pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<String>, RelayError> {
+    /// Appends to `out` the frames to send the caller for one upstream event.
+    pub fn on_event(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), RelayError> {
         if self.done {
-            return Ok(vec![]);
+            return Ok(());
         }
-        let frames = self.relay(ev)?;
-        self.content |= carries_content(self.upstream, ev);
-        Ok(frames)
+        self.relay(ev, out)?;
+        // Once content has come, every later event is the caller's anyway: no need to look.
+        if !self.content {
+            self.content = carries_content(self.upstream, ev);
+        }
+        Ok(())
     }
 
-    fn relay(&mut self, ev: &SseEvent) -> Result<Vec<String>, RelayError> {
+    fn relay(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), RelayError> {
         match &mut self.mode {
             Mode::OpenAi { client_wants_usage } => {
-                if ev.data.trim() == "[DONE]" {
+                let data = ev.data.trim();
+                if data == "[DONE]" {
                     self.done = true;
-                    return Ok(vec![encode(None, "[DONE]")]);
+                    encode_into(out, None, "[DONE]");
+                    return Ok(());
                 }
-                let v = parse(&ev.data)?;
-                if let Some(msg) = upstream_error(&v) {
-                    return Err(RelayError::Upstream(msg));
+                // Passthrough: only a chunk that can carry an error or usage is parsed, and
+                // then only for those fields; the rest go out as they came.
+                if !data.starts_with('{') || data.contains("\"error\"") {
+                    let v = parse(data)?;
+                    if let Some(msg) = upstream_error(&v) {
+                        return Err(RelayError::Upstream(msg));
+                    }
                 }
-                if let Some(u) = super::translate::response::usage_openai(&v) {
-                    self.usage = u;
+                if data.contains("\"usage\"") {
+                    let chunk: UsageChunk = serde_json::from_str(data).map_err(|e| {
+                        RelayError::Malformed(format!(
+                            "upstream sent an event that is not JSON: {e}"
+                        ))
+                    })?;
+                    if let Some(u) = chunk
+                        .usage
+                        .filter(|u| u.prompt_tokens.is_some() || u.completion_tokens.is_some())
+                    {
+                        self.usage = Usage {
+                            input: u.prompt_tokens.unwrap_or(0),
+                            output: u.completion_tokens.unwrap_or(0),
+                        };
+                    }
+                    let usage_only = chunk.choices.is_some_and(|c| c.is_empty());
+                    if usage_only && !*client_wants_usage {
+                        return Ok(());
+                    }
                 }
-                let usage_only = v
-                    .get("choices")
-                    .and_then(Value::as_array)
-                    .is_some_and(|c| c.is_empty());
-                if usage_only && !*client_wants_usage {
-                    return Ok(vec![]);
-                }
-                Ok(vec![encode(None, &ev.data)])
+                encode_into(out, None, &ev.data);
+                Ok(())
             }
             Mode::Anthropic => {
+                // Passthrough: usage lives in two events of a stream and errors in one; the
+                // content deltas in between go out unparsed.
+                let name = ev.event.as_deref();
+                if !matches!(
+                    name,
+                    Some("error" | "message_start" | "message_delta" | "message_stop")
+                ) && ev.data.trim_start().starts_with('{')
+                {
+                    encode_into(out, name, &ev.data);
+                    return Ok(());
+                }
                 let v = parse(&ev.data)?;
-                match ev.event.as_deref() {
+                match name {
                     Some("error") => {
                         return Err(RelayError::Upstream(
                             error::error_message(&v).unwrap_or_else(|| "upstream error".into()),
@@ -146,40 +179,39 @@ impl Relay {
                     Some("message_stop") => self.done = true,
                     _ => {}
                 }
-                Ok(vec![encode(ev.event.as_deref(), &ev.data)])
+                encode_into(out, name, &ev.data);
+                Ok(())
             }
             Mode::AnthropicToOpenAi(c) => {
                 let chunks = c.push(ev).map_err(|e| match e {
                     super::translate::TranslateError::Upstream(m) => RelayError::Upstream(m),
                     other => RelayError::Malformed(other.to_string()),
                 })?;
-                let mut frames: Vec<String> = chunks
-                    .iter()
-                    .map(|v| encode(None, &v.to_string()))
-                    .collect();
+                for v in &chunks {
+                    encode_into(out, None, &v.to_string());
+                }
                 if c.finished() {
                     self.done = true;
-                    frames.push(encode(None, "[DONE]"));
+                    encode_into(out, None, "[DONE]");
                 }
-                Ok(frames)
+                Ok(())
             }
             Mode::OpenAiToAnthropic(c) => {
                 if ev.data.trim() == "[DONE]" {
                     self.done = true;
-                    return Ok(c
-                        .finish()
-                        .iter()
-                        .map(|(e, v)| encode(Some(e), &v.to_string()))
-                        .collect());
+                    for (e, v) in c.finish() {
+                        encode_into(out, Some(&e), &v.to_string());
+                    }
+                    return Ok(());
                 }
                 let v = parse(&ev.data)?;
                 if let Some(msg) = upstream_error(&v) {
                     return Err(RelayError::Upstream(msg));
                 }
-                Ok(c.push(&v)
-                    .iter()
-                    .map(|(e, v)| encode(Some(e), &v.to_string()))
-                    .collect())
+                for (e, v) in c.push(&v) {
+                    encode_into(out, Some(&e), &v.to_string());
+                }
+                Ok(())
             }
         }
     }
@@ -229,6 +261,23 @@ fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
             _ => false,
         },
     }
+}
+
+/// What the relay reads of an OpenAI chunk that mentions usage; serde skips the rest.
+#[derive(Deserialize)]
+struct UsageChunk {
+    #[serde(default)]
+    usage: Option<UsageCounts>,
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+#[derive(Deserialize)]
+struct UsageCounts {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
 }
 
 fn parse(data: &str) -> Result<Value, RelayError> {
@@ -302,16 +351,15 @@ mod tests {
             Some("message_start"),
             json!({"type": "message_start", "message": {"id": "x", "usage": {"input_tokens": 1}}}),
         );
-        assert!(
-            !r.on_event(&start).unwrap().is_empty(),
-            "the role chunk is held"
-        );
+        let mut out = String::new();
+        r.on_event(&start, &mut out).unwrap();
+        assert!(!out.is_empty(), "the role chunk is held");
         assert!(!r.has_content());
         let delta = ev(
             Some("content_block_delta"),
             json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}}),
         );
-        r.on_event(&delta).unwrap();
+        r.on_event(&delta, &mut out).unwrap();
         assert!(r.has_content());
     }
 }

@@ -1,18 +1,18 @@
-//! Turning a backend name into something to dial: URL, wire dialect, model id, credentials,
-//! timeout and limits, all from the caches, or the fixed reason it cannot take a request now.
+//! Turning a route's backend into something to dial, from the snapshot: URL, wire dialect,
+//! model id, credential header, timeout and limits, all resolved when the snapshot was
+//! built; or the fixed reason it cannot take a request now (cool-down, ejection, limit).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kube::ResourceExt;
+use axum::http::HeaderValue;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::admission::{Admission, Outliers};
-use super::balance::{InFlight, InFlightGuard};
-use super::cache::Caches;
-use super::outlier::Host;
+use super::balance::{InFlightGuard, least_loaded};
+use super::metrics::AttemptMetrics;
 use super::pick::Unavailable;
-use crate::api::{Dialect, InferenceBackend};
+use super::snapshot::{Backend, BackendState, Kind, Pod, RouteBackend};
+use crate::api::Dialect;
 
 /// The operation a client asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,23 +23,66 @@ pub enum Operation {
 
 /// One backend, resolved and admitted for one attempt.
 pub struct Target {
-    pub backend: String,
-    /// Dialect or runtime, for the `provider` label.
-    pub provider: &'static str,
+    pub backend: Arc<str>,
     pub dialect: Dialect,
-    pub model: String,
-    pub url: String,
-    /// Header name and value carrying the credential.
-    pub auth: Option<(&'static str, String)>,
+    pub model: Arc<str>,
+    pub url: Arc<str>,
+    /// Header name and value carrying the credential (the value is marked sensitive).
+    pub auth: Option<(&'static str, HeaderValue)>,
     /// Time to the first byte, and the longest silence within an answer.
     pub timeout: Duration,
     /// Price per million input and output tokens.
     pub price: Option<(f64, f64)>,
-    /// The host outlier detection judges, and how many hosts its backend has.
-    pub host: Host,
-    pub hosts: usize,
-    _pod: Option<InFlightGuard>,
+    /// The attempt series of this (route, backend).
+    pub metrics: Arc<AttemptMetrics>,
+    host: Host,
     _permit: Option<OwnedSemaphorePermit>,
+    _in_flight: Option<InFlightGuard<Arc<Pod>>>,
+}
+
+impl Target {
+    /// The host outlier detection judges for this attempt.
+    pub fn host(&self) -> Host {
+        self.host.clone()
+    }
+}
+
+/// A host outlier detection judges: a pod of a self-hosted backend, or an external backend
+/// as a whole, and how many hosts its backend has now.
+#[derive(Clone)]
+pub struct Host {
+    pub state: Arc<BackendState>,
+    pub pod: Option<Arc<Pod>>,
+    pub hosts: usize,
+}
+
+impl Host {
+    pub fn endpoint(&self) -> &str {
+        self.pod.as_ref().map_or("", |p| p.address.as_str())
+    }
+
+    /// Records an attempt's result, ejecting the host after consecutive failures.
+    pub fn record(&self, failed: bool) {
+        let now = Instant::now();
+        let mut d = self
+            .state
+            .outliers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = d.record(self.endpoint(), self.hosts, failed, now) {
+            let ejected = d.ejected_count(now);
+            drop(d);
+            tracing::warn!(
+                namespace = %self.state.namespace,
+                backend = %self.state.name,
+                endpoint = %self.endpoint(),
+                seconds = e.duration.as_secs(),
+                times = e.times,
+                "ejected as an outlier after consecutive failures"
+            );
+            self.state.metrics.ejection(ejected);
+        }
+    }
 }
 
 /// Why a backend cannot take this request.
@@ -48,264 +91,155 @@ pub enum Refusal {
     /// Not now (see `Unavailable`); another backend may.
     Unavailable {
         why: Unavailable,
-        provider: &'static str,
         message: String,
         retry_after: Option<Duration>,
     },
     /// This backend cannot express the request (its dialect lacks the operation).
-    Unsupported {
-        provider: &'static str,
-        message: String,
-    },
+    Unsupported { message: String },
 }
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The `provider` label of a backend that does not exist.
 pub const UNKNOWN_PROVIDER: &str = "unknown";
 
-/// The shared state resolution reads.
-pub struct Resolver<'a> {
-    pub caches: &'a Caches,
-    pub admission: &'a Admission,
-    pub outliers: &'a Outliers,
-    pub in_flight: &'a Arc<InFlight>,
+fn unavailable(why: Unavailable, message: String) -> Refusal {
+    Refusal::Unavailable {
+        why,
+        message,
+        retry_after: None,
+    }
 }
 
-/// What a backend's spec says, before admission.
-struct Inspected {
-    ib: Arc<InferenceBackend>,
-    key: String,
-    provider: &'static str,
-    dialect: Dialect,
-    model: String,
-    base: String,
-    auth: Option<(&'static str, String)>,
-    /// Usable pods of a self-hosted backend (`None` for external backends).
-    endpoints: Option<Vec<String>>,
-    hosts: usize,
+/// Whether the backend can take a request now, without taking anything. With
+/// `ignore_ejection` (panic mode) an ejected backend counts as able.
+pub fn can_take(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> bool {
+    match inspect(rb, op, ignore_ejection) {
+        Ok((b, _)) => b
+            .limit
+            .as_ref()
+            .is_none_or(|(_, s)| s.available_permits() > 0),
+        Err(_) => false,
+    }
 }
 
-impl Resolver<'_> {
-    /// Whether the backend can take a request now, without taking anything. With
-    /// `ignore_ejection` (panic mode) an ejected backend counts as able.
-    pub fn can_take(&self, ns: &str, name: &str, op: Operation, ignore_ejection: bool) -> bool {
-        match self.inspect(ns, name, op, ignore_ejection) {
-            Ok(i) => {
-                let max = i.ib.spec.limits.as_ref().and_then(|l| l.max_concurrency);
-                self.admission.has_room(&i.key, max)
-            }
-            Err(_) => false,
-        }
-    }
-
-    fn inspect(
-        &self,
-        ns: &str,
-        name: &str,
-        op: Operation,
-        ignore_ejection: bool,
-    ) -> Result<Inspected, Refusal> {
-        let unavailable = |why, provider, message: String| Refusal::Unavailable {
-            why,
-            provider,
-            message,
-            retry_after: None,
-        };
-        let ib = self.caches.backend(ns, name).ok_or_else(|| {
-            unavailable(
-                Unavailable::Missing,
-                UNKNOWN_PROVIDER,
-                format!("backend {name:?} does not exist"),
-            )
-        })?;
-        let provider = match (&ib.spec.external, &ib.spec.self_hosted) {
-            (Some(ext), _) => ext.dialect.as_str(),
-            (None, Some(sh)) => sh.runtime.as_str(),
-            (None, None) => {
-                return Err(unavailable(
-                    Unavailable::Missing,
-                    UNKNOWN_PROVIDER,
-                    format!("backend {name:?} is neither external nor self-hosted"),
-                ));
-            }
-        };
-        let key = format!("{ns}/{name}");
-        if let Some(left) = self.admission.cooling(&key) {
-            return Err(Refusal::Unavailable {
-                why: Unavailable::CoolingDown,
-                provider,
-                message: format!(
-                    "backend {name:?} asked to retry after {}s",
-                    left.as_secs().max(1)
-                ),
-                retry_after: Some(left),
-            });
-        }
-        let (dialect, model, base, auth, endpoints) = match (
-            &ib.spec.external,
-            &ib.spec.self_hosted,
-        ) {
-            (Some(ext), _) => {
-                let auth = match &ext.credentials {
-                    Some(c) => {
-                        let r = &c.secret_ref;
-                        let value = self.caches.secret_value(ns, &r.name, &r.key).ok_or_else(|| {
-                            unavailable(
-                                Unavailable::NoCredentials,
-                                provider,
-                                format!(
-                                    "backend {name:?}: credentials Secret {:?} or key {:?} missing",
-                                    r.name, r.key
-                                ),
-                            )
-                        })?;
-                        Some(match ext.dialect {
-                            Dialect::Openai => ("authorization", format!("Bearer {value}")),
-                            Dialect::Anthropic => ("x-api-key", value),
-                        })
-                    }
-                    None => None,
-                };
-                let host = Host {
-                    namespace: ns.to_owned(),
-                    backend: name.to_owned(),
-                    endpoint: String::new(),
-                };
-                if !ignore_ejection && self.outliers.is_ejected(&host) {
-                    return Err(unavailable(
-                        Unavailable::Ejected,
-                        provider,
-                        format!("backend {name:?} is ejected after consecutive failures"),
-                    ));
-                }
-                let base = ext.base_url.trim_end_matches('/').to_owned();
-                (ext.dialect, ext.model.clone(), base, auth, None)
-            }
-            (None, Some(sh)) => {
-                let all = self.caches.endpoints(&ib);
-                if all.is_empty() {
-                    return Err(unavailable(
-                        Unavailable::NoEndpoints,
-                        provider,
-                        format!("backend {name:?} has no ready, warmed-up pods"),
-                    ));
-                }
-                // Ejected pods are left out unless fewer than half are healthy (panic).
-                let usable = self.outliers.usable(ns, name, &all);
-                let hosts = all.len();
-                (
-                    Dialect::Openai,
-                    sh.model.clone(),
-                    String::new(),
-                    None,
-                    Some((usable, hosts)),
-                )
-            }
-            (None, None) => {
-                return Err(unavailable(
-                    Unavailable::Missing,
-                    provider,
-                    format!("backend {name:?} is neither external nor self-hosted"),
-                ));
-            }
-        };
-        if dialect == Dialect::Anthropic && op == Operation::Embeddings {
-            return Err(Refusal::Unsupported {
-                provider,
-                message: format!(
-                    "backend {name:?} speaks Anthropic Messages, which has no embeddings endpoint"
-                ),
-            });
-        }
-        let (endpoints, hosts) = match endpoints {
-            Some((usable, hosts)) => (Some(usable), hosts),
-            None => (None, 1),
-        };
-        Ok(Inspected {
-            ib,
-            key,
-            provider,
-            dialect,
-            model,
-            base,
-            auth,
-            endpoints,
-            hosts,
-        })
-    }
-
-    /// Resolves and admits one attempt: takes a `maxConcurrency` permit and, for a
-    /// self-hosted backend, the least-loaded usable pod.
-    pub fn resolve(
-        &self,
-        ns: &str,
-        name: &str,
-        op: Operation,
-        ignore_ejection: bool,
-    ) -> Result<Target, Refusal> {
-        let i = self.inspect(ns, name, op, ignore_ejection)?;
-        let limits = i.ib.spec.limits.as_ref();
-        let permit = self
-            .admission
-            .permit(&i.key, limits.and_then(|l| l.max_concurrency))
-            .map_err(|()| Refusal::Unavailable {
-                why: Unavailable::Saturated,
-                provider: i.provider,
-                message: format!("backend {name:?} is at its maxConcurrency"),
-                retry_after: None,
-            })?;
-        let (base, endpoint, pod) = match i.endpoints {
-            Some(mut endpoints) => {
-                // Start the least-loaded search at a random pod so ties spread evenly.
-                let start = fastrand::usize(..endpoints.len().max(1));
-                endpoints.rotate_left(start);
-                let guard =
-                    self.in_flight
-                        .acquire(&endpoints)
-                        .ok_or_else(|| Refusal::Unavailable {
-                            why: Unavailable::NoEndpoints,
-                            provider: i.provider,
-                            message: format!("backend {name:?} has no pods"),
-                            retry_after: None,
-                        })?;
-                let address = guard.address().to_owned();
-                (format!("http://{address}/v1"), address, Some(guard))
-            }
-            None => (i.base, String::new(), None),
-        };
-        let url = match (i.dialect, op) {
-            (Dialect::Openai, Operation::Chat) => format!("{base}/chat/completions"),
-            (Dialect::Openai, Operation::Embeddings) => format!("{base}/embeddings"),
-            (Dialect::Anthropic, _) if base.ends_with("/v1") => format!("{base}/messages"),
-            (Dialect::Anthropic, _) => format!("{base}/v1/messages"),
-        };
-        let timeout = limits
-            .and_then(|l| l.timeout.as_ref())
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(DEFAULT_TIMEOUT);
-        let price = i.ib.spec.pricing.as_ref().and_then(|p| {
-            Some((
-                p.input_per_million_tokens.parse().ok()?,
-                p.output_per_million_tokens.parse().ok()?,
-            ))
+/// What a backend can serve now, before admission: the backend and, for a self-hosted
+/// one, its usable pods (ejected ones left out unless fewer than half are healthy).
+fn inspect(
+    rb: &RouteBackend,
+    op: Operation,
+    ignore_ejection: bool,
+) -> Result<(&Arc<Backend>, Vec<&Arc<Pod>>), Refusal> {
+    let name = &rb.name;
+    let b = rb
+        .backend
+        .as_ref()
+        .map_err(|why| unavailable(Unavailable::Missing, format!("backend {name:?} {why}")))?;
+    if let Some(left) = b.state.cooling() {
+        return Err(Refusal::Unavailable {
+            why: Unavailable::CoolingDown,
+            message: format!(
+                "backend {name:?} asked to retry after {}s",
+                left.as_secs().max(1)
+            ),
+            retry_after: Some(left),
         });
-        Ok(Target {
-            backend: i.ib.name_any(),
-            provider: i.provider,
-            dialect: i.dialect,
-            model: i.model,
-            url,
-            auth: i.auth,
-            timeout,
-            price,
-            host: Host {
-                namespace: ns.to_owned(),
-                backend: name.to_owned(),
-                endpoint,
-            },
-            hosts: i.hosts,
-            _pod: pod,
-            _permit: permit,
-        })
     }
+    let pods = match &b.kind {
+        Kind::External { auth, .. } => {
+            if let Err(message) = auth {
+                return Err(unavailable(Unavailable::NoCredentials, message.clone()));
+            }
+            let ejected = || {
+                b.state
+                    .outliers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_ejected("", Instant::now())
+            };
+            if !ignore_ejection && ejected() {
+                return Err(unavailable(
+                    Unavailable::Ejected,
+                    format!("backend {name:?} is ejected after consecutive failures"),
+                ));
+            }
+            vec![]
+        }
+        Kind::SelfHosted { pods } => {
+            if pods.is_empty() {
+                return Err(unavailable(
+                    Unavailable::NoEndpoints,
+                    format!("backend {name:?} has no ready, warmed-up pods"),
+                ));
+            }
+            b.state
+                .outliers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .usable(pods, |p| p.address.as_str(), Instant::now())
+        }
+    };
+    if b.dialect == Dialect::Anthropic && op == Operation::Embeddings {
+        return Err(Refusal::Unsupported {
+            message: format!(
+                "backend {name:?} speaks Anthropic Messages, which has no embeddings endpoint"
+            ),
+        });
+    }
+    Ok((b, pods))
+}
+
+/// Resolves and admits one attempt: takes a `maxConcurrency` permit and, for a self-hosted
+/// backend, the least-loaded usable pod.
+pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Result<Target, Refusal> {
+    let (b, pods) = inspect(rb, op, ignore_ejection)?;
+    let name = &rb.name;
+    let permit = match &b.limit {
+        None => None,
+        Some((_, sem)) => Some(sem.clone().try_acquire_owned().map_err(|_| {
+            unavailable(
+                Unavailable::Saturated,
+                format!("backend {name:?} is at its maxConcurrency"),
+            )
+        })?),
+    };
+    let (url, auth, pod, hosts) = match &b.kind {
+        Kind::External { urls, auth } => (
+            urls.get(op).clone(),
+            auth.as_ref().ok().cloned().flatten(),
+            None,
+            1,
+        ),
+        Kind::SelfHosted { pods: all } => {
+            // Start the least-loaded search at a random pod so ties spread evenly.
+            let start = fastrand::usize(..pods.len().max(1));
+            let guard: InFlightGuard<Arc<Pod>> = least_loaded(&pods, start).ok_or_else(|| {
+                unavailable(
+                    Unavailable::NoEndpoints,
+                    format!("backend {name:?} has no pods"),
+                )
+            })?;
+            (
+                guard.pod().urls.get(op).clone(),
+                None,
+                Some(guard),
+                all.len(),
+            )
+        }
+    };
+    Ok(Target {
+        backend: b.name.clone(),
+        dialect: b.dialect,
+        model: b.model.clone(),
+        url,
+        auth,
+        timeout: b.timeout,
+        price: b.price,
+        metrics: rb.metrics.clone(),
+        host: Host {
+            state: b.state.clone(),
+            pod: pod.as_ref().map(|g| g.pod().clone()),
+            hosts,
+        },
+        _permit: permit,
+        _in_flight: pod,
+    })
 }

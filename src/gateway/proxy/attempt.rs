@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde_json::Value;
 
-use super::Gateway;
+use super::{Ctx, Gateway};
 use crate::api::Dialect;
 use crate::gateway::failure::Failure;
-use crate::gateway::metrics::{AttemptLabels, Outcome};
+use crate::gateway::metrics::Outcome;
+use crate::gateway::translate::passthrough::{self, Shape};
 use crate::gateway::translate::{self, Usage, error};
 use crate::gateway::upstream::{Operation, Target};
-use crate::gateway::validate::Request;
 
 /// A failed attempt: what to record and what to tell the client if it is the last.
 pub struct Failed {
@@ -53,24 +53,18 @@ pub const MAX_RESPONSE_BODY: usize = 32 * 1024 * 1024;
 
 impl Gateway {
     /// One attempt. `Err` means nothing was sent to the client yet.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn attempt(
         self: &Arc<Self>,
-        caller: Dialect,
-        op: Operation,
-        req: &Request,
+        ctx: &Ctx,
         body: Value,
         target: Target,
-        labels: &AttemptLabels<'_>,
-        deadline: Instant,
-        rid: &str,
-        client_headers: &HeaderMap,
     ) -> Result<Response, Failed> {
+        let (caller, op, req, deadline) = (ctx.caller, ctx.op, &ctx.req, ctx.deadline);
         let started = Instant::now();
-        let gauge = self.metrics.in_flight(labels);
+        let gauge = target.metrics.in_flight();
         let first_byte = wait(target.timeout, deadline);
-        let send = self.send(&target, &body, rid, client_headers);
-        let resp = match tokio::time::timeout(first_byte, send).await {
+        let send = self.send(&target, &body, &ctx.rid, &ctx.headers);
+        let resp = match ctx.upstream(tokio::time::timeout(first_byte, send)).await {
             Err(_) => return Err(timeout_failure(&target, deadline)),
             Ok(Err(e)) => {
                 return Err(Failed::before_answer(
@@ -90,16 +84,15 @@ impl Gateway {
         };
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
-            return Err(self.refused(&target, resp, deadline).await);
+            return Err(ctx.upstream(self.refused(&target, resp, deadline)).await);
         }
 
         if req.stream {
-            return self
-                .stream(caller, req, target, labels, resp, started, deadline, gauge)
-                .await;
+            return self.stream(ctx, target, resp, started, gauge).await;
         }
 
-        let bytes = read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline)
+        let bytes = ctx
+            .upstream(read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline))
             .await
             .map_err(|f| {
                 Failed::committed(
@@ -119,6 +112,32 @@ impl Gateway {
                 ),
             )
         };
+        // Same dialect: the upstream's bytes go to the caller unchanged.
+        let shape = match (op, target.dialect) {
+            (Operation::Embeddings, _) => Some(Shape::Data),
+            (Operation::Chat, d) if d == caller => Some(match d {
+                Dialect::Openai => Shape::Choices,
+                Dialect::Anthropic => Shape::Content,
+            }),
+            _ => None,
+        };
+        if let Some(usage) = shape.and_then(|s| passthrough::scan(&bytes, s)) {
+            let m = &target.metrics;
+            m.attempt(
+                Outcome::Success,
+                &status.to_string(),
+                started.elapsed().as_secs_f64(),
+            );
+            m.tokens(usage.input, usage.output, target.price);
+            drop(gauge);
+            let mut resp = Response::new(axum::body::Body::from(bytes));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            insert_backend(&mut resp, &target.backend);
+            return Ok(resp);
+        }
         let upstream: Value =
             serde_json::from_slice(&bytes).map_err(|e| malformed(&e.to_string()))?;
         let expected = match (op, target.dialect) {
@@ -147,10 +166,12 @@ impl Gateway {
             _ => upstream,
         };
         let elapsed = started.elapsed().as_secs_f64();
-        self.metrics
-            .attempt(labels, Outcome::Success, &status.to_string(), elapsed);
-        self.metrics
-            .tokens(labels, usage.input, usage.output, target.price);
+        target
+            .metrics
+            .attempt(Outcome::Success, &status.to_string(), elapsed);
+        target
+            .metrics
+            .tokens(usage.input, usage.output, target.price);
         drop(gauge);
         let mut resp = (StatusCode::OK, axum::Json(answer)).into_response();
         insert_backend(&mut resp, &target.backend);
@@ -198,7 +219,7 @@ impl Gateway {
     ) -> reqwest::Result<reqwest::Response> {
         let mut rb = self
             .http
-            .post(&target.url)
+            .post(&*target.url)
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-request-id", rid)
             .body(body.to_string());

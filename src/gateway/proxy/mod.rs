@@ -1,7 +1,8 @@
-//! Serving one request: validate, find the route, land on a backend by weight, and go on to
-//! the split's other backends and then the fallback tiers while the failure allows it and
-//! the retry budget lasts. Every attempt is recorded, including the ones a backend could not
-//! take. One attempt is in `attempt`, a streamed answer in `stream`, a mirror copy in `shadow`.
+//! Serving one request, as its life goes: read and validate it, find its route in the
+//! snapshot, land on a backend by weight, attempt it, and go on to the split's other
+//! backends and then the fallback tiers while the failure allows it and the retry budget
+//! lasts. Every attempt is recorded, including the ones a backend could not take. One
+//! attempt is in `attempt`, a streamed answer in `stream`, a mirror copy in `shadow`.
 
 mod attempt;
 mod shadow;
@@ -14,20 +15,17 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kube::ResourceExt;
 use serde_json::Value;
 
-use super::admission::{Admission, Outliers};
-use super::balance::InFlight;
-use super::cache::Caches;
 use super::failure::{Failure, RetryBudget};
-use super::metrics::{AttemptLabels, Metrics, Outcome};
+use super::metrics::{Metrics, Outcome};
 use super::outlier::OutlierConfig;
 use super::pick::{self, Balancer, Weighted};
+use super::snapshot::{Route, RouteBackend, Snapshots};
 use super::translate::error;
-use super::upstream::{Operation, Refusal, Resolver};
+use super::upstream::{self, Operation, Refusal, Target};
 use super::validate::{Request, validate};
-use crate::api::{Dialect, WeightedBackend};
+use crate::api::Dialect;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,16 +49,48 @@ impl Default for Config {
 }
 
 pub struct Gateway {
-    pub caches: Caches,
-    pub metrics: Metrics,
-    pub outliers: Outliers,
+    pub snapshots: Arc<Snapshots>,
+    pub metrics: Arc<Metrics>,
     http: reqwest::Client,
     balancer: Box<dyn Balancer>,
-    in_flight: Arc<InFlight>,
-    admission: Admission,
     budget: RetryBudget,
     cfg: Config,
     mirror_seq: AtomicU64,
+}
+
+/// What every stage of serving one request needs.
+pub struct Ctx {
+    pub caller: Dialect,
+    pub op: Operation,
+    pub req: Request,
+    pub rid: String,
+    /// The client's headers (`anthropic-version` is passed on).
+    pub headers: HeaderMap,
+    pub started: Instant,
+    /// The end of `--request-timeout`, across all attempts.
+    pub deadline: Instant,
+    pub route: Arc<Route>,
+    /// Time spent waiting for upstreams so far, in nanoseconds: what the gateway's own
+    /// overhead leaves out.
+    upstream_wait: AtomicU64,
+}
+
+impl Ctx {
+    /// Awaits an upstream's answer (or its next part), counting the wait as the upstream's.
+    pub async fn upstream<F: std::future::Future>(&self, f: F) -> F::Output {
+        let t = Instant::now();
+        let out = f.await;
+        self.upstream_wait
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+
+    /// The request's time so far, less the time spent waiting for upstreams.
+    fn overhead(&self) -> Duration {
+        self.started.elapsed().saturating_sub(Duration::from_nanos(
+            self.upstream_wait.load(Ordering::Relaxed),
+        ))
+    }
 }
 
 /// The `code` of an attempt whose backend's dialect cannot express the request.
@@ -72,23 +102,22 @@ struct Last {
     retry_after: Option<Duration>,
 }
 
-/// The request's way through the route: the split, the fallback tiers, what was tried.
-struct Way<'a> {
-    ns: &'a str,
-    op: Operation,
-    split: &'a [WeightedBackend],
-    fallback: &'a [String],
-    tried: Vec<String>,
+/// The request's way through the route: what was tried, and whether the split panics.
+struct Way {
+    tried: Vec<usize>,
     /// Whether the split is in panic; computed the first time it matters.
     panic: Option<bool>,
 }
 
 impl Gateway {
-    pub fn new(caches: Caches, metrics: Metrics, cfg: Config) -> anyhow::Result<Self> {
+    pub fn new(
+        snapshots: Arc<Snapshots>,
+        metrics: Arc<Metrics>,
+        cfg: Config,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
-            caches,
+            snapshots,
             metrics,
-            outliers: Outliers::new(cfg.outliers),
             // Timeouts are per attempt and per phase (see `attempt`), not per client.
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -96,9 +125,7 @@ impl Gateway {
                 .pool_idle_timeout(Duration::from_secs(60))
                 .connect_timeout(Duration::from_secs(5))
                 .build()?,
-            balancer: Box::new(Weighted::default()),
-            in_flight: Arc::new(InFlight::default()),
-            admission: Admission::default(),
+            balancer: Box::new(Weighted),
             // Finagle's and Linkerd's defaults: 20% of requests plus 10 retries a second.
             budget: RetryBudget::new(0.2, 100, Duration::from_secs(10)),
             cfg,
@@ -106,12 +133,17 @@ impl Gateway {
         })
     }
 
-    fn resolver(&self) -> Resolver<'_> {
-        Resolver {
-            caches: &self.caches,
-            admission: &self.admission,
-            outliers: &self.outliers,
-            in_flight: &self.in_flight,
+    /// Ends ejections that are over, so the gauge the controller reads falls back without
+    /// traffic.
+    pub fn sweep_outliers(&self) {
+        let now = Instant::now();
+        for b in self.snapshots.load().backends() {
+            let mut d = b.state.outliers.lock().unwrap_or_else(|e| e.into_inner());
+            if d.sweep(now) {
+                let n = d.ejected_count(now);
+                drop(d);
+                b.state.metrics.set_ejected(n);
+            }
         }
     }
 
@@ -123,87 +155,77 @@ impl Gateway {
         headers: HeaderMap,
         body: Body,
     ) -> Response {
-        let request_id = headers
+        let started = Instant::now();
+        let rid = headers
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
             .map(str::to_owned)
             .unwrap_or_else(|| format!("req_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)));
-        let mut resp = self.handle(caller, op, &headers, body, &request_id).await;
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
+        let mut resp = match self.read_request(caller, op, body).await {
+            Err(resp) => resp,
+            Ok(req) => match self.route(&req) {
+                Err(message) => error_response(caller, 404, &message),
+                Ok(route) => {
+                    let ctx = Ctx {
+                        caller,
+                        op,
+                        req,
+                        rid,
+                        headers,
+                        started,
+                        deadline: started + self.cfg.request_timeout,
+                        route,
+                        upstream_wait: AtomicU64::new(0),
+                    };
+                    let resp = self.handle(&ctx).await;
+                    return with_request_id(resp, &ctx.rid);
+                }
+            },
+        };
+        if let Ok(v) = HeaderValue::from_str(&rid) {
             resp.headers_mut().insert("x-request-id", v);
         }
         resp
     }
 
-    async fn handle(
-        self: &Arc<Self>,
-        caller: Dialect,
-        op: Operation,
-        headers: &HeaderMap,
-        body: Body,
-        rid: &str,
-    ) -> Response {
-        let req = match self.read_request(caller, op, body).await {
-            Ok(r) => r,
-            Err(resp) => return resp,
-        };
-        let Some(route) = self.caches.route(&req.model) else {
-            let served: Vec<String> = self.caches.models().into_iter().map(|(m, _)| m).collect();
+    /// The route serving the requested model, from the snapshot in use; or the 404's text.
+    fn route(&self, req: &Request) -> Result<Arc<Route>, String> {
+        let snapshot = self.snapshots.load();
+        snapshot.route(&req.model).cloned().ok_or_else(|| {
+            format!(
+                "The model '{}' does not exist on this gateway; it serves: {}",
+                req.model,
+                snapshot.served()
+            )
+        })
+    }
+
+    /// Picks, attempts and fails over until a backend answers or none is left.
+    async fn handle(self: &Arc<Self>, ctx: &Ctx) -> Response {
+        let route = &ctx.route;
+        let Some(landing) = self.balancer.land(&route.landings) else {
             return error_response(
-                caller,
-                404,
-                &format!(
-                    "The model '{}' does not exist on this gateway; it serves: {}",
-                    req.model,
-                    if served.is_empty() {
-                        "nothing yet".into()
-                    } else {
-                        served.join(", ")
-                    }
-                ),
-            );
-        };
-        let ns = route.namespace().unwrap_or_default();
-        let route_name = route.name_any();
-        let split = route
-            .status
-            .as_ref()
-            .map(|s| s.weights.clone())
-            .unwrap_or_default();
-        let Some(landing) = self.balancer.land(&format!("{ns}/{route_name}"), &split) else {
-            return error_response(
-                caller,
+                ctx.caller,
                 503,
                 &format!(
-                    "model '{}' has no backend split in effect yet (ModelRoute {ns}/{route_name})",
-                    req.model
+                    "model '{}' has no backend split in effect yet (ModelRoute {}/{})",
+                    ctx.req.model, route.namespace, route.name
                 ),
             );
         };
-        let mut fallback: Vec<String> = vec![];
-        for f in &route.spec.fallback {
-            if !fallback.contains(&f.name) && !split.iter().any(|b| b.name == f.name) {
-                fallback.push(f.name.clone());
-            }
-        }
-        if let Some(mirror) = route.status.as_ref().and_then(|s| s.mirror.as_ref()) {
+        if let Some(mirror) = &route.mirror {
             let seq = self.mirror_seq.fetch_add(1, Ordering::Relaxed);
-            if (seq % 100) < mirror.percent.clamp(0, 100) as u64 {
-                for b in mirror.backends.iter().filter(|b| **b != landing) {
-                    self.spawn_shadow(caller, op, &req, &ns, &route_name, b, rid);
+            if (seq % 100) < mirror.percent {
+                for &b in mirror.backends.iter().filter(|b| **b != landing) {
+                    self.spawn_shadow(ctx, b);
                 }
             }
         }
 
         self.budget.deposit();
-        let deadline = Instant::now() + self.cfg.request_timeout;
         let mut way = Way {
-            ns: &ns,
-            op,
-            split: &split,
-            fallback: &fallback,
-            tried: vec![],
+            tried: Vec::with_capacity(route.backends.len()),
             panic: None,
         };
         let mut failures: Vec<String> = vec![];
@@ -211,36 +233,27 @@ impl Gateway {
         let mut unsupported: Option<String> = None;
         let mut sent = 0usize;
         let mut next = Some(landing);
-        while let Some(name) = next.take() {
-            way.tried.push(name.clone());
+        while let Some(at) = next.take() {
+            way.tried.push(at);
+            let rb = &route.backends[at];
+            let name = &rb.name;
             let started = Instant::now();
-            let labels = |provider| AttemptLabels {
-                namespace: &ns,
-                route: &route_name,
-                backend: &name,
-                provider,
-            };
             // Nothing is sent when the backend refuses: the attempt is recorded with why, and
             // the request moves on without spending the retry budget.
-            let refused = |code: &str, provider, outcome, way: &mut Way<'_>| {
-                self.metrics.attempt(
-                    &labels(provider),
-                    outcome,
-                    code,
-                    started.elapsed().as_secs_f64(),
-                );
-                let more = sent < self.cfg.max_attempts.max(1) && Instant::now() < deadline;
-                let next = if more { self.next(way) } else { None };
-                if let Some(to) = &next {
-                    self.metrics.failover(&ns, &route_name, &name, to, code);
+            let refused = |code: &str, outcome, way: &mut Way| {
+                rb.metrics
+                    .attempt(outcome, code, started.elapsed().as_secs_f64());
+                let more = sent < self.cfg.max_attempts.max(1) && Instant::now() < ctx.deadline;
+                let next = if more { self.next(ctx, way) } else { None };
+                if let Some(to) = next {
+                    self.failover(route, rb, to, code);
                 }
                 next
             };
-            let target = match self.admit(&mut way, &name) {
+            let target = match self.admit(ctx, &mut way, at) {
                 Ok(t) => t,
                 Err(Refusal::Unavailable {
                     why,
-                    provider,
                     message,
                     retry_after,
                 }) => {
@@ -249,88 +262,74 @@ impl Gateway {
                         status: why.status(),
                         retry_after,
                     });
-                    next = refused(why.code(), provider, Outcome::Unavailable, &mut way);
+                    next = refused(why.code(), Outcome::Unavailable, &mut way);
                     continue;
                 }
-                Err(Refusal::Unsupported { provider, message }) => {
+                Err(Refusal::Unsupported { message }) => {
                     failures.push(format!("{name}: {message}"));
                     unsupported.get_or_insert(message);
-                    next = refused(UNSUPPORTED, provider, Outcome::ClientError, &mut way);
+                    next = refused(UNSUPPORTED, Outcome::ClientError, &mut way);
                     continue;
                 }
             };
-            let provider = target.provider;
-            let body = match upstream_body(caller, op, &req, &target) {
+            let body = match upstream_body(ctx.caller, ctx.op, &ctx.req, &target) {
                 Ok(b) => b,
                 Err(message) => {
                     // This backend's dialect cannot express the request; another may.
                     drop(target);
                     failures.push(format!("{name}: {message}"));
                     unsupported.get_or_insert(message);
-                    next = refused(UNSUPPORTED, provider, Outcome::ClientError, &mut way);
+                    next = refused(UNSUPPORTED, Outcome::ClientError, &mut way);
                     continue;
                 }
             };
             sent += 1;
-            let (host, hosts) = (target.host.clone(), target.hosts);
-            let result = self
-                .attempt(
-                    caller,
-                    op,
-                    &req,
-                    body,
-                    target,
-                    &labels(provider),
-                    deadline,
-                    rid,
-                    headers,
-                )
-                .await;
-            let host_failed =
-                matches!(&result, Err(f) if !f.committed && f.failure.is_host_failure());
-            self.outliers
-                .record(&self.metrics, &host, hosts, host_failed);
+            let host = target.host();
+            let result = self.attempt(ctx, body, target).await;
+            host.record(matches!(&result, Err(f) if !f.committed && f.failure.is_host_failure()));
             let failed = match result {
-                Ok(resp) => return resp,
+                Ok(resp) => {
+                    rb.metrics.overhead(ctx.overhead().as_secs_f64());
+                    return resp;
+                }
                 Err(f) => f,
             };
             if let Some(d) = failed.failure.retry_after() {
-                self.admission
-                    .cool_down(&format!("{ns}/{name}"), Instant::now() + d);
+                host.state.cool_down(Instant::now() + d);
             }
             // A committed answer (the upstream said 2xx) is never sent again: that would
             // bill the caller twice.
             let may_retry = !failed.committed
                 && failed.failure.retryable()
                 && sent < self.cfg.max_attempts.max(1)
-                && Instant::now() < deadline;
-            next = if may_retry { self.next(&mut way) } else { None };
+                && Instant::now() < ctx.deadline;
+            next = if may_retry {
+                self.next(ctx, &mut way)
+            } else {
+                None
+            };
             let retry = next.is_some() && self.budget.withdraw();
             let outcome = match (&failed.failure, retry) {
                 (Failure::Client { .. }, _) => Outcome::ClientError,
                 (_, true) => Outcome::Failover,
                 (_, false) => Outcome::Error,
             };
-            self.metrics.attempt(
-                &labels(provider),
+            rb.metrics.attempt(
                 outcome,
                 &failed.failure.metric_code(),
                 started.elapsed().as_secs_f64(),
             );
             if failed.committed || !failed.failure.retryable() {
-                return error_response(caller, failed.failure.status(), &failed.message);
+                return error_response(ctx.caller, failed.failure.status(), &failed.message);
             }
-            tracing::info!(request_id = rid, backend = %name, reason = failed.failure.reason(), retry, message = %failed.message, "attempt failed");
+            tracing::info!(request_id = ctx.rid, backend = %name, reason = failed.failure.reason(), retry, elapsed_ms = ctx.started.elapsed().as_millis() as u64, message = %failed.message, "attempt failed");
             failures.push(format!("{name}: {}", failed.message));
             last = Some(Last {
                 status: failed.failure.status(),
                 retry_after: failed.failure.retry_after(),
             });
-            match &next {
-                Some(to) if retry => {
-                    self.metrics
-                        .failover(&ns, &route_name, &name, to, failed.failure.reason())
-                }
+            match next {
+                Some(to) if retry => self.failover(route, rb, to, failed.failure.reason()),
                 Some(_) => {
                     failures.push("no retry: the gateway's retry budget is exhausted".into());
                     next = None;
@@ -341,14 +340,14 @@ impl Gateway {
         let Some(last) = last else {
             // Only backends whose dialect cannot express the request: the caller's to fix.
             let msg = unsupported.unwrap_or_else(|| "no backend could serve the request".into());
-            return error_response(caller, 400, &msg);
+            return error_response(ctx.caller, 400, &msg);
         };
         let mut resp = error_response(
-            caller,
+            ctx.caller,
             last.status,
             &format!(
                 "no backend could serve model '{}': {}",
-                req.model,
+                ctx.req.model,
                 failures.join("; ")
             ),
         );
@@ -358,6 +357,16 @@ impl Gateway {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
+    }
+
+    fn failover(&self, route: &Route, from: &RouteBackend, to: usize, reason: &str) {
+        self.metrics.failover(
+            &route.namespace,
+            &route.name,
+            &from.name,
+            &route.backends[to].name,
+            reason,
+        );
     }
 
     /// Reads, parses and validates the body, or answers the caller's mistake.
@@ -393,49 +402,60 @@ impl Gateway {
         validate(caller, op, parsed).map_err(|msg| error_response(caller, 400, &msg))
     }
 
-    /// Resolves and admits `name`. An ejected backend of the split is used anyway when the
-    /// split is in panic.
-    fn admit(&self, way: &mut Way<'_>, name: &str) -> Result<super::upstream::Target, Refusal> {
-        let resolver = self.resolver();
-        match resolver.resolve(way.ns, name, way.op, false) {
+    /// Resolves and admits the backend at `at`. An ejected backend of the split is used
+    /// anyway when the split is in panic.
+    fn admit(&self, ctx: &Ctx, way: &mut Way, at: usize) -> Result<Target, Refusal> {
+        let rb = &ctx.route.backends[at];
+        match upstream::resolve(rb, ctx.op, false) {
             Err(Refusal::Unavailable {
                 why: pick::Unavailable::Ejected,
                 ..
-            }) if way.split.iter().any(|b| b.name == name) && self.panics(way) => {
-                resolver.resolve(way.ns, name, way.op, true)
+            }) if at < ctx.route.weights.len() && self.panics(ctx, way) => {
+                upstream::resolve(rb, ctx.op, true)
             }
             other => other,
         }
     }
 
-    fn panics(&self, way: &mut Way<'_>) -> bool {
+    fn panics(&self, ctx: &Ctx, way: &mut Way) -> bool {
         if let Some(p) = way.panic {
             return p;
         }
-        let resolver = self.resolver();
-        let p = pick::panics(way.split, way.fallback, &mut |n| {
-            resolver.can_take(way.ns, n, way.op, false)
-        });
+        let (route, op) = (&ctx.route, ctx.op);
+        let p = pick::panics(
+            &route.weights,
+            &mut |i| upstream::can_take(&route.backends[i], op, false),
+            &mut || {
+                route
+                    .fallback
+                    .iter()
+                    .any(|f| upstream::can_take(&route.backends[*f], op, false))
+            },
+        );
         way.panic = Some(p);
         p
     }
 
     /// The next backend to try: another of the split that can take the request (by weight),
     /// then the fallback tiers in order.
-    fn next(&self, way: &mut Way<'_>) -> Option<String> {
-        let ignore_ejection = self.panics(way);
-        let resolver = self.resolver();
-        let (ns, op) = (way.ns, way.op);
-        if let Some(n) = self.balancer.repick(way.split, &way.tried, &mut |n| {
-            resolver.can_take(ns, n, op, ignore_ejection)
+    fn next(&self, ctx: &Ctx, way: &mut Way) -> Option<usize> {
+        let ignore_ejection = self.panics(ctx, way);
+        let (route, op) = (&ctx.route, ctx.op);
+        let tried = &way.tried;
+        if let Some(i) = self.balancer.repick(&route.weights, &mut |i| {
+            !tried.contains(&i) && upstream::can_take(&route.backends[i], op, ignore_ejection)
         }) {
-            return Some(n);
+            return Some(i);
         }
-        way.fallback
-            .iter()
-            .find(|f| !way.tried.contains(f))
-            .cloned()
+        route.fallback.iter().find(|f| !tried.contains(f)).copied()
     }
+}
+
+fn with_request_id(mut resp: Response, rid: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
 }
 
 /// The request as the backend's dialect wants it, with the backend's model id.
@@ -443,7 +463,7 @@ fn upstream_body(
     caller: Dialect,
     op: Operation,
     req: &Request,
-    target: &super::upstream::Target,
+    target: &Target,
 ) -> Result<Value, String> {
     use super::translate;
     let mut body = match (op, caller, target.dialect) {
@@ -457,7 +477,7 @@ fn upstream_body(
         }
         _ => {
             let mut b = req.body.clone();
-            b["model"] = serde_json::json!(target.model);
+            b["model"] = serde_json::json!(&*target.model);
             b
         }
     };

@@ -8,51 +8,33 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 
 use super::attempt::{MAX_RESPONSE_BODY, read_body};
-use super::{Gateway, upstream_body};
+use super::{Ctx, Gateway, upstream_body};
 use crate::api::Dialect;
-use crate::gateway::metrics::{AttemptLabels, Outcome};
+use crate::gateway::metrics::Outcome;
 use crate::gateway::translate;
-use crate::gateway::upstream::Operation;
+use crate::gateway::upstream;
 use crate::gateway::validate::Request;
 
 impl Gateway {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn spawn_shadow(
-        self: &Arc<Self>,
-        caller: Dialect,
-        op: Operation,
-        req: &Request,
-        ns: &str,
-        route: &str,
-        backend: &str,
-        rid: &str,
-    ) {
+    /// Sends a copy of the request to the route's backend at `at`.
+    pub(super) fn spawn_shadow(self: &Arc<Self>, ctx: &Ctx, at: usize) {
         let gw = self.clone();
-        let (ns, route, backend, rid) = (
-            ns.to_owned(),
-            route.to_owned(),
-            backend.to_owned(),
-            format!("{rid}-shadow"),
-        );
-        let mut body = req.body.clone();
+        let route = ctx.route.clone();
+        let (caller, op) = (ctx.caller, ctx.op);
+        let rid = format!("{}-shadow", ctx.rid);
+        let mut body = ctx.req.body.clone();
         if let Some(o) = body.as_object_mut() {
             o.remove("stream");
             o.remove("stream_options");
         }
         let shadow = Request {
             body,
-            model: req.model.clone(),
+            model: ctx.req.model.clone(),
             stream: false,
         };
         tokio::spawn(async move {
-            let Ok(target) = gw.resolver().resolve(&ns, &backend, op, false) else {
+            let Ok(target) = upstream::resolve(&route.backends[at], op, false) else {
                 return;
-            };
-            let labels = AttemptLabels {
-                namespace: &ns,
-                route: &route,
-                backend: &backend,
-                provider: target.provider,
             };
             let Ok(body) = upstream_body(caller, op, &shadow, &target) else {
                 return;
@@ -80,14 +62,10 @@ impl Gateway {
                 Ok(Err(_)) => ("connect".into(), None),
                 Err(_) => ("timeout".into(), None),
             };
-            gw.metrics.attempt(
-                &labels,
-                Outcome::Shadow,
-                &code,
-                started.elapsed().as_secs_f64(),
-            );
+            let m = &target.metrics;
+            m.attempt(Outcome::Shadow, &code, started.elapsed().as_secs_f64());
             if let Some(u) = usage {
-                gw.metrics.tokens(&labels, u.input, u.output, target.price);
+                m.tokens(u.input, u.output, target.price);
             }
         });
     }

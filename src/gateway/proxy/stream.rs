@@ -15,29 +15,24 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::Gateway;
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
-use crate::api::Dialect;
+use super::{Ctx, Gateway};
 use crate::gateway::failure::Failure;
-use crate::gateway::metrics::{AttemptLabels, InFlightGauge, Outcome};
+use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
 use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
-use crate::gateway::validate::Request;
 
 impl Gateway {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn stream(
         self: &Arc<Self>,
-        caller: Dialect,
-        req: &Request,
+        ctx: &Ctx,
         target: Target,
-        labels: &AttemptLabels<'_>,
         resp: reqwest::Response,
         started: Instant,
-        deadline: Instant,
         gauge: InFlightGauge,
     ) -> Result<Response, Failed> {
+        let (caller, req, deadline) = (ctx.caller, &ctx.req, ctx.deadline);
         let client_wants_usage = req
             .body
             .pointer("/stream_options/include_usage")
@@ -52,7 +47,7 @@ impl Gateway {
         );
         let mut parser = SseParser::default();
         let mut upstream = resp.bytes_stream();
-        let mut held: Vec<String> = vec![];
+        let mut held = String::new();
         // Events that came in the same read as the first content, after it: they belong to
         // the committed answer.
         let mut after_first: Vec<SseEvent> = vec![];
@@ -61,7 +56,10 @@ impl Gateway {
         let first_content = (started + target.timeout).min(deadline);
         while !relay.has_content() && !relay.done() {
             let left = first_content.saturating_duration_since(Instant::now());
-            let chunk = match tokio::time::timeout(left, upstream.next()).await {
+            let chunk = match ctx
+                .upstream(tokio::time::timeout(left, upstream.next()))
+                .await
+            {
                 Err(_) => return Err(timeout_failure(&target, deadline)),
                 Ok(None) => {
                     return Err(Failed::before_answer(
@@ -89,8 +87,8 @@ impl Gateway {
                     after_first.push(ev);
                     continue;
                 }
-                match relay.on_event(&ev) {
-                    Ok(frames) => held.extend(frames),
+                match relay.on_event(&ev, &mut held) {
+                    Ok(()) => {}
                     Err(RelayError::Upstream(m)) => {
                         return Err(Failed::before_answer(
                             Failure::Server { status: 502 },
@@ -106,27 +104,25 @@ impl Gateway {
                 }
             }
         }
-        self.metrics
-            .first_token(labels, started.elapsed().as_secs_f64());
+        target.metrics.first_token(started.elapsed().as_secs_f64());
 
         let (tx, rx) = mpsc::channel::<Bytes>(32);
-        let gw = self.clone();
-        let owned = OwnedLabels::from(labels);
         let backend = target.backend.clone();
         let backend_header = backend.clone();
         let request_timeout = self.cfg.request_timeout;
         tokio::spawn(async move {
             let mut client_gone = false;
-            for f in held {
-                client_gone |= tx.send(Bytes::from(f)).await.is_err();
-            }
+            // Frames of one upstream read go to the client as one write: an upstream that
+            // sends 100 events in one packet costs one syscall, not 100.
+            let mut out = held;
             let mut failure: Option<(u16, String)> = None;
             for ev in after_first {
-                if let Err(m) = forward(&mut relay, &ev, &tx, &mut client_gone).await {
+                if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
                     failure = Some((502, format!("backend {backend:?}: {m}")));
                     break;
                 }
             }
+            flush(&tx, &mut out, &mut client_gone).await;
             while failure.is_none() && !client_gone && !relay.done() {
                 match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
                     Err(_) if Instant::now() >= deadline => {
@@ -161,11 +157,12 @@ impl Gateway {
                     }
                     Ok(Some(Ok(chunk))) => {
                         for ev in parser.push(&chunk) {
-                            if let Err(m) = forward(&mut relay, &ev, &tx, &mut client_gone).await {
+                            if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
                                 failure = Some((502, format!("backend {backend:?}: {m}")));
                                 break;
                             }
                         }
+                        flush(&tx, &mut out, &mut client_gone).await;
                     }
                 }
             }
@@ -183,17 +180,15 @@ impl Gateway {
                 None if client_gone => "499",
                 None => "200",
             };
-            let labels = owned.labels();
             let outcome = if failure.is_some() {
                 Outcome::Error
             } else {
                 Outcome::Success
             };
-            gw.metrics
-                .attempt(&labels, outcome, code, started.elapsed().as_secs_f64());
+            let m = &target.metrics;
+            m.attempt(outcome, code, started.elapsed().as_secs_f64());
             let usage = relay.usage();
-            gw.metrics
-                .tokens(&labels, usage.input, usage.output, target.price);
+            m.tokens(usage.input, usage.output, target.price);
             drop(gauge);
             drop(target);
         });
@@ -213,50 +208,16 @@ impl Gateway {
     }
 }
 
-/// Relays one event of a committed stream to the caller; `Err` is the upstream's failure.
-async fn forward(
-    relay: &mut Relay,
-    ev: &SseEvent,
-    tx: &mpsc::Sender<Bytes>,
-    client_gone: &mut bool,
-) -> Result<(), String> {
-    match relay.on_event(ev) {
-        Ok(frames) => {
-            for f in frames {
-                *client_gone |= tx.send(Bytes::from(f)).await.is_err();
-            }
-            Ok(())
-        }
-        Err(RelayError::Upstream(m) | RelayError::Malformed(m)) => Err(m),
-    }
+/// Relays one event of a committed stream into `out`; `Err` is the upstream's failure.
+fn relay_event(relay: &mut Relay, ev: &SseEvent, out: &mut String) -> Result<(), String> {
+    relay
+        .on_event(ev, out)
+        .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| m)
 }
 
-/// Labels owned by a background task.
-pub struct OwnedLabels {
-    namespace: String,
-    route: String,
-    backend: String,
-    provider: &'static str,
-}
-
-impl From<&AttemptLabels<'_>> for OwnedLabels {
-    fn from(l: &AttemptLabels<'_>) -> Self {
-        Self {
-            namespace: l.namespace.to_owned(),
-            route: l.route.to_owned(),
-            backend: l.backend.to_owned(),
-            provider: l.provider,
-        }
-    }
-}
-
-impl OwnedLabels {
-    pub fn labels(&self) -> AttemptLabels<'_> {
-        AttemptLabels {
-            namespace: &self.namespace,
-            route: &self.route,
-            backend: &self.backend,
-            provider: self.provider,
-        }
+/// Sends what `out` holds as one frame.
+async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut String, client_gone: &mut bool) {
+    if !out.is_empty() {
+        *client_gone |= tx.send(Bytes::from(std::mem::take(out))).await.is_err();
     }
 }

@@ -1,10 +1,12 @@
 //! Request-level tests of the gateway: real HTTP to scripted upstreams on loopback, caches
-//! filled by hand instead of by watches, metrics read back from the registry. Each test states
+//! filled by hand instead of by watches and built into the routing snapshot, metrics read back from the registry. Each test states
 //! one behaviour a caller or the controller's analysis would notice.
 
 mod billing;
 mod failover;
 mod outliers;
+mod overhead;
+mod passthrough;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 use super::cache::Caches;
 use super::metrics::Metrics;
 use super::proxy::{Config, Gateway};
+use super::snapshot::Snapshots;
 use super::upstream::Operation;
 use crate::api::{Dialect, InferenceBackend, ModelRoute};
 
@@ -250,6 +253,16 @@ pub fn self_hosted(name: &str, pods: &[&Upstream]) -> (InferenceBackend, Endpoin
 
 /// A route whose split in effect is `weights`, with fallback tiers.
 pub fn route(weights: &[(&str, i32)], fallback: &[&str]) -> ModelRoute {
+    named_route("chat", "2024-01-01T00:00:00Z", weights, fallback)
+}
+
+/// A route named `name` serving the model of the same name, created at `created`.
+pub fn named_route(
+    name: &str,
+    created: &str,
+    weights: &[(&str, i32)],
+    fallback: &[&str],
+) -> ModelRoute {
     let split: Vec<Value> = weights
         .iter()
         .map(|(n, w)| json!({"name": n, "weight": w}))
@@ -257,8 +270,8 @@ pub fn route(weights: &[(&str, i32)], fallback: &[&str]) -> ModelRoute {
     let fallback: Vec<Value> = fallback.iter().map(|n| json!({"name": n})).collect();
     obj(
         json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute",
-        "metadata": {"name": "chat", "namespace": NS, "creationTimestamp": "2024-01-01T00:00:00Z"},
-        "spec": {"model": "chat", "backends": split, "fallback": fallback},
+        "metadata": {"name": name, "namespace": NS, "creationTimestamp": created},
+        "spec": {"model": name, "backends": split, "fallback": fallback},
         "status": {"weights": split, "stable": split}}),
     )
 }
@@ -269,7 +282,7 @@ fn merge(into: &mut Value, extra: Value) {
     }
 }
 
-fn obj<K: DeserializeOwned>(v: Value) -> K {
+pub fn obj<K: DeserializeOwned>(v: Value) -> K {
     serde_json::from_value(v).expect("test object")
 }
 
@@ -284,11 +297,13 @@ where
     (store, writer)
 }
 
-/// A gateway over fixed caches, with its own metrics registry.
+/// A gateway over a snapshot of fixed caches, with its own metrics registry.
 pub struct Harness {
     pub gw: Arc<Gateway>,
     pub registry: prometheus::Registry,
-    _writers: (
+    /// The caches the snapshot is built from; change them through `writers`, then `rebuild`.
+    pub caches: Caches,
+    pub writers: (
         Writer<ModelRoute>,
         Writer<InferenceBackend>,
         Writer<Secret>,
@@ -298,6 +313,8 @@ pub struct Harness {
 
 pub struct World {
     pub route: ModelRoute,
+    /// Routes besides `route`.
+    pub more_routes: Vec<ModelRoute>,
     pub backends: Vec<InferenceBackend>,
     pub secrets: Vec<Secret>,
     pub slices: Vec<EndpointSlice>,
@@ -307,6 +324,7 @@ impl World {
     pub fn new(route: ModelRoute, backends: Vec<InferenceBackend>) -> Self {
         Self {
             route,
+            more_routes: vec![],
             backends,
             secrets: vec![],
             slices: vec![],
@@ -325,24 +343,34 @@ pub fn config() -> Config {
 
 impl Harness {
     pub fn new(world: World, cfg: Config) -> Self {
-        let (routes, w1) = store(vec![world.route]);
+        let mut routes = world.more_routes;
+        routes.insert(0, world.route);
+        let (routes, w1) = store(routes);
         let (backends, w2) = store(world.backends);
         let (secrets, w3) = store(world.secrets);
         let (slices, w4) = store(world.slices);
         let registry = prometheus::Registry::new();
-        let metrics = Metrics::register(&registry).unwrap();
+        let metrics = Arc::new(Metrics::register(&registry).unwrap());
         let caches = Caches {
             routes,
             backends,
             secrets,
             slices,
         };
-        let gw = Arc::new(Gateway::new(caches, metrics, cfg).unwrap());
+        let snapshots = Arc::new(Snapshots::new(metrics.clone(), cfg.outliers));
+        snapshots.rebuild(&caches);
+        let gw = Arc::new(Gateway::new(snapshots, metrics, cfg).unwrap());
         Self {
             gw,
             registry,
-            _writers: (w1, w2, w3, w4),
+            caches,
+            writers: (w1, w2, w3, w4),
         }
+    }
+
+    /// Builds the next routing snapshot from the caches as they are now.
+    pub fn rebuild(&self) -> u64 {
+        self.gw.snapshots.rebuild(&self.caches)
     }
 
     /// Sends one request as `caller` and returns status, backend header and body text.

@@ -9,6 +9,7 @@
 //! The module is pure domain code (no I/O): the HTTP layer feeds it bodies and SSE bytes.
 
 pub mod error;
+pub mod passthrough;
 pub mod request;
 pub mod response;
 pub mod sse;

@@ -130,6 +130,12 @@ impl SseParser {
 /// `data`, and the blank line that dispatches it.
 pub fn encode(event: Option<&str>, data: &str) -> String {
     let mut out = String::with_capacity(data.len() + 32);
+    encode_into(&mut out, event, data);
+    out
+}
+
+/// `encode`, appended to `out`: a stream's frames of one read share one buffer and one write.
+pub fn encode_into(out: &mut String, event: Option<&str>, data: &str) {
     if let Some(name) = event {
         out.push_str("event: ");
         // A line break in the name would end the field early and corrupt the stream.
@@ -142,7 +148,6 @@ pub fn encode(event: Option<&str>, data: &str) -> String {
         out.push('\n');
     }
     out.push('\n');
-    out
 }
 
 #[cfg(test)]

@@ -1,0 +1,248 @@
+//! Metric handles resolved once per (route, backend) and per backend, kept in the routing
+//! snapshot: the hot path increments a handle instead of looking labels up. Each series is
+//! created the first time it is used, so a route that never gets traffic costs nothing.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use prometheus::{Counter, Histogram, IntCounter, IntGauge};
+
+use super::{Metrics, Outcome};
+
+/// The outcomes exported from a route's first attempt on (see `attempt`).
+const LIVE: [Outcome; 4] = [
+    Outcome::Success,
+    Outcome::Failover,
+    Outcome::Error,
+    Outcome::Unavailable,
+];
+
+/// Envoy's `reason` for ejections by consecutive failures.
+const CONSECUTIVE: &str = "consecutive_5xx";
+
+/// The per-attempt series of one (namespace, route, backend, provider).
+pub struct AttemptMetrics {
+    vecs: Arc<Metrics>,
+    namespace: Box<str>,
+    route: Box<str>,
+    backend: Box<str>,
+    provider: &'static str,
+    durations: [OnceLock<Histogram>; 6],
+    /// (outcome, code) → counter; a handful of entries, scanned without allocating.
+    requests: RwLock<Vec<(Outcome, Box<str>, IntCounter)>>,
+    ttft: OnceLock<Histogram>,
+    tokens: OnceLock<(IntCounter, IntCounter)>,
+    cost: OnceLock<Counter>,
+    in_flight: OnceLock<IntGauge>,
+    overhead: OnceLock<Histogram>,
+}
+
+impl AttemptMetrics {
+    pub fn new(
+        vecs: Arc<Metrics>,
+        namespace: &str,
+        route: &str,
+        backend: &str,
+        provider: &'static str,
+    ) -> Self {
+        Self {
+            vecs,
+            namespace: namespace.into(),
+            route: route.into(),
+            backend: backend.into(),
+            provider,
+            durations: Default::default(),
+            requests: RwLock::default(),
+            ttft: OnceLock::new(),
+            tokens: OnceLock::new(),
+            cost: OnceLock::new(),
+            in_flight: OnceLock::new(),
+            overhead: OnceLock::new(),
+        }
+    }
+
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn base(&self) -> [&str; 4] {
+        [&self.namespace, &self.route, &self.backend, self.provider]
+    }
+
+    fn with<'a>(&'a self, extra: &'a str) -> [&'a str; 5] {
+        let [n, r, b, p] = self.base();
+        [n, r, b, p, extra]
+    }
+
+    fn duration(&self, outcome: Outcome) -> &Histogram {
+        self.durations[outcome as usize].get_or_init(|| {
+            self.vecs
+                .duration
+                .with_label_values(&self.with(outcome.as_str()))
+        })
+    }
+
+    fn requests(&self, outcome: Outcome, code: &str) -> IntCounter {
+        let find = |v: &Vec<(Outcome, Box<str>, IntCounter)>| {
+            v.iter()
+                .find(|(o, c, _)| *o == outcome && &**c == code)
+                .map(|(_, _, h)| h.clone())
+        };
+        if let Some(h) = find(&self.requests.read().unwrap_or_else(|e| e.into_inner())) {
+            return h;
+        }
+        let mut v = self.requests.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = find(&v) {
+            return h;
+        }
+        let [n, r, b, p] = self.base();
+        let h = self
+            .vecs
+            .requests
+            .with_label_values(&[n, r, b, p, outcome.as_str(), code]);
+        v.push((outcome, code.into(), h.clone()));
+        h
+    }
+
+    /// Records one attempt.
+    pub fn attempt(&self, outcome: Outcome, code: &str, seconds: f64) {
+        // Export every live outcome from the first attempt on, at 0 until it happens, so the
+        // first failure is an increase Prometheus can rate (a series born at 1 is not).
+        for o in LIVE {
+            self.duration(o);
+        }
+        self.requests(outcome, code).inc();
+        self.duration(outcome).observe(seconds);
+    }
+
+    pub fn first_token(&self, seconds: f64) {
+        self.ttft
+            .get_or_init(|| self.vecs.ttft.with_label_values(&self.base()))
+            .observe(seconds);
+    }
+
+    /// Counts tokens and their cost; prices are per million tokens.
+    pub fn tokens(&self, input: u64, output: u64, price: Option<(f64, f64)>) {
+        let (i, o) = self.tokens.get_or_init(|| {
+            (
+                self.vecs.tokens.with_label_values(&self.with("input")),
+                self.vecs.tokens.with_label_values(&self.with("output")),
+            )
+        });
+        i.inc_by(input);
+        o.inc_by(output);
+        if let Some((pin, pout)) = price {
+            let cost = (input as f64 * pin + output as f64 * pout) / 1_000_000.0;
+            self.cost
+                .get_or_init(|| self.vecs.cost.with_label_values(&self.base()))
+                .inc_by(cost);
+        }
+    }
+
+    /// The gateway's own time for a request this backend answered.
+    pub fn overhead(&self, seconds: f64) {
+        self.overhead
+            .get_or_init(|| self.vecs.overhead.with_label_values(&self.base()))
+            .observe(seconds);
+    }
+
+    /// Counts an attempt in flight until the returned guard drops.
+    pub fn in_flight(&self) -> InFlightGauge {
+        let g = self
+            .in_flight
+            .get_or_init(|| self.vecs.in_flight.with_label_values(&self.base()))
+            .clone();
+        g.inc();
+        InFlightGauge(g)
+    }
+
+    /// Drops every series this handle created from the registry (its route or backend is
+    /// gone). Only called once no snapshot or request holds the handle any more.
+    pub fn remove_series(&self) {
+        let v = &self.vecs;
+        for o in Outcome::ALL {
+            if self.durations[o as usize].get().is_some() {
+                let _ = v.duration.remove_label_values(&self.with(o.as_str()));
+            }
+        }
+        let [n, r, b, p] = self.base();
+        for (o, code, _) in self
+            .requests
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = v
+                .requests
+                .remove_label_values(&[n, r, b, p, o.as_str(), code]);
+        }
+        if self.ttft.get().is_some() {
+            let _ = v.ttft.remove_label_values(&self.base());
+        }
+        if self.tokens.get().is_some() {
+            let _ = v.tokens.remove_label_values(&self.with("input"));
+            let _ = v.tokens.remove_label_values(&self.with("output"));
+        }
+        if self.cost.get().is_some() {
+            let _ = v.cost.remove_label_values(&self.base());
+        }
+        if self.in_flight.get().is_some() {
+            let _ = v.in_flight.remove_label_values(&self.base());
+        }
+        if self.overhead.get().is_some() {
+            let _ = v.overhead.remove_label_values(&self.base());
+        }
+    }
+}
+
+pub struct InFlightGauge(IntGauge);
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The outlier series of one backend.
+pub struct BackendMetrics {
+    vecs: Arc<Metrics>,
+    namespace: Box<str>,
+    backend: Box<str>,
+    ejections: OnceLock<IntCounter>,
+    ejected: OnceLock<IntGauge>,
+}
+
+impl BackendMetrics {
+    pub fn new(vecs: Arc<Metrics>, namespace: &str, backend: &str) -> Self {
+        Self {
+            vecs,
+            namespace: namespace.into(),
+            backend: backend.into(),
+            ejections: OnceLock::new(),
+            ejected: OnceLock::new(),
+        }
+    }
+
+    /// Counts one ejection and sets how many endpoints of the backend are ejected now.
+    pub fn ejection(&self, ejected: usize) {
+        self.ejections
+            .get_or_init(|| {
+                self.vecs.ejections.with_label_values(&[
+                    &*self.namespace,
+                    &*self.backend,
+                    CONSECUTIVE,
+                ])
+            })
+            .inc();
+        self.set_ejected(ejected);
+    }
+
+    pub fn set_ejected(&self, ejected: usize) {
+        self.ejected
+            .get_or_init(|| {
+                self.vecs
+                    .ejected
+                    .with_label_values(&[&*self.namespace, &*self.backend])
+            })
+            .set(ejected as i64);
+    }
+}

@@ -1,0 +1,435 @@
+//! Building one snapshot from the reflector stores: one pass over each kind of object, so a
+//! rebuild is linear in the configuration's size and the watch task coalesces events to
+//! bound how often it runs. State that outlives a generation is carried over by key from
+//! the previous snapshot.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::HeaderValue;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::Semaphore;
+
+use super::{Backend, BackendState, Key, Kind, Mirror, Pod, Route, RouteBackend, Snapshot, Urls};
+use crate::api::conflict::{model_of, precedence};
+use crate::api::{Dialect, InferenceBackend, ModelRoute};
+use crate::gateway::balance::SmoothWeighted;
+use crate::gateway::cache::Caches;
+use crate::gateway::metrics::{AttemptMetrics, Metrics};
+use crate::gateway::outlier::OutlierConfig;
+use crate::gateway::upstream::UNKNOWN_PROVIDER;
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Why a backend a route names cannot serve, completing "backend \"x\" ...".
+const MISSING: &str = "does not exist";
+const NEITHER: &str = "is neither external nor self-hosted";
+
+/// `(namespace, route, backend, provider)`: the labels of one attempt-metrics handle.
+type MetricsKey = (String, String, Arc<str>, &'static str);
+
+/// Builds successive snapshots, keeping what must survive them.
+pub struct Builder {
+    metrics: Arc<Metrics>,
+    outliers: OutlierConfig,
+    /// Handles of (route, backend) pairs that left the table. Their series are removed once
+    /// nothing holds them (no request of an older snapshot can count into them any more);
+    /// a pair that comes back first takes its handle back from here.
+    retired: HashMap<MetricsKey, Arc<AttemptMetrics>>,
+}
+
+impl Builder {
+    pub fn new(metrics: Arc<Metrics>, outliers: OutlierConfig) -> Self {
+        Self {
+            metrics,
+            outliers,
+            retired: HashMap::new(),
+        }
+    }
+
+    pub fn build(&mut self, caches: &Caches, prev: &Snapshot) -> Snapshot {
+        // Handles retired at the last swap that no request holds any more: the only
+        // reference left is ours.
+        self.retired.retain(|_, m| {
+            let held = Arc::strong_count(m) > 1;
+            if !held {
+                m.remove_series();
+            }
+            held
+        });
+
+        let slices = caches.slices.state();
+        let ready = ready_addresses(&slices);
+        let mut backends: HashMap<Key, Arc<Backend>> = HashMap::new();
+        let mut invalid: HashSet<Key> = HashSet::new();
+        for ib in caches.backends.state() {
+            let key = (ib.namespace().unwrap_or_default(), ib.name_any());
+            match self.backend(&ib, &key, prev.backends.get(&key), &ready, &caches.secrets) {
+                Some(b) => {
+                    backends.insert(key, Arc::new(b));
+                }
+                None => {
+                    invalid.insert(key);
+                }
+            }
+        }
+
+        let all_routes = caches.routes.state();
+        let mut winners: HashMap<String, (&Arc<ModelRoute>, _)> = HashMap::new();
+        let mut listed: Vec<(String, i64)> = vec![];
+        for r in &all_routes {
+            let model = model_of(r);
+            if r.status.as_ref().is_some_and(|s| !s.weights.is_empty()) {
+                let created = r.creation_timestamp().map_or(0, |t| t.0.as_second());
+                listed.push((model.clone(), created));
+            }
+            // When two routes claim one name, the older keeps serving (see api::conflict).
+            let p = precedence(r);
+            match winners.get(&model) {
+                Some((_, best)) if *best <= p => {}
+                _ => {
+                    winners.insert(model, (r, p));
+                }
+            }
+        }
+        listed.sort();
+        listed.dedup_by(|a, b| a.0 == b.0);
+        let served = if listed.is_empty() {
+            "nothing yet".to_owned()
+        } else {
+            listed
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+
+        let mut models = HashMap::with_capacity(winners.len());
+        let mut routes = HashMap::with_capacity(winners.len());
+        let mut kept: HashSet<*const AttemptMetrics> = HashSet::new();
+        for (model, (mr, _)) in winners {
+            let key = (mr.namespace().unwrap_or_default(), mr.name_any());
+            let found = |name: &str| {
+                let k = (key.0.clone(), name.to_owned());
+                match backends.get(&k) {
+                    Some(b) => Ok(b.clone()),
+                    None if invalid.contains(&k) => Err(NEITHER),
+                    None => Err(MISSING),
+                }
+            };
+            let route = Arc::new(self.route(mr, &key, prev.routes.get(&key), &found));
+            kept.extend(route.backends.iter().map(|b| Arc::as_ptr(&b.metrics)));
+            models.insert(model, route.clone());
+            routes.insert(key, route);
+        }
+        for old in prev.routes.values() {
+            for b in &old.backends {
+                if !kept.contains(&Arc::as_ptr(&b.metrics)) {
+                    let key = metrics_key(old, &b.name, b.metrics.provider());
+                    self.retired.insert(key, b.metrics.clone());
+                }
+            }
+        }
+
+        Snapshot {
+            generation: prev.generation + 1,
+            models,
+            routes,
+            backends,
+            listed,
+            served,
+        }
+    }
+
+    fn route(
+        &mut self,
+        mr: &ModelRoute,
+        key: &Key,
+        prev: Option<&Arc<Route>>,
+        found: &dyn Fn(&str) -> Result<Arc<Backend>, &'static str>,
+    ) -> Route {
+        let status = mr.status.as_ref();
+        let mut names: Vec<&str> = vec![];
+        let mut weights = vec![];
+        for w in status.map(|s| s.weights.as_slice()).unwrap_or_default() {
+            if !names.contains(&w.name.as_str()) {
+                names.push(&w.name);
+                weights.push(w.weight);
+            }
+        }
+        let mut fallback = vec![];
+        for f in &mr.spec.fallback {
+            // A fallback tier that is also in the split is tried by weight already.
+            if !names.contains(&f.name.as_str()) {
+                fallback.push(names.len());
+                names.push(&f.name);
+            }
+        }
+        let mirror = status.and_then(|s| s.mirror.as_ref()).map(|m| {
+            let mut positions = vec![];
+            for b in &m.backends {
+                match names.iter().position(|x| *x == b.as_str()) {
+                    Some(i) => positions.push(i),
+                    None => {
+                        positions.push(names.len());
+                        names.push(b);
+                    }
+                }
+            }
+            Mirror {
+                percent: m.percent.clamp(0, 100) as u64,
+                backends: positions,
+            }
+        });
+        let route_backends = names
+            .iter()
+            .map(|name| {
+                let backend = found(name);
+                let provider = backend.as_ref().map_or(UNKNOWN_PROVIDER, |b| b.provider);
+                let carried = prev.and_then(|p| {
+                    p.backends
+                        .iter()
+                        .find(|b| &*b.name == *name && b.metrics.provider() == provider)
+                });
+                let name: Arc<str> = match carried {
+                    Some(c) => c.name.clone(),
+                    None => (*name).into(),
+                };
+                let metrics = match carried {
+                    Some(c) => c.metrics.clone(),
+                    None => {
+                        let mk = (key.0.clone(), key.1.clone(), name.clone(), provider);
+                        self.retired.remove(&mk).unwrap_or_else(|| {
+                            Arc::new(AttemptMetrics::new(
+                                self.metrics.clone(),
+                                &key.0,
+                                &key.1,
+                                &name,
+                                provider,
+                            ))
+                        })
+                    }
+                };
+                RouteBackend {
+                    name,
+                    backend,
+                    metrics,
+                }
+            })
+            .collect();
+        let landings = match prev {
+            Some(p)
+                if p.landings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_for(weights.iter().copied()) =>
+            {
+                p.landings.clone()
+            }
+            _ => Arc::new(Mutex::new(SmoothWeighted::new(weights.iter().copied()))),
+        };
+        Route {
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            backends: route_backends,
+            weights,
+            fallback,
+            mirror,
+            landings,
+        }
+    }
+
+    /// Resolves one InferenceBackend; `None` when it is neither external nor self-hosted.
+    fn backend(
+        &self,
+        ib: &InferenceBackend,
+        key: &Key,
+        prev: Option<&Arc<Backend>>,
+        ready: &HashMap<(&str, &str), Vec<&str>>,
+        secrets: &Store<Secret>,
+    ) -> Option<Backend> {
+        let (ns, name) = (&key.0, &key.1);
+        let state = match prev {
+            Some(p) => p.state.clone(),
+            None => Arc::new(BackendState::new(&self.metrics, self.outliers, ns, name)),
+        };
+        let (provider, dialect, model, kind) = match (&ib.spec.external, &ib.spec.self_hosted) {
+            (Some(ext), _) => {
+                let auth = match &ext.credentials {
+                    None => Ok(None),
+                    Some(c) => {
+                        let r = &c.secret_ref;
+                        secret_value(secrets, ns, &r.name, &r.key)
+                            .ok_or_else(|| {
+                                format!(
+                                    "backend {name:?}: credentials Secret {:?} or key {:?} missing",
+                                    r.name, r.key
+                                )
+                            })
+                            .and_then(|value| {
+                                let (header, text) = match ext.dialect {
+                                    Dialect::Openai => ("authorization", format!("Bearer {value}")),
+                                    Dialect::Anthropic => ("x-api-key", value),
+                                };
+                                let mut v = HeaderValue::from_str(&text).map_err(|_| {
+                                    format!(
+                                        "backend {name:?}: credentials Secret {:?} key {:?} is not a valid header value",
+                                        r.name, r.key
+                                    )
+                                })?;
+                                v.set_sensitive(true);
+                                Ok(Some((header, v)))
+                            })
+                    }
+                };
+                let base = ext.base_url.trim_end_matches('/');
+                let urls = match ext.dialect {
+                    Dialect::Openai => Urls {
+                        chat: format!("{base}/chat/completions").into(),
+                        embeddings: format!("{base}/embeddings").into(),
+                    },
+                    Dialect::Anthropic => {
+                        let messages: Arc<str> = if base.ends_with("/v1") {
+                            format!("{base}/messages").into()
+                        } else {
+                            format!("{base}/v1/messages").into()
+                        };
+                        Urls {
+                            chat: messages.clone(),
+                            embeddings: messages,
+                        }
+                    }
+                };
+                (
+                    ext.dialect.as_str(),
+                    ext.dialect,
+                    ext.model.as_str(),
+                    Kind::External { urls, auth },
+                )
+            }
+            (None, Some(sh)) => {
+                let prev_pods = match prev.map(|p| &p.kind) {
+                    Some(Kind::SelfHosted { pods }) => pods.as_slice(),
+                    _ => &[],
+                };
+                let ready_ips = ready
+                    .get(&(ns.as_str(), name.as_str()))
+                    .map_or(&[][..], Vec::as_slice);
+                // Usable pods: warmed up (listed in the backend's status) and ready in an
+                // EndpointSlice of its Service.
+                let pods = ib
+                    .status
+                    .iter()
+                    .flat_map(|s| &s.endpoints)
+                    .filter(|e| {
+                        let ip = e
+                            .address
+                            .rsplit_once(':')
+                            .map_or(e.address.as_str(), |(ip, _)| ip);
+                        ready_ips.contains(&ip)
+                    })
+                    .map(|e| {
+                        let in_flight = prev_pods
+                            .iter()
+                            .find(|p| p.address == e.address)
+                            .map(|p| p.in_flight.clone())
+                            .unwrap_or_default();
+                        Arc::new(Pod {
+                            urls: Urls {
+                                chat: format!("http://{}/v1/chat/completions", e.address).into(),
+                                embeddings: format!("http://{}/v1/embeddings", e.address).into(),
+                            },
+                            address: e.address.clone(),
+                            in_flight,
+                        })
+                    })
+                    .collect();
+                (
+                    sh.runtime.as_str(),
+                    Dialect::Openai,
+                    sh.model.as_str(),
+                    Kind::SelfHosted { pods },
+                )
+            }
+            (None, None) => return None,
+        };
+        let limits = ib.spec.limits.as_ref();
+        let limit = limits
+            .and_then(|l| l.max_concurrency)
+            .filter(|m| *m > 0)
+            .map(|max| match prev.and_then(|p| p.limit.as_ref()) {
+                // A changed limit takes effect for new requests; old permits drain.
+                Some((old, sem)) if *old == max => (max, sem.clone()),
+                _ => (max, Arc::new(Semaphore::new(max as usize))),
+            });
+        Some(Backend {
+            name: state.name.clone(),
+            provider,
+            dialect,
+            model: model.into(),
+            kind,
+            timeout: limits
+                .and_then(|l| l.timeout.as_ref())
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(DEFAULT_TIMEOUT),
+            price: ib.spec.pricing.as_ref().and_then(|p| {
+                Some((
+                    p.input_per_million_tokens.parse().ok()?,
+                    p.output_per_million_tokens.parse().ok()?,
+                ))
+            }),
+            limit,
+            state,
+        })
+    }
+}
+
+fn metrics_key(route: &Route, backend: &Arc<str>, provider: &'static str) -> MetricsKey {
+    (
+        route.namespace.clone(),
+        route.name.clone(),
+        backend.clone(),
+        provider,
+    )
+}
+
+/// `(namespace, service name)` → addresses ready in its EndpointSlices, in one pass.
+fn ready_addresses(slices: &[Arc<EndpointSlice>]) -> HashMap<(&str, &str), Vec<&str>> {
+    let mut ready: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    for s in slices {
+        let (Some(ns), Some(service)) = (
+            s.metadata.namespace.as_deref(),
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name")),
+        ) else {
+            continue;
+        };
+        let addresses = s
+            .endpoints
+            .iter()
+            .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(false))
+            .flat_map(|e| e.addresses.iter().map(String::as_str));
+        ready.entry((ns, service)).or_default().extend(addresses);
+    }
+    ready
+}
+
+/// The value of one key of a Secret, as text.
+fn secret_value(secrets: &Store<Secret>, namespace: &str, name: &str, key: &str) -> Option<String> {
+    let secret = secrets.get(&ObjectRef::new(name).within(namespace))?;
+    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return String::from_utf8(v.0.clone())
+            .ok()
+            .map(|s| s.trim().to_owned());
+    }
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.trim().to_owned())
+}
