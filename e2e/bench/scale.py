@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The controller and the gateway at configuration size: N ModelRoutes and N external
-InferenceBackends applied at once on the local cluster. Measures the time until every route
+InferenceBackends applied at once on the local cluster, plus S self-hosted backends (each with
+its route) on GPU pools grown to G simulated nodes, their pods served by the cluster's one
+pod host process and warmed up with a few requests each. Measures the time until every route
 has its split in effect, controller and gateway memory, reconcile latency, the API server's
 requests per second while settling and in steady state (steady state must write nothing),
 the time from applying a new route until the gateway serves it, and the gateway's CPU per
 request with N routes against the same with 10.
 
-    python3 e2e/bench/scale.py [--routes 10000] [--out FILE]
+    python3 e2e/bench/scale.py [--routes 10000] [--self-hosted 500] [--gpu-nodes 200] [--out FILE]
 """
 
 import argparse
@@ -49,6 +51,33 @@ def objects(first, count):
     return items
 
 
+def self_hosted(first, count, warmup):
+    """Self-hosted backends `s<i>` (one pod, one GPU; H100 and L40S pools alternately), each
+    with a route `rs<i>`."""
+    items = []
+    for i in range(first, first + count):
+        product = "NVIDIA-H100-80GB-HBM3" if i % 2 == 0 else "NVIDIA-L40S"
+        items.append({"apiVersion": "switchyard.dev/v1alpha1", "kind": "InferenceBackend",
+                      "metadata": {"name": f"s{i}", "namespace": NS},
+                      "spec": {"selfHosted": {"runtime": "vllm", "model": f"org/self-hosted-{i}", "replicas": 1,
+                                              "gpu": {"count": 1, "product": product}},
+                               "warmup": {"requests": warmup}}})
+        items.append({"apiVersion": "switchyard.dev/v1alpha1", "kind": "ModelRoute",
+                      "metadata": {"name": f"rs{i}", "namespace": NS},
+                      "spec": {"model": f"self-hosted-{i}", "backends": [{"name": f"s{i}", "weight": 1}]}})
+    return items
+
+
+def gpu_nodes(count):
+    """Grows the GPU pools to `count` nodes, half H100 (8 GPUs), half L40S (4 GPUs); returns the
+    names of the nodes added (the cluster's own two of each stay)."""
+    h100, l40s = max(2, count // 2), max(2, count - count // 2)
+    manifests = subprocess.run(["bash", str(REPO / "e2e" / "cluster" / "nodes.sh"), str(h100), str(l40s)],
+                               capture_output=True, text=True, check=True).stdout
+    conftest.kubectl("apply", "-f", "-", input=manifests)
+    return [f"gpu-h100-{i}" for i in range(3, h100 + 1)] + [f"gpu-l40s-{i}" for i in range(3, l40s + 1)]
+
+
 def apply(items, batch=2000):
     """Server-side apply in large batches, several at once, as a GitOps sync would."""
     files = []
@@ -70,6 +99,12 @@ def ready_routes():
                           "jsonpath={range .items[*]}{.status.weightsSummary}{\"\\n\"}{end}"],
                          capture_output=True, text=True, timeout=120).stdout
     return sum(1 for line in out.splitlines() if line.strip())
+
+
+def ready_pods():
+    out = subprocess.run(["kubectl", "get", "pods", "-n", NS, "--field-selector=status.phase=Running", "-o",
+                          "name"], capture_output=True, text=True, timeout=120).stdout
+    return len(out.split())
 
 
 def ready_backends():
@@ -127,8 +162,12 @@ def histogram_quantiles(url, name, qs=(0.5, 0.99)):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--routes", type=int, default=10000)
+    ap.add_argument("--self-hosted", type=int, default=500, help="self-hosted backends (each with a route)")
+    ap.add_argument("--gpu-nodes", type=int, default=200, help="simulated GPU nodes for them")
+    ap.add_argument("--warmup", type=int, default=3, help="warm-up requests per pod")
     ap.add_argument("--changes", type=int, default=20)
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--cleanup-timeout", type=int, default=900, help="seconds to wait for the namespace to go")
     ap.add_argument("--out")
     args, _ = ap.parse_known_args()
     report = []
@@ -139,8 +178,9 @@ def main():
 
     work = tempfile.mkdtemp(prefix="switchyard-scale-")
     conftest.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    conftest.kubectl("create", "namespace", NS, check=False)
+    conftest.kubectl("create", "namespace", NS)  # a leftover from an interrupted run would skew every figure
     up = upstream.static_upstream(work, UPSTREAM_PORT, CORE_LOAD)
+    added_nodes = gpu_nodes(args.gpu_nodes) if args.self_hosted else []
     measure.production_controller_flags(conftest)
     controller = conftest.start_controller()
     gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
@@ -153,15 +193,18 @@ def main():
                             .status_code == 200, timeout=30, what="served")
         small = wrk(f"{gw.url}/v1/chat/completions", body, args.duration, 32, CORE_LOAD, [gw.proc.proc.pid])
 
-        n = args.routes
-        items = objects(10, n - 10)
+        n, sh = args.routes, args.self_hosted
+        items = self_hosted(0, sh, args.warmup) + objects(10, n - 10)
         api0, t0 = api_requests(), time.monotonic()
         apply(items)
         applied = time.monotonic() - t0
-        conftest.wait_until(lambda: ready_routes() == n, timeout=1800, interval=2, what=f"{n} routes settled")
+        conftest.wait_until(lambda: ready_routes() == n + sh, timeout=1800, interval=2,
+                            what=f"{n + sh} routes settled")
         settle = time.monotonic() - t0
-        conftest.wait_until(lambda: ready_backends() == n, timeout=600, interval=2, what=f"{n} backends Ready")
+        conftest.wait_until(lambda: ready_backends() == n + sh, timeout=900, interval=2,
+                            what=f"{n + sh} backends Ready")
         settle_all = time.monotonic() - t0
+        pods = ready_pods()
         api1 = api_requests()
         settling = rate(api0, api1, settle_all)
 
@@ -191,13 +234,19 @@ def main():
         c_rss = peak_rss_mb([controller.proc.pid])
         g_rss = peak_rss_mb([gw.proc.proc.pid])
 
-        say(f"### {n:,} ModelRoutes and {n:,} external InferenceBackends, applied at once")
+        say(f"### {n + sh:,} ModelRoutes, {n:,} external and {sh:,} self-hosted InferenceBackends, applied at once")
         say()
+        if sh:
+            say(f"The self-hosted backends run one pod each (one GPU, H100 and L40S pools alternately) on "
+                f"{args.gpu_nodes} simulated GPU nodes, warmed up with {args.warmup} requests per pod; "
+                f"each has its own route. {pods} pods Running at the end.")
+            say()
         say("| measure | value | goal |")
         say("|---|---|---|")
-        say(f"| apply ({n * 2:,} objects, server-side, 2,000 per request) | {applied:.1f} s | |")
+        say(f"| apply ({(n + sh) * 2:,} objects, server-side, 2,000 per kubectl, in parallel) | {applied:.1f} s | |")
         say(f"| from apply until every route has its split in effect | {settle:.1f} s | ≤ 120 s |")
-        say(f"| … and every backend Ready | {settle_all:.1f} s | |")
+        say(f"| … and every backend Ready (self-hosted: pods scheduled, serving, warmed up) | "
+            f"{settle_all:.1f} s | |")
         say(f"| controller peak RSS | {c_rss:.0f} MB | ≤ 150 MB |")
         say(f"| gateway peak RSS | {g_rss:.0f} MB | ≤ 200 MB |")
         say(f"| reconcile duration p50 / p99 (histogram bucket bound, {recon_n:,.0f} reconciles) | "
@@ -220,9 +269,14 @@ def main():
         say(f"Environment: {bench_env()}")
     finally:
         gw.proc.stop()
-        controller.stop()
         up.stop()
-        conftest.kubectl("delete", "namespace", NS, "--wait=false", check=False)
+        # Deleted while the controller runs: it releases its backends' finalizers, so the
+        # namespace goes and a rerun on the same cluster starts from nothing.
+        subprocess.run(["kubectl", "delete", "namespace", NS, "--wait=true", f"--timeout={args.cleanup_timeout}s"],
+                       capture_output=True)
+        controller.stop()
+        if added_nodes:
+            conftest.kubectl("delete", "node", "--wait=false", *added_nodes, check=False)
     if args.out:
         pathlib.Path(args.out).write_text("\n".join(report) + "\n")
 

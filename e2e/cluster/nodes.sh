@@ -4,6 +4,7 @@
 #   gpu-h100: 2 nodes x 8 NVIDIA-H100-80GB-HBM3 (81559 MiB)
 #   gpu-l40s: 2 nodes x 4 NVIDIA-L40S (46068 MiB)
 #   cpu:      2 nodes, no GPUs
+# The scale benchmark asks for bigger GPU pools: nodes.sh [H100_NODES [L40S_NODES]].
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -67,6 +68,14 @@ YAML
 YAML
 }
 
-for i in 1 2; do node "gpu-h100-$i" gpu-h100 p5.48xlarge 192 2048Gi 8 NVIDIA-H100-80GB-HBM3 81559 hopper; done
-for i in 1 2; do node "gpu-l40s-$i" gpu-l40s g6e.12xlarge 48 384Gi 4 NVIDIA-L40S 46068 ada-lovelace; done
+h100=${1:-2} l40s=${2:-2}
+# Each node gets its own /24 of the pod network: 250 nodes at most. A node's podCIDR cannot
+# change, so the first six keep their subnets and extra nodes come after them.
+((h100 + l40s + 2 <= 250)) || { echo "at most 248 GPU nodes" >&2; exit 2; }
+h100_node() { node "gpu-h100-$1" gpu-h100 p5.48xlarge 192 2048Gi 8 NVIDIA-H100-80GB-HBM3 81559 hopper; }
+l40s_node() { node "gpu-l40s-$1" gpu-l40s g6e.12xlarge 48 384Gi 4 NVIDIA-L40S 46068 ada-lovelace; }
+for i in 1 2; do h100_node "$i"; done
+for i in 1 2; do l40s_node "$i"; done
 for i in 1 2; do node "cpu-$i" cpu m7i.4xlarge 16 64Gi 0; done
+for ((i = 3; i <= h100; i++)); do h100_node "$i"; done
+for ((i = 3; i <= l40s; i++)); do l40s_node "$i"; done

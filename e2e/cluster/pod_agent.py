@@ -2,10 +2,11 @@
 """Makes Switchyard's simulated inference pods answer HTTP.
 
 kwok marks pods Running and gives them IPs, but no process stands behind those IPs. This
-agent watches pods labelled `switchyard.dev/backend`; for each one with an IP it adds the
-IP to the pod network namespace (netns.sh) and starts the mock inference server there,
-bound to that IP and the pod's `http` container port, serving the pod's model name. When the
-pod goes away, so does its server and address.
+agent watches pods labelled `switchyard.dev/backend`; for each one with an IP it has
+pod_host.py (one process inside the pod network namespace, netns.sh) add the IP and serve the
+mock vLLM there, bound to that IP and the pod's `http` container port, serving the pod's model
+name. When the pod goes away, so does its server and address. One host process serves every
+pod, so hundreds of pods (the scale benchmark) cost sockets, not interpreters.
 """
 
 import json
@@ -17,16 +18,40 @@ import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
-MOCK = HERE.parent / "mock" / "mock_provider.py"
 NETNS = os.environ.get("SWITCHYARD_NETNS", "switchyard-pods")
 LOG_DIR = pathlib.Path(os.environ["LOG_DIR"])
 SELECTOR = "switchyard.dev/backend"
 
-servers = {}  # pod uid -> (ip, Popen)
+servers = {}  # pod uid -> ip
+host = None  # the pod_host.py process
 
 
 def log(msg):
     print(f"{time.strftime('%H:%M:%S')} [pod-agent] {msg}", flush=True)
+
+
+def ask(cmd):
+    """Sends one command to the host and waits for its answer (None: the host died)."""
+    try:
+        host.stdin.write(json.dumps(cmd) + "\n")
+        host.stdin.flush()
+        line = host.stdout.readline()
+    except (BrokenPipeError, OSError):
+        return None
+    return json.loads(line) if line else None
+
+
+def ensure_host():
+    global host
+    if host is not None and host.poll() is None:
+        return
+    if host is not None:
+        log(f"pod host exited ({host.returncode}); restarting it and every server")
+        servers.clear()
+    out = open(LOG_DIR / "pod-host.log", "a")
+    host = subprocess.Popen(
+        ["ip", "netns", "exec", NETNS, sys.executable, str(HERE / "pod_host.py")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out, text=True, bufsize=1)
 
 
 def container_facts(pod):
@@ -48,28 +73,18 @@ def container_facts(pod):
 def start(pod):
     uid, ip = pod["metadata"]["uid"], pod["status"]["podIP"]
     port, model = container_facts(pod)
-    name = f'{pod["metadata"]["namespace"]}_{pod["metadata"]["name"]}'
-    subprocess.run(["bash", str(HERE / "netns.sh"), "add-ip", ip], check=True)
-    out = open(LOG_DIR / f"mock-pod-{name}.log", "w")
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", NETNS, sys.executable, str(MOCK), "--dialect", "vllm",
-         "--host", ip, "--port", str(port), "--model", model],
-        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    servers[uid] = (ip, proc)
-    log(f"serving {name} on {ip}:{port} as {model!r} (pid {proc.pid})")
+    name = f'{pod["metadata"]["namespace"]}/{pod["metadata"]["name"]}'
+    answer = ask({"op": "start", "uid": uid, "ip": ip, "port": port, "model": model})
+    if answer and answer.get("ok"):
+        servers[uid] = ip
+        log(f"serving {name} on {ip}:{port} as {model!r}")
+    else:
+        log(f"cannot serve {name} on {ip}:{port}: {answer and answer.get('error')}")
 
 
 def stop(uid):
-    ip, proc = servers.pop(uid)
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    # Another live pod may have been given the same IP after this one went away.
-    if not any(other_ip == ip for other_ip, _ in servers.values()):
-        subprocess.run(["bash", str(HERE / "netns.sh"), "del-ip", ip], check=False)
+    ip = servers.pop(uid)
+    ask({"op": "stop", "uid": uid})
     log(f"stopped server on {ip}")
 
 
@@ -86,16 +101,17 @@ def sync(pods):
     for uid in [u for u in servers if u not in live]:
         stop(uid)
     for uid, pod in live.items():
-        if uid in servers and servers[uid][1].poll() is not None:
-            log(f"server for {pod['metadata']['name']} exited; restarting")
-            stop(uid)
         if uid not in servers:
             start(pod)
 
 
 def shutdown(*_):
-    for uid in list(servers):
-        stop(uid)
+    if host is not None and host.poll() is None:
+        host.stdin.close()  # the host stops every server and exits on end of input
+        try:
+            host.wait(5)
+        except subprocess.TimeoutExpired:
+            host.kill()
     sys.exit(0)
 
 
@@ -103,13 +119,16 @@ def main():
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     while True:
+        ensure_host()
         # Polling, not `kubectl get --watch`: kubectl's watch output reached this agent minutes
         # late when few events flowed. A list every quarter second survives API restarts too.
+        # With hundreds of pods a list costs more: wait at least as long as it took.
+        began = time.monotonic()
         proc = subprocess.run(["kubectl", "get", "pods", "-A", "-l", SELECTOR, "-o", "json"],
                               capture_output=True, text=True)
         if proc.returncode == 0:
             sync(json.loads(proc.stdout)["items"])
-        time.sleep(0.25)
+        time.sleep(max(0.25, time.monotonic() - began))
 
 
 if __name__ == "__main__":

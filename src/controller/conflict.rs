@@ -30,13 +30,20 @@ pub enum Verdict {
     Shadowed { by: String },
 }
 
+/// The model name `mr` claims, borrowed: scans over every route of the cluster run on each
+/// reconcile and watch event, so they must not allocate per route.
+fn claimed(mr: &ModelRoute) -> &str {
+    mr.spec
+        .model_name(mr.metadata.name.as_deref().unwrap_or_default())
+}
+
 /// The verdict for `me` among `routes` (any namespaces; only `me`'s counts).
 pub fn verdict(me: &ModelRoute, routes: &[Arc<ModelRoute>]) -> Verdict {
     let model = model_of(me);
     let rivals: Vec<&ModelRoute> = routes
         .iter()
         .map(AsRef::as_ref)
-        .filter(|r| r.namespace() == me.namespace() && model_of(r) == model)
+        .filter(|r| r.metadata.namespace == me.metadata.namespace && claimed(r) == model)
         .collect();
     let serving_route = serving(rivals.iter().copied().chain([me]), &model);
     match serving_route {
@@ -61,12 +68,15 @@ pub fn verdict(me: &ModelRoute, routes: &[Arc<ModelRoute>]) -> Verdict {
 /// The routes to look at again when `changed` changes: those of its namespace claiming its
 /// name, and those reporting a conflict (the name may just have been let go).
 pub fn affected(changed: &ModelRoute, routes: &[Arc<ModelRoute>]) -> Vec<Arc<ModelRoute>> {
-    let model = model_of(changed);
+    let model = claimed(changed);
     routes
         .iter()
-        .filter(|r| r.namespace() == changed.namespace() && r.name_any() != changed.name_any())
         .filter(|r| {
-            model_of(r) == model
+            r.metadata.namespace == changed.metadata.namespace
+                && r.metadata.name != changed.metadata.name
+        })
+        .filter(|r| {
+            claimed(r) == model
                 || r.status.as_ref().is_some_and(|s| {
                     s.conditions
                         .iter()

@@ -192,14 +192,13 @@ async fn run_controllers(
                 Some(ObjectRef::new(&name).within(&pod.namespace()?))
             })
             .watches_stream(secret_events, move |secret| {
-                let ns = secret.namespace();
                 let name = secret.name_any();
                 for_secrets
                     .backends
                     .state()
                     .into_iter()
                     .filter(|ib| {
-                        ib.namespace() == ns
+                        ib.metadata.namespace == secret.metadata.namespace
                             && super::referenced_secrets(&ib.spec).contains(&name.as_str())
                     })
                     .map(|ib| ObjectRef::from_obj(&*ib))
@@ -225,14 +224,13 @@ async fn run_controllers(
             // A backend appearing, disappearing or changing readiness changes the routes
             // naming it.
             .watches(backends, watcher::Config::default(), move |ib| {
-                let ns = ib.namespace();
                 let name = ib.name_any();
                 for_backends
                     .routes
                     .state()
                     .into_iter()
                     .filter(|mr| {
-                        mr.namespace() == ns && usage::named_by(mr).contains(name.as_str())
+                        mr.metadata.namespace == ib.metadata.namespace && usage::names(mr, &name)
                     })
                     .map(|mr| ObjectRef::from_obj(&*mr))
                     .collect::<Vec<_>>()

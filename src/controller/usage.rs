@@ -10,32 +10,45 @@ use kube::ResourceExt;
 
 use crate::api::{InferenceBackend, ModelRoute};
 
-/// Names of the backends `mr` may send traffic to now, or roll back to.
-pub fn carried_by(mr: &ModelRoute) -> BTreeSet<&str> {
-    let mut names: BTreeSet<&str> = mr.spec.fallback.iter().map(|f| f.name.as_str()).collect();
-    if let Some(st) = &mr.status {
-        let weighted = st.weights.iter().chain(&st.stable).chain(&st.target);
-        names.extend(weighted.map(|w| w.name.as_str()));
-        if let Some(m) = &st.mirror {
-            names.extend(m.backends.iter().map(String::as_str));
-        }
-    }
-    names
-}
-
 /// Every backend `mr` names, in spec or status: a change to the route may change any of them.
 pub fn named_by(mr: &ModelRoute) -> BTreeSet<&str> {
-    let mut names = carried_by(mr);
-    names.extend(mr.spec.backends.iter().map(|b| b.name.as_str()));
-    names
+    named(mr).collect()
+}
+
+/// Whether `mr` carries traffic to `backend`. Scans over every route run per reconcile and
+/// per watch event: they test membership without building a set per route.
+pub fn carries(mr: &ModelRoute, backend: &str) -> bool {
+    carried(mr).any(|n| n == backend)
+}
+
+/// Whether `mr` names `backend` anywhere (allocation-free, as `carries`).
+pub fn names(mr: &ModelRoute, backend: &str) -> bool {
+    named(mr).any(|n| n == backend)
+}
+
+/// Names of the backends `mr` may send traffic to now, or roll back to (with repeats).
+fn carried(mr: &ModelRoute) -> impl Iterator<Item = &str> {
+    let fallback = mr.spec.fallback.iter().map(|f| f.name.as_str());
+    let status = mr.status.iter().flat_map(|st| {
+        let weighted = st.weights.iter().chain(&st.stable).chain(&st.target);
+        let mirror = st.mirror.iter().flat_map(|m| m.backends.iter());
+        weighted
+            .map(|w| w.name.as_str())
+            .chain(mirror.map(String::as_str))
+    });
+    fallback.chain(status)
+}
+
+fn named(mr: &ModelRoute) -> impl Iterator<Item = &str> {
+    carried(mr).chain(mr.spec.backends.iter().map(|b| b.name.as_str()))
 }
 
 /// Names of the routes in `namespace` that hold backend `name` (sorted, for stable messages).
 pub fn holders(routes: &[Arc<ModelRoute>], namespace: &str, name: &str) -> Vec<String> {
     let mut held: Vec<String> = routes
         .iter()
-        .filter(|mr| mr.namespace().as_deref() == Some(namespace))
-        .filter(|mr| carried_by(mr).contains(name))
+        .filter(|mr| mr.metadata.namespace.as_deref() == Some(namespace))
+        .filter(|mr| carries(mr, name))
         .map(|mr| mr.name_any())
         .collect();
     held.sort();
@@ -45,12 +58,12 @@ pub fn holders(routes: &[Arc<ModelRoute>], namespace: &str, name: &str) -> Vec<S
 /// The backends to reconcile when `mr` changes: those it names, and those of its namespace
 /// waiting to be deleted (the route may just have let go of one).
 pub fn backends_to_recheck(mr: &ModelRoute, backends: &[Arc<InferenceBackend>]) -> Vec<String> {
-    let ns = mr.namespace();
+    let ns = &mr.metadata.namespace;
     let mut names: BTreeSet<String> = named_by(mr).into_iter().map(str::to_owned).collect();
     names.extend(
         backends
             .iter()
-            .filter(|ib| ib.namespace() == ns && ib.metadata.deletion_timestamp.is_some())
+            .filter(|ib| &ib.metadata.namespace == ns && ib.metadata.deletion_timestamp.is_some())
             .map(|ib| ib.name_any()),
     );
     names.into_iter().collect()
@@ -83,10 +96,11 @@ status:
     #[test]
     fn weights_stable_target_mirror_and_fallback_carry_traffic() {
         let mr = route("a", "chat", MIGRATING);
-        let carried: Vec<_> = carried_by(&mr).into_iter().collect();
+        let carried: Vec<_> = carried(&mr).collect::<BTreeSet<_>>().into_iter().collect();
         assert_eq!(carried, ["new", "old", "shadow", "tier2"]);
         // Spec alone carries nothing yet: nothing routes to `desired` until status says so.
-        assert!(!carried_by(&mr).contains("desired"));
+        assert!(!carries(&mr, "desired"));
+        assert!(names(&mr, "desired"));
         assert!(named_by(&mr).contains("desired"));
     }
 
