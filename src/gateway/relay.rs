@@ -2,13 +2,10 @@
 //! caller's dialect, while counting tokens. Knows when the stream ended properly, so a cut
 //! stream ends with a well-formed error event instead of a hang or a silent truncation.
 
-use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 
-use super::translate::sse::{SseEvent, encode, encode_into};
-use super::translate::stream::{AnthropicToOpenAi, OpenAiToAnthropic};
-use super::translate::{Usage, error};
+use super::translate::sse::{SseEvent, encode};
+use super::translate::{Operation, StreamTranslator, TranslateError, Usage, error, translator};
 use crate::api::Dialect;
 
 /// Why a stream could not continue.
@@ -20,19 +17,10 @@ pub enum RelayError {
     Malformed(String),
 }
 
-enum Mode {
-    OpenAi { client_wants_usage: bool },
-    Anthropic,
-    AnthropicToOpenAi(Box<AnthropicToOpenAi>),
-    OpenAiToAnthropic(Box<OpenAiToAnthropic>),
-}
-
 pub struct Relay {
     caller: Dialect,
     upstream: Dialect,
-    mode: Mode,
-    usage: Usage,
-    done: bool,
+    pair: Box<dyn StreamTranslator>,
     content: bool,
 }
 
@@ -46,25 +34,14 @@ impl Relay {
         created: i64,
         client_wants_usage: bool,
     ) -> Self {
-        let mode = match (caller, upstream) {
-            (Dialect::Openai, Dialect::Openai) => Mode::OpenAi { client_wants_usage },
-            (Dialect::Anthropic, Dialect::Anthropic) => Mode::Anthropic,
-            (Dialect::Openai, Dialect::Anthropic) => Mode::AnthropicToOpenAi(Box::new(
-                AnthropicToOpenAi::new(model, created, client_wants_usage),
-            )),
-            (Dialect::Anthropic, Dialect::Openai) => {
-                Mode::OpenAiToAnthropic(Box::new(OpenAiToAnthropic::new(model)))
-            }
-        };
         Self {
             caller,
             upstream,
-            mode,
-            usage: Usage {
-                input: 0,
-                output: 0,
-            },
-            done: false,
+            pair: translator(Operation::Chat, caller, upstream).stream(
+                model,
+                created,
+                client_wants_usage,
+            ),
             content: false,
         }
     }
@@ -77,143 +54,27 @@ impl Relay {
 
     /// Whether the upstream finished the stream properly.
     pub fn done(&self) -> bool {
-        self.done
+        self.pair.done()
     }
 
     pub fn usage(&self) -> Usage {
-        match &self.mode {
-            Mode::AnthropicToOpenAi(c) => c.usage(),
-            Mode::OpenAiToAnthropic(c) => c.usage(),
-            _ => Usage {
-                input: self.usage.input,
-                output: self.usage.output,
-            },
-        }
+        self.pair.usage()
     }
 
     /// Appends to `out` the frames to send the caller for one upstream event.
     pub fn on_event(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), RelayError> {
-        if self.done {
+        if self.pair.done() {
             return Ok(());
         }
-        self.relay(ev, out)?;
+        self.pair.push(ev, out).map_err(|e| match e {
+            TranslateError::Upstream(m) => RelayError::Upstream(m),
+            TranslateError::Malformed(m) | TranslateError::Invalid(m) => RelayError::Malformed(m),
+        })?;
         // Once content has come, every later event is the caller's anyway: no need to look.
         if !self.content {
             self.content = carries_content(self.upstream, ev);
         }
         Ok(())
-    }
-
-    fn relay(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), RelayError> {
-        match &mut self.mode {
-            Mode::OpenAi { client_wants_usage } => {
-                let data = ev.data.trim();
-                if data == "[DONE]" {
-                    self.done = true;
-                    encode_into(out, None, "[DONE]");
-                    return Ok(());
-                }
-                // Passthrough: only a chunk that can carry an error or usage is parsed, and
-                // then only for those fields; the rest go out as they came.
-                if !data.starts_with('{') || data.contains("\"error\"") {
-                    let v = parse(data)?;
-                    if let Some(msg) = upstream_error(&v) {
-                        return Err(RelayError::Upstream(msg));
-                    }
-                }
-                if data.contains("\"usage\"") {
-                    let chunk: UsageChunk = serde_json::from_str(data).map_err(|e| {
-                        RelayError::Malformed(format!(
-                            "upstream sent an event that is not JSON: {e}"
-                        ))
-                    })?;
-                    if let Some(u) = chunk
-                        .usage
-                        .filter(|u| u.prompt_tokens.is_some() || u.completion_tokens.is_some())
-                    {
-                        self.usage = Usage {
-                            input: u.prompt_tokens.unwrap_or(0),
-                            output: u.completion_tokens.unwrap_or(0),
-                        };
-                    }
-                    let usage_only = chunk.choices.is_some_and(|c| c.is_empty());
-                    if usage_only && !*client_wants_usage {
-                        return Ok(());
-                    }
-                }
-                encode_into(out, None, &ev.data);
-                Ok(())
-            }
-            Mode::Anthropic => {
-                // Passthrough: usage lives in two events of a stream and errors in one; the
-                // content deltas in between go out unparsed.
-                let name = ev.event.as_deref();
-                if !matches!(
-                    name,
-                    Some("error" | "message_start" | "message_delta" | "message_stop")
-                ) && ev.data.trim_start().starts_with('{')
-                {
-                    encode_into(out, name, &ev.data);
-                    return Ok(());
-                }
-                let v = parse(&ev.data)?;
-                match name {
-                    Some("error") => {
-                        return Err(RelayError::Upstream(
-                            error::error_message(&v).unwrap_or_else(|| "upstream error".into()),
-                        ));
-                    }
-                    Some("message_start") => {
-                        if let Some(u) = v
-                            .pointer("/message/usage/input_tokens")
-                            .and_then(Value::as_u64)
-                        {
-                            self.usage.input = u;
-                        }
-                    }
-                    Some("message_delta") => {
-                        if let Some(u) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                            self.usage.output = u;
-                        }
-                    }
-                    Some("message_stop") => self.done = true,
-                    _ => {}
-                }
-                encode_into(out, name, &ev.data);
-                Ok(())
-            }
-            Mode::AnthropicToOpenAi(c) => {
-                let chunks = c.push(ev).map_err(|e| match e {
-                    super::translate::TranslateError::Upstream(m) => RelayError::Upstream(m),
-                    other => RelayError::Malformed(other.to_string()),
-                })?;
-                for v in &chunks {
-                    encode_into(out, None, &v.to_string());
-                }
-                if c.finished() {
-                    self.done = true;
-                    encode_into(out, None, "[DONE]");
-                }
-                Ok(())
-            }
-            Mode::OpenAiToAnthropic(c) => {
-                if ev.data.trim() == "[DONE]" {
-                    self.done = true;
-                    for (e, v) in c.finish() {
-                        encode_into(out, Some(&e), &v.to_string());
-                    }
-                    return Ok(());
-                }
-                let v = parse(&ev.data)?;
-                if let Some(msg) = upstream_error(&v) {
-                    return Err(RelayError::Upstream(msg));
-                }
-                for (e, v) in c.push(&v) {
-                    encode_into(out, Some(&e), &v.to_string());
-                }
-                Ok(())
-            }
-        }
     }
 
     /// The frame that tells the caller's SDK the stream failed.
@@ -261,33 +122,6 @@ fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
             _ => false,
         },
     }
-}
-
-/// What the relay reads of an OpenAI chunk that mentions usage; serde skips the rest.
-#[derive(Deserialize)]
-struct UsageChunk {
-    #[serde(default)]
-    usage: Option<UsageCounts>,
-    #[serde(default)]
-    choices: Option<Vec<IgnoredAny>>,
-}
-
-#[derive(Deserialize)]
-struct UsageCounts {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-}
-
-fn parse(data: &str) -> Result<Value, RelayError> {
-    serde_json::from_str(data)
-        .map_err(|e| RelayError::Malformed(format!("upstream sent an event that is not JSON: {e}")))
-}
-
-fn upstream_error(v: &Value) -> Option<String> {
-    v.get("error").filter(|e| !e.is_null())?;
-    Some(error::error_message(v).unwrap_or_else(|| "upstream error".into()))
 }
 
 #[cfg(test)]

@@ -14,12 +14,7 @@ use super::pick::Unavailable;
 use super::snapshot::{Backend, BackendState, Kind, Pod, RouteBackend};
 use crate::api::Dialect;
 
-/// The operation a client asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Chat,
-    Embeddings,
-}
+pub use super::translate::Operation;
 
 /// One backend, resolved and admitted for one attempt.
 pub struct Target {

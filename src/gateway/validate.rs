@@ -1,114 +1,169 @@
 //! Checks a client's request before anything is routed, so mistakes get a 400 in the
 //! caller's dialect that says what to fix, instead of an upstream's confusion.
 
+use axum::body::Bytes;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::translate::json_kind;
+use super::translate::passthrough::{RequestFields, Spans, raw_kind, span_of};
 use super::upstream::Operation;
 use crate::api::Dialect;
 
-/// The client's request: its parsed body and the facts routing needs.
+/// The client's request: its bytes as received and the facts routing needs. The body is
+/// parsed into a tree only when a translator needs one.
+#[derive(Clone)]
 pub struct Request {
-    pub body: Value,
+    pub raw: Bytes,
+    /// Where the top-level `model` and `stream_options` values lie in `raw`.
+    pub spans: Spans,
     pub model: String,
     pub stream: bool,
+    /// The caller set `stream_options.include_usage`: it gets the usage chunk.
+    pub wants_usage: bool,
 }
 
-pub fn validate(caller: Dialect, op: Operation, body: Value) -> Result<Request, String> {
-    let obj = body
-        .as_object()
-        .ok_or("the request body must be a JSON object")?;
-    let model = match obj.get("model") {
-        None | Some(Value::Null) => return Err("missing required parameter: 'model'".into()),
-        Some(Value::String(m)) if m.trim().is_empty() => {
-            return Err("'model' must not be empty".into());
-        }
-        Some(Value::String(m)) => m.clone(),
-        Some(other) => {
+/// A message is checked for its role only; serde skips the rest.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    role: Option<&'a RawValue>,
+}
+
+fn positive_int(v: &RawValue) -> bool {
+    v.get().parse::<u64>().is_ok_and(|n| n > 0)
+}
+
+pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, String> {
+    // A struct also deserializes from an array, so the object check comes first.
+    if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_err() {
+            let e = serde_json::from_slice::<Value>(&raw).err();
             return Err(format!(
-                "'model' must be a string, got {}",
-                json_kind(other)
+                "request body is not valid JSON: {}",
+                e.map(|e| e.to_string()).unwrap_or_default()
             ));
         }
+        return Err("the request body must be a JSON object".into());
+    }
+    let obj: RequestFields<'_> =
+        serde_json::from_slice(&raw).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let model_raw = match obj.model {
+        None => return Err("missing required parameter: 'model'".into()),
+        Some(m) if m.get().starts_with('"') => m,
+        Some(other) => {
+            return Err(format!("'model' must be a string, got {}", raw_kind(other)));
+        }
     };
-    let stream = match obj.get("stream") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+    let model: String = serde_json::from_str(model_raw.get()).map_err(|e| e.to_string())?;
+    if model.trim().is_empty() {
+        return Err("'model' must not be empty".into());
+    }
+    let stream = match obj.stream {
+        None => false,
+        Some(b) if b.get() == "true" => true,
+        Some(b) if b.get() == "false" => false,
         Some(other) => {
             return Err(format!(
                 "'stream' must be a boolean, got {}",
-                json_kind(other)
+                raw_kind(other)
             ));
         }
     };
     match op {
         Operation::Chat => {
-            let messages = match obj.get("messages") {
-                None | Some(Value::Null) => {
-                    return Err("missing required parameter: 'messages'".into());
-                }
-                Some(Value::Array(m)) => m,
+            let messages = match obj.messages {
+                None => return Err("missing required parameter: 'messages'".into()),
+                Some(m) if m.get().starts_with('[') => m,
                 Some(other) => {
                     return Err(format!(
                         "'messages' must be an array, got {}",
-                        json_kind(other)
+                        raw_kind(other)
                     ));
                 }
             };
+            let messages: Vec<&RawValue> =
+                serde_json::from_str(messages.get()).map_err(|e| e.to_string())?;
             if messages.is_empty() {
                 return Err("'messages' must contain at least one message".into());
             }
             for (i, m) in messages.iter().enumerate() {
-                match m.get("role") {
-                    Some(Value::String(_)) => {}
+                let role = serde_json::from_str::<Message<'_>>(m.get())
+                    .ok()
+                    .filter(|_| m.get().starts_with('{'))
+                    .and_then(|m| m.role);
+                match role {
+                    Some(r) if r.get().starts_with('"') => {}
                     None => return Err(format!("messages[{i}]: missing required field 'role'")),
                     Some(other) => {
                         return Err(format!(
                             "messages[{i}].role must be a string, got {}",
-                            json_kind(other)
+                            raw_kind(other)
                         ));
                     }
                 }
             }
             if caller == Dialect::Anthropic {
-                match obj.get("max_tokens") {
-                    Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {}
+                match obj.max_tokens {
+                    Some(n) if positive_int(n) => {}
                     None => return Err("max_tokens: Field required".into()),
                     Some(_) => return Err("max_tokens: must be a positive integer".into()),
                 }
             }
-            for key in ["max_tokens", "max_completion_tokens"] {
-                if let Some(v) = obj.get(key).filter(|v| !v.is_null())
-                    && v.as_u64().is_none_or(|n| n == 0)
+            for (key, v) in [
+                ("max_tokens", obj.max_tokens),
+                ("max_completion_tokens", obj.max_completion_tokens),
+            ] {
+                if let Some(v) = v
+                    && !positive_int(v)
                 {
-                    return Err(format!("'{key}' must be a positive integer, got {v}"));
+                    return Err(format!(
+                        "'{key}' must be a positive integer, got {}",
+                        v.get()
+                    ));
                 }
             }
-            if let Some(t) = obj.get("temperature").filter(|v| !v.is_null())
-                && !t.is_number()
+            if let Some(t) = obj.temperature
+                && raw_kind(t) != "a number"
             {
                 return Err(format!(
                     "'temperature' must be a number, got {}",
-                    json_kind(t)
+                    raw_kind(t)
                 ));
             }
         }
-        Operation::Embeddings => match obj.get("input") {
-            Some(Value::String(_)) | Some(Value::Array(_)) => {}
-            None | Some(Value::Null) => return Err("missing required parameter: 'input'".into()),
+        Operation::Embeddings => match obj.input {
+            Some(i) if matches!(raw_kind(i), "a string" | "an array") => {}
+            None => return Err("missing required parameter: 'input'".into()),
             Some(other) => {
                 return Err(format!(
                     "'input' must be a string or an array, got {}",
-                    json_kind(other)
+                    raw_kind(other)
                 ));
             }
         },
     }
+    let wants_usage = obj
+        .stream_options
+        .and_then(|o| serde_json::from_str::<StreamOptions>(o.get()).ok())
+        .is_some_and(|o| o.include_usage == Some(true));
+    let spans = Spans {
+        model: span_of(&raw, model_raw),
+        stream_options: obj.stream_options.map(|o| span_of(&raw, o)),
+    };
     Ok(Request {
+        spans,
         model,
         stream: stream && op == Operation::Chat,
-        body,
+        wants_usage,
+        raw,
     })
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 #[cfg(test)]
@@ -117,7 +172,7 @@ mod tests {
     use serde_json::json;
 
     fn chat(caller: Dialect, v: Value) -> Result<Request, String> {
-        validate(caller, Operation::Chat, v)
+        validate(caller, Operation::Chat, v.to_string().into())
     }
 
     #[test]
@@ -170,7 +225,7 @@ mod tests {
         let e = validate(
             Dialect::Openai,
             Operation::Embeddings,
-            json!({"model": "e", "input": ["a"]}),
+            json!({"model": "e", "input": ["a"]}).to_string().into(),
         );
         assert!(e.is_ok());
     }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
 use futures::StreamExt;
 use serde_json::Value;
 
@@ -16,9 +16,8 @@ use super::{Ctx, Gateway};
 use crate::api::Dialect;
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
-use crate::gateway::translate::passthrough::{self, Shape};
-use crate::gateway::translate::{self, Usage, error};
-use crate::gateway::upstream::{Operation, Target};
+use crate::gateway::translate::{self, error};
+use crate::gateway::upstream::Target;
 
 /// A failed attempt: what to record and what to tell the client if it is the last.
 pub struct Failed {
@@ -56,14 +55,14 @@ impl Gateway {
     pub(super) async fn attempt(
         self: &Arc<Self>,
         ctx: &Ctx,
-        body: Value,
+        body: Vec<u8>,
         target: Target,
     ) -> Result<Response, Failed> {
         let (caller, op, req, deadline) = (ctx.caller, ctx.op, &ctx.req, ctx.deadline);
         let started = Instant::now();
         let gauge = target.metrics.in_flight();
         let first_byte = wait(target.timeout, deadline);
-        let send = self.send(&target, &body, &ctx.rid, &ctx.headers);
+        let send = self.send(&target, body, &ctx.rid, &ctx.headers);
         let resp = match ctx.upstream(tokio::time::timeout(first_byte, send)).await {
             Err(_) => return Err(timeout_failure(&target, deadline)),
             Ok(Err(e)) => {
@@ -103,77 +102,31 @@ impl Gateway {
                     ),
                 )
             })?;
-        let malformed = |why: &str| {
-            Failed::committed(
-                Failure::Malformed,
-                format!(
-                    "backend {:?} sent a malformed response: {why}",
-                    target.backend
-                ),
-            )
-        };
-        // Same dialect: the upstream's bytes go to the caller unchanged.
-        let shape = match (op, target.dialect) {
-            (Operation::Embeddings, _) => Some(Shape::Data),
-            (Operation::Chat, d) if d == caller => Some(match d {
-                Dialect::Openai => Shape::Choices,
-                Dialect::Anthropic => Shape::Content,
-            }),
-            _ => None,
-        };
-        if let Some(usage) = shape.and_then(|s| passthrough::scan(&bytes, s)) {
-            let m = &target.metrics;
-            m.attempt(
-                Outcome::Success,
-                &status.to_string(),
-                started.elapsed().as_secs_f64(),
-            );
-            m.tokens(usage.input, usage.output, target.price);
-            drop(gauge);
-            let mut resp = Response::new(axum::body::Body::from(bytes));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            insert_backend(&mut resp, &target.backend);
-            return Ok(resp);
-        }
-        let upstream: Value =
-            serde_json::from_slice(&bytes).map_err(|e| malformed(&e.to_string()))?;
-        let expected = match (op, target.dialect) {
-            (Operation::Embeddings, _) => "data",
-            (Operation::Chat, Dialect::Openai) => "choices",
-            (Operation::Chat, Dialect::Anthropic) => "content",
-        };
-        if !upstream.get(expected).is_some_and(Value::is_array) {
-            return Err(malformed(&format!("no '{expected}' array")));
-        }
-        let usage = match target.dialect {
-            Dialect::Openai => translate::response::usage_openai(&upstream),
-            Dialect::Anthropic => translate::response::usage_anthropic(&upstream),
-        }
-        .unwrap_or(Usage {
-            input: 0,
-            output: 0,
-        });
-        let answer = match (caller, target.dialect) {
-            (Dialect::Openai, Dialect::Anthropic) => {
-                translate::response::anthropic_to_openai(&upstream, &target.model, now_secs())
-            }
-            (Dialect::Anthropic, Dialect::Openai) => {
-                translate::response::openai_to_anthropic(&upstream, &target.model)
-            }
-            _ => upstream,
-        };
-        let elapsed = started.elapsed().as_secs_f64();
-        target
-            .metrics
-            .attempt(Outcome::Success, &status.to_string(), elapsed);
-        target
-            .metrics
-            .tokens(usage.input, usage.output, target.price);
+        let translator = translate::translator(op, caller, target.dialect);
+        let answer = translator
+            .response(bytes, &target.model, now_secs())
+            .map_err(|e| {
+                Failed::committed(
+                    Failure::Malformed,
+                    format!(
+                        "backend {:?} sent a malformed response: {e}",
+                        target.backend
+                    ),
+                )
+            })?;
+        let m = &target.metrics;
+        m.attempt(
+            Outcome::Success,
+            &status.to_string(),
+            started.elapsed().as_secs_f64(),
+        );
+        m.tokens(answer.usage.input, answer.usage.output, target.price);
         drop(gauge);
-        let mut resp = (StatusCode::OK, axum::Json(answer)).into_response();
+        let mut resp = Response::new(axum::body::Body::from(answer.body));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         insert_backend(&mut resp, &target.backend);
         Ok(resp)
     }
@@ -213,7 +166,7 @@ impl Gateway {
     pub(super) async fn send(
         &self,
         target: &Target,
-        body: &Value,
+        body: Vec<u8>,
         rid: &str,
         client_headers: &HeaderMap,
     ) -> reqwest::Result<reqwest::Response> {
@@ -222,7 +175,7 @@ impl Gateway {
             .post(&*target.url)
             .header(header::CONTENT_TYPE, "application/json")
             .header("x-request-id", rid)
-            .body(body.to_string());
+            .body(body);
         if let Some((name, value)) = &target.auth {
             rb = rb.header(*name, value);
         }

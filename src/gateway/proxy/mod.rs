@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use super::failure::{Failure, RetryBudget};
 use super::metrics::{Metrics, Outcome};
 use super::outlier::OutlierConfig;
 use super::pick::{self, Balancer, Weighted};
 use super::snapshot::{Route, RouteBackend, Snapshots};
-use super::translate::error;
+use super::translate::{self, error};
 use super::upstream::{self, Operation, Refusal, Target};
 use super::validate::{Request, validate};
 use crate::api::Dialect;
@@ -396,10 +395,7 @@ impl Gateway {
                 ));
             }
         };
-        let parsed: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            error_response(caller, 400, &format!("request body is not valid JSON: {e}"))
-        })?;
-        validate(caller, op, parsed).map_err(|msg| error_response(caller, 400, &msg))
+        validate(caller, op, bytes).map_err(|msg| error_response(caller, 400, &msg))
     }
 
     /// Resolves and admits the backend at `at`. An ejected backend of the split is used
@@ -458,35 +454,17 @@ fn with_request_id(mut resp: Response, rid: &str) -> Response {
     resp
 }
 
-/// The request as the backend's dialect wants it, with the backend's model id.
+/// The request as the backend's dialect wants it, with the backend's model id: the caller's
+/// bytes with the model rewritten when both speak the same dialect.
 fn upstream_body(
     caller: Dialect,
     op: Operation,
     req: &Request,
     target: &Target,
-) -> Result<Value, String> {
-    use super::translate;
-    let mut body = match (op, caller, target.dialect) {
-        (Operation::Chat, Dialect::Openai, Dialect::Anthropic) => {
-            translate::request::openai_to_anthropic(&req.body, &target.model)
-                .map_err(|e| e.to_string())?
-        }
-        (Operation::Chat, Dialect::Anthropic, Dialect::Openai) => {
-            translate::request::anthropic_to_openai(&req.body, &target.model)
-                .map_err(|e| e.to_string())?
-        }
-        _ => {
-            let mut b = req.body.clone();
-            b["model"] = serde_json::json!(&*target.model);
-            b
-        }
-    };
-    // Ask OpenAI-dialect upstreams for usage in streams, for the token metrics; the relay
-    // drops that chunk again unless the client asked for it too.
-    if req.stream && target.dialect == Dialect::Openai {
-        body["stream_options"]["include_usage"] = serde_json::json!(true);
-    }
-    Ok(body)
+) -> Result<Vec<u8>, String> {
+    translate::translator(op, caller, target.dialect)
+        .request(&req.raw, &req.spans, &target.model, req.stream)
+        .map_err(|e| e.to_string())
 }
 
 /// An error in the caller's dialect.

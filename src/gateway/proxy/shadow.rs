@@ -12,8 +12,8 @@ use super::{Ctx, Gateway, upstream_body};
 use crate::api::Dialect;
 use crate::gateway::metrics::Outcome;
 use crate::gateway::translate;
-use crate::gateway::upstream;
-use crate::gateway::validate::Request;
+use crate::gateway::upstream::{self, Operation};
+use crate::gateway::validate::{Request, validate};
 
 impl Gateway {
     /// Sends a copy of the request to the route's backend at `at`.
@@ -22,17 +22,17 @@ impl Gateway {
         let route = ctx.route.clone();
         let (caller, op) = (ctx.caller, ctx.op);
         let rid = format!("{}-shadow", ctx.rid);
-        let mut body = ctx.req.body.clone();
-        if let Some(o) = body.as_object_mut() {
-            o.remove("stream");
-            o.remove("stream_options");
-        }
-        let shadow = Request {
-            body,
-            model: ctx.req.model.clone(),
-            stream: false,
-        };
+        let req = ctx.req.clone();
         tokio::spawn(async move {
+            // A mirror copy never streams: nobody reads it.
+            let shadow = if req.stream {
+                match as_not_streamed(caller, op, &req) {
+                    Some(r) => r,
+                    None => return,
+                }
+            } else {
+                req
+            };
             let Ok(target) = upstream::resolve(&route.backends[at], op, false) else {
                 return;
             };
@@ -43,7 +43,7 @@ impl Gateway {
             let deadline = started + target.timeout;
             let result = tokio::time::timeout(
                 target.timeout,
-                gw.send(&target, &body, &rid, &HeaderMap::new()),
+                gw.send(&target, body, &rid, &HeaderMap::new()),
             )
             .await;
             let (code, usage) = match result {
@@ -69,4 +69,13 @@ impl Gateway {
             }
         });
     }
+}
+
+/// The request without `stream` and `stream_options`, validated again for its new spans.
+fn as_not_streamed(caller: Dialect, op: Operation, req: &Request) -> Option<Request> {
+    let mut body: serde_json::Map<String, Value> = serde_json::from_slice(&req.raw).ok()?;
+    body.remove("stream");
+    body.remove("stream_options");
+    let raw = serde_json::to_vec(&body).ok()?;
+    validate(caller, op, raw.into()).ok()
 }

@@ -12,7 +12,6 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures::StreamExt;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
@@ -33,11 +32,7 @@ impl Gateway {
         gauge: InFlightGauge,
     ) -> Result<Response, Failed> {
         let (caller, req, deadline) = (ctx.caller, &ctx.req, ctx.deadline);
-        let client_wants_usage = req
-            .body
-            .pointer("/stream_options/include_usage")
-            .and_then(Value::as_bool)
-            == Some(true);
+        let client_wants_usage = req.wants_usage;
         let mut relay = Relay::new(
             caller,
             target.dialect,

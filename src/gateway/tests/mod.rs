@@ -77,6 +77,14 @@ impl Upstream {
         Self::start(move |_, _| reply()).await
     }
 
+    /// An upstream served by the test itself on `port`.
+    pub fn at(port: u16) -> Self {
+        Self {
+            port,
+            calls: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
     pub fn calls(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }

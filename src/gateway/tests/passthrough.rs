@@ -75,3 +75,81 @@ async fn events_that_arrive_together_leave_together() {
         frames.len()
     );
 }
+
+/// An upstream that records the raw bodies it is sent and answers `answer`.
+async fn recording(answer: &'static str) -> (Upstream, Arc<std::sync::Mutex<Vec<Bytes>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(vec![]));
+    let log = seen.clone();
+    let app = axum::Router::new().fallback(move |body: Bytes| {
+        let log = log.clone();
+        async move {
+            log.lock().unwrap().push(body);
+            ([(header::CONTENT_TYPE, "application/json")], answer)
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (Upstream::at(port), seen)
+}
+
+#[tokio::test]
+async fn a_same_dialect_request_reaches_the_backend_with_only_the_model_changed() {
+    let answer =
+        r#"{"id": "x", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}"#;
+    let (up, seen) = recording(answer).await;
+    let h = Harness::new(
+        World::new(
+            route(&[("a", 1)], &[]),
+            vec![external("a", "openai", &up, json!({}))],
+        ),
+        config(),
+    );
+    // Key order, spacing, number spelling, escapes and a nested `model` key are the caller's:
+    // a parse and re-encode changes each.
+    let request = "{\"temperature\": 0.50, \"model\" : \"chat\",\n \"messages\": [{\"role\": \"user\", \"content\": \"caf\\u00e9\"}], \"seed\": 12345678901234567890123, \"zeta\": {\"model\": \"inner\"}}";
+    let resp =
+        h.gw.clone()
+            .serve(
+                Dialect::Openai,
+                Operation::Chat,
+                HeaderMap::new(),
+                Body::from(request),
+            )
+            .await;
+    assert_eq!(resp.status(), 200);
+    let sent = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        String::from_utf8_lossy(&sent),
+        request.replace("\"chat\"", "\"a-model\"")
+    );
+}
+
+#[tokio::test]
+async fn a_same_dialect_stream_request_asks_for_usage_and_keeps_the_callers_options() {
+    let (up, seen) = recording("{}").await;
+    let h = Harness::new(
+        World::new(
+            route(&[("a", 1)], &[]),
+            vec![external("a", "openai", &up, json!({}))],
+        ),
+        config(),
+    );
+    let request = r#"{"model":"chat","stream":true,"stream_options":{"x_keep":1},"messages":[{"role":"user","content":"hi"}]}"#;
+    let _ =
+        h.gw.clone()
+            .serve(
+                Dialect::Openai,
+                Operation::Chat,
+                HeaderMap::new(),
+                Body::from(request),
+            )
+            .await;
+    let sent = seen.lock().unwrap()[0].clone();
+    let v: serde_json::Value = serde_json::from_slice(&sent).unwrap();
+    assert_eq!(v["model"], "a-model");
+    assert_eq!(
+        v["stream_options"],
+        json!({"x_keep": 1, "include_usage": true})
+    );
+}

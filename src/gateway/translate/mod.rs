@@ -7,8 +7,11 @@
 //! faster than any struct definition would follow.
 //!
 //! The module is pure domain code (no I/O): the HTTP layer feeds it bodies and SSE bytes.
+//! `pair` is its one interface: a `Translator` per (caller, backend) pair of dialects,
+//! same-dialect passthrough included, chosen once per attempt.
 
 pub mod error;
+pub mod pair;
 pub mod passthrough;
 pub mod request;
 pub mod response;
@@ -17,11 +20,10 @@ pub mod stream;
 mod util;
 
 pub use error::{anthropic_error, error_message, openai_error};
+pub use pair::{Answer, StreamTranslator, Translator, translator};
 pub use response::{Usage, usage_anthropic, usage_openai};
 pub use sse::{SseEvent, SseParser};
 pub use stream::{AnthropicToOpenAi, OpenAiToAnthropic};
-/// The JSON type of a value as error messages name it; request validation uses it too.
-pub(crate) use util::kind as json_kind;
 
 /// Why a body could not be translated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,4 +37,14 @@ pub enum TranslateError {
     /// its dialect); the message is the backend's own.
     #[error("upstream error: {0}")]
     Upstream(String),
+    /// The backend sent something that is not its dialect (a body or an event).
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// The API a request calls: it decides the shape of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Chat,
+    Embeddings,
 }

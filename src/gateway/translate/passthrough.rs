@@ -1,12 +1,102 @@
-//! Caller and backend speak the same dialect: the answer goes to the caller as the upstream
-//! sent it. The gateway reads only what it must — that the body has the dialect's shape, and
-//! the usage — with a typed scan that skips everything else without building a tree.
+//! Caller and backend speak the same dialect: bytes, not trees. A request goes upstream as the
+//! caller wrote it with only the top-level `model` (and, for OpenAI streams, `stream_options`)
+//! rewritten; the answer goes back as the upstream sent it. The gateway reads only what it
+//! must — the few top-level request fields it validates and routes by, that an answer has the
+//! dialect's shape, and the usage — with typed scans that borrow from the body and let serde
+//! skip everything else.
+
+use std::ops::Range;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::response::{Usage, usage_anthropic, usage_openai};
+
+/// The top-level keys the gateway reads from a request, each borrowed from the body (`null`
+/// reads as absent).
+#[derive(Deserialize, Default)]
+pub struct RequestFields<'a> {
+    #[serde(borrow, default)]
+    pub model: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub stream: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub stream_options: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub messages: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub max_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub max_completion_tokens: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub temperature: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub input: Option<&'a RawValue>,
+}
+
+/// The JSON type of a raw value as error messages name it (the words of `json_kind`).
+pub fn raw_kind(v: &RawValue) -> &'static str {
+    match v.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Where `part`, borrowed from `whole`, lies in it.
+pub fn span_of(whole: &[u8], part: &RawValue) -> Range<usize> {
+    let start = part.get().as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.get().len()
+}
+
+/// Where a rewrite acts: the top-level `model` value, and `stream_options` if present.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    pub model: Range<usize>,
+    pub stream_options: Option<Range<usize>>,
+}
+
+/// The request with the backend's model id. With `include_usage`, `stream_options` asks an
+/// OpenAI upstream for the usage chunk; the caller's other stream options are kept.
+pub fn rewrite_request(raw: &[u8], spans: &Spans, model: &str, include_usage: bool) -> Vec<u8> {
+    let model_json = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
+    let mut edits: Vec<(Range<usize>, Vec<u8>)> = vec![(spans.model.clone(), model_json.into())];
+    if include_usage {
+        match &spans.stream_options {
+            Some(r) => {
+                let mut v: Value = serde_json::from_slice(&raw[r.clone()]).unwrap_or_default();
+                if !v.is_object() {
+                    v = serde_json::json!({});
+                }
+                v["include_usage"] = Value::Bool(true);
+                edits.push((r.clone(), v.to_string().into_bytes()));
+            }
+            // Right after the model value, which validation made sure is there.
+            None => {
+                let at = spans.model.end;
+                edits.push((
+                    at..at,
+                    br#","stream_options":{"include_usage":true}"#.to_vec(),
+                ));
+            }
+        }
+    }
+    edits.sort_by_key(|(r, _)| r.start);
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut pos = 0;
+    for (r, with) in edits {
+        out.extend_from_slice(&raw[pos..r.start]);
+        out.extend_from_slice(&with);
+        pos = r.end;
+    }
+    out.extend_from_slice(&raw[pos..]);
+    out
+}
 
 /// Which array a successful answer must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +107,17 @@ pub enum Shape {
     Content,
     /// OpenAI embeddings: `data`.
     Data,
+}
+
+impl Shape {
+    /// The array's key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Shape::Choices => "choices",
+            Shape::Content => "content",
+            Shape::Data => "data",
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,6 +168,41 @@ mod tests {
         assert_eq!((u.input, u.output), (6, 7));
         let no_usage = scan(br#"{"data":[{"embedding":[0.1]}]}"#, Shape::Data).unwrap();
         assert_eq!((no_usage.input, no_usage.output), (0, 0));
+    }
+
+    fn spans(raw: &[u8]) -> Spans {
+        let f: RequestFields<'_> = serde_json::from_slice(raw).unwrap();
+        Spans {
+            model: span_of(raw, f.model.unwrap()),
+            stream_options: f.stream_options.map(|o| span_of(raw, o)),
+        }
+    }
+
+    #[test]
+    fn a_rewrite_touches_the_model_and_nothing_else() {
+        let raw = br#"{ "a":{"model":"inner"}, "model" :"chat" ,"n": 1.50}"#;
+        let out = rewrite_request(raw, &spans(raw), "up\"stream", false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{ "a":{"model":"inner"}, "model" :"up\"stream" ,"n": 1.50}"#
+        );
+    }
+
+    #[test]
+    fn a_stream_asks_for_usage_whether_or_not_the_caller_gave_options() {
+        let raw = br#"{"model":"m","stream":true}"#;
+        let out = rewrite_request(raw, &spans(raw), "b", true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"model":"b","stream_options":{"include_usage":true},"stream":true}"#
+        );
+        let raw = br#"{"stream_options":{"include_usage":false,"x":1},"model":"m"}"#;
+        let out: Value =
+            serde_json::from_slice(&rewrite_request(raw, &spans(raw), "b", true)).unwrap();
+        assert_eq!(
+            out["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
     }
 
     #[test]
