@@ -49,6 +49,11 @@ enum Command {
     Status(switchyard::cli::Target),
 }
 
+// The gateway allocates a few small buffers per request and frees them on another worker;
+// glibc's allocator spent a tenth of a proxied request's CPU on that, mimalloc a fraction.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -185,6 +185,9 @@ def main():
     paced = upstream.PacedSse(PACED_PORT)
     measure.production_controller_flags(conftest)
     controller = conftest.start_controller()
+    # One worker thread for one core, as a pod limited to one CPU gets by itself (tokio reads
+    # the cgroup's quota; here the core is taken by pinning after the start).
+    os.environ["TOKIO_WORKER_THREADS"] = "1"
     gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
     # Pin the gateway like the other proxies (its threads included).
     subprocess.run(["taskset", "-a", "-p", "-c", str(PROXY_CORE), str(gw.proc.proc.pid)], capture_output=True)

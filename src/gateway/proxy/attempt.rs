@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use futures::StreamExt;
 use serde_json::Value;
@@ -44,6 +44,10 @@ impl Failed {
         }
     }
 }
+
+// Parsed once, not per request.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 
 /// The largest error body read from an upstream, to quote its message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -174,7 +178,7 @@ impl Gateway {
             .http
             .post(&*target.url)
             .header(header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", rid)
+            .header(X_REQUEST_ID, rid)
             .body(body);
         if let Some((name, value)) = &target.auth {
             rb = rb.header(*name, value);
@@ -184,7 +188,7 @@ impl Gateway {
                 .get("anthropic-version")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("2023-06-01");
-            rb = rb.header("anthropic-version", version);
+            rb = rb.header(ANTHROPIC_VERSION, version);
         }
         rb.send().await
     }

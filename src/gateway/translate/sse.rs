@@ -46,11 +46,21 @@ impl SseParser {
                 rest = tail;
             }
         }
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-            self.line.extend_from_slice(&rest[..pos]);
-            let line = std::mem::take(&mut self.line);
-            if let Some(ev) = self.process_line(&line) {
-                events.push(ev);
+        while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
+            // A line within one chunk is read in place; only a line split across reads is
+            // copied (and its buffer kept for the next one).
+            if self.line.is_empty() {
+                if let Some(ev) = self.process_line(&rest[..pos]) {
+                    events.push(ev);
+                }
+            } else {
+                self.line.extend_from_slice(&rest[..pos]);
+                let line = std::mem::take(&mut self.line);
+                if let Some(ev) = self.process_line(&line) {
+                    events.push(ev);
+                }
+                self.line = line;
+                self.line.clear();
             }
             if rest[pos] == b'\r' {
                 match rest.get(pos + 1) {
@@ -82,7 +92,11 @@ impl SseParser {
     }
 
     fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
-        let mut line = String::from_utf8_lossy(raw);
+        // Valid UTF-8 (the usual case) is checked by the fast validator and borrowed.
+        let mut line = match std::str::from_utf8(raw) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
         if !self.started {
             self.started = true;
             if let Some(stripped) = line.strip_prefix('\u{feff}') {
@@ -141,6 +155,14 @@ pub fn encode_into(out: &mut String, event: Option<&str>, data: &str) {
         // A line break in the name would end the field early and corrupt the stream.
         out.extend(name.chars().filter(|c| *c != '\n' && *c != '\r'));
         out.push('\n');
+    }
+    // Almost every event is one line of JSON: no need to split it.
+    if memchr::memchr2(b'\n', b'\r', data.as_bytes()).is_none() {
+        out.reserve(data.len() + 8);
+        out.push_str("data: ");
+        out.push_str(data);
+        out.push_str("\n\n");
+        return;
     }
     for line in data.split("\r\n").flat_map(|l| l.split(['\n', '\r'])) {
         out.push_str("data: ");

@@ -93,13 +93,13 @@ impl StreamTranslator for OpenAiStream {
         }
         // Only a chunk that can carry an error or usage is parsed, and then only for those
         // fields; the rest go out as they came.
-        if !data.starts_with('{') || data.contains("\"error\"") {
+        if !data.starts_with('{') || mentions(data, b"\"error\"") {
             let v = parse_event(data)?;
             if let Some(e) = super::upstream_error(&v) {
                 return Err(e);
             }
         }
-        if data.contains("\"usage\"") {
+        if mentions(data, b"\"usage\"") {
             let chunk: UsageChunk = serde_json::from_str(data).map_err(|e| {
                 TranslateError::Malformed(format!("upstream sent an event that is not JSON: {e}"))
             })?;
@@ -184,6 +184,11 @@ impl StreamTranslator for AnthropicStream {
     fn usage(&self) -> Usage {
         self.usage
     }
+}
+
+/// Whether `data` contains `key` (memchr's SIMD search: this runs on every chunk).
+fn mentions(data: &str, key: &[u8]) -> bool {
+    memchr::memmem::find(data.as_bytes(), key).is_some()
 }
 
 /// What is read of an OpenAI chunk that mentions usage; serde skips the rest.
