@@ -17,7 +17,8 @@ use super::balance::SmoothWeighted;
 /// recorded attempt (outcome `unavailable`), a fixed set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unavailable {
-    /// No InferenceBackend of that name (or one with neither `external` nor `selfHosted`).
+    /// No InferenceBackend of that name (or one with neither `external` nor `selfHosted`, or
+    /// a base URL that does not parse).
     Missing,
     /// A self-hosted backend without a ready, warmed-up pod.
     NoEndpoints,

@@ -21,7 +21,7 @@ pub struct Target {
     pub backend: Arc<str>,
     pub dialect: Dialect,
     pub model: Arc<str>,
-    pub url: Arc<str>,
+    pub url: reqwest::Url,
     /// Header name and value carrying the credential (the value is marked sensitive).
     pub auth: Option<(&'static str, HeaderValue)>,
     /// Time to the first byte, and the longest silence within an answer.

@@ -176,7 +176,7 @@ impl Gateway {
     ) -> reqwest::Result<reqwest::Response> {
         let mut rb = self
             .http
-            .post(&*target.url)
+            .post(target.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(X_REQUEST_ID, rid)
             .body(body);

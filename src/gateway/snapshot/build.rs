@@ -287,22 +287,20 @@ impl Builder {
                 };
                 let base = ext.base_url.trim_end_matches('/');
                 let urls = match ext.dialect {
-                    Dialect::Openai => Urls {
-                        chat: format!("{base}/chat/completions").into(),
-                        embeddings: format!("{base}/embeddings").into(),
-                    },
+                    Dialect::Openai => Urls::parse(
+                        &format!("{base}/chat/completions"),
+                        &format!("{base}/embeddings"),
+                    ),
                     Dialect::Anthropic => {
-                        let messages: Arc<str> = if base.ends_with("/v1") {
-                            format!("{base}/messages").into()
+                        let messages = if base.ends_with("/v1") {
+                            format!("{base}/messages")
                         } else {
-                            format!("{base}/v1/messages").into()
+                            format!("{base}/v1/messages")
                         };
-                        Urls {
-                            chat: messages.clone(),
-                            embeddings: messages,
-                        }
+                        Urls::parse(&messages, &messages)
                     }
-                };
+                }
+                .map(Box::new)?;
                 (
                     ext.dialect.as_str(),
                     ext.dialect,
@@ -331,20 +329,21 @@ impl Builder {
                             .map_or(e.address.as_str(), |(ip, _)| ip);
                         ready_ips.contains(&ip)
                     })
-                    .map(|e| {
+                    .filter_map(|e| {
+                        let urls = Urls::parse(
+                            &format!("http://{}/v1/chat/completions", e.address),
+                            &format!("http://{}/v1/embeddings", e.address),
+                        )?;
                         let in_flight = prev_pods
                             .iter()
                             .find(|p| p.address == e.address)
                             .map(|p| p.in_flight.clone())
                             .unwrap_or_default();
-                        Arc::new(Pod {
-                            urls: Urls {
-                                chat: format!("http://{}/v1/chat/completions", e.address).into(),
-                                embeddings: format!("http://{}/v1/embeddings", e.address).into(),
-                            },
+                        Some(Arc::new(Pod {
+                            urls,
                             address: e.address.clone(),
                             in_flight,
-                        })
+                        }))
                     })
                     .collect();
                 (
