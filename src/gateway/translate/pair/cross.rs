@@ -65,6 +65,10 @@ struct AnthropicToOpenAiStream {
 
 impl StreamTranslator for AnthropicToOpenAiStream {
     fn push(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), TranslateError> {
+        if let Some(chunk) = self.c.text_fast(ev) {
+            encode_into(out, None, &chunk);
+            return Ok(());
+        }
         let chunks = self.c.push(ev).map_err(|e| match e {
             TranslateError::Invalid(m) => TranslateError::Malformed(m),
             other => other,
@@ -145,6 +149,10 @@ impl StreamTranslator for OpenAiToAnthropicStream {
             for (e, v) in self.c.finish() {
                 encode_into(out, Some(&e), &v.to_string());
             }
+            return Ok(());
+        }
+        if let Some(delta) = self.c.text_fast(&ev.data) {
+            encode_into(out, Some("content_block_delta"), &delta);
             return Ok(());
         }
         let v = parse_event(&ev.data)?;

@@ -5,6 +5,8 @@
 //! caller. They keep only what the target dialect needs to be well-formed: which content block
 //! is open, how tool calls are numbered, usage so far.
 
+mod fast;
+
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
@@ -14,7 +16,7 @@ use super::response::{Usage, finish_reason, stop_reason, usage_anthropic, usage_
 use super::sse::SseEvent;
 
 /// Anthropic Messages stream events -> OpenAI `chat.completion.chunk`s.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AnthropicToOpenAi {
     model: String,
     created: i64,
@@ -26,6 +28,8 @@ pub struct AnthropicToOpenAi {
     usage: Usage,
     finish_sent: bool,
     finished: bool,
+    /// What follows the text in a text delta's chunk (see `fast`); reset when the id changes.
+    chunk_tail: Option<String>,
 }
 
 impl AnthropicToOpenAi {
@@ -42,6 +46,7 @@ impl AnthropicToOpenAi {
             usage: Usage::default(),
             finish_sent: false,
             finished: false,
+            chunk_tail: None,
         }
     }
 
@@ -68,6 +73,7 @@ impl AnthropicToOpenAi {
                 let msg = &data["message"];
                 if let Some(id) = msg["id"].as_str() {
                     self.id = format!("chatcmpl-{id}");
+                    self.chunk_tail = None;
                 }
                 if let Some(u) = usage_anthropic(&msg["usage"]) {
                     self.usage = u;
@@ -245,7 +251,7 @@ enum OpenBlock {
 /// OpenAI may in principle interleave argument fragments of parallel tool calls; Anthropic
 /// blocks cannot be reopened once closed, so fragments for a tool call whose block was already
 /// closed are dropped. Common backends send each call's fragments contiguously.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OpenAiToAnthropic {
     model: String,
     started: bool,
