@@ -130,7 +130,7 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
     let ns = ib.namespace().ok_or(Error::MissingNamespace)?;
     ctx.caches_ready().await?;
     let api: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
-    let holders = usage::holders(&ctx.routes.state(), &ns, &ib.name_any());
+    let holders = usage::holders(&ctx.naming(&ns, &ib.name_any()), &ns, &ib.name_any());
     let guard = finalizer::guard(&ib, holders);
     let ib = match &guard {
         // Continue with the patched object: its resourceVersion is what status writes need.
