@@ -104,6 +104,8 @@ pub struct Context {
     recorder: Recorder,
     warmer: Warmer,
     retries: backoff::Retries,
+    /// Versions this controller wrote over (see `status::Written`).
+    written: status::Written,
     scrape_intervals: scrape::ScrapeIntervals,
 }
 
@@ -219,11 +221,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if superseded("inferencebackend", obj.as_ref(), &ctx) {
+        return Ok(Action::await_change());
+    }
     let fut = backend::reconcile(obj.clone(), ctx.clone());
     timed("inferencebackend", obj.as_ref(), &ctx, fut).await
 }
 
 async fn reconcile_route(obj: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if superseded("modelroute", obj.as_ref(), &ctx) {
+        return Ok(Action::await_change());
+    }
     let fut = route::reconcile(obj.clone(), ctx.clone());
     timed("modelroute", obj.as_ref(), &ctx, fut).await
 }
@@ -242,6 +250,27 @@ async fn timed<K: Resource<DynamicType = ()>>(
         ctx.retries.succeeded(&retry_key(kind, obj));
     }
     result
+}
+
+/// Whether `obj` is a version this controller has written over: its write's own watch event
+/// reconciles it again.
+fn superseded<K: Resource<DynamicType = ()>>(kind: &'static str, obj: &K, ctx: &Context) -> bool {
+    let stale = ctx.written.superseded(
+        &retry_key(kind, obj),
+        obj.meta().resource_version.as_deref(),
+    );
+    if stale {
+        ctx.metrics.superseded(kind);
+    }
+    stale
+}
+
+/// Records that a write made from `obj`'s version succeeded.
+fn wrote<K: Resource<DynamicType = ()>>(kind: &'static str, obj: &K, ctx: &Context) {
+    ctx.written.record(
+        &retry_key(kind, obj),
+        obj.meta().resource_version.as_deref(),
+    );
 }
 
 fn retry_key<K: Resource<DynamicType = ()>>(kind: &str, obj: &K) -> String {

@@ -68,6 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         warmer: Warmer::new(metrics.warmup_requests.clone()),
         metrics,
         retries: backoff::Retries::default(),
+        written: Default::default(),
     });
 
     let ready = Readiness::default();
