@@ -109,6 +109,7 @@ def api_session():
     cfg = yaml.safe_load(pathlib.Path(conftest.CLUSTER["KUBECONFIG"]).read_text())
     cluster, user = cfg["clusters"][0]["cluster"], cfg["users"][0]["user"]
     s = requests.Session()
+    s.trust_env = False  # REQUESTS_CA_BUNDLE in the environment would replace the cluster's CA
     s.cert = (user["client-certificate"], user["client-key"])
     s.verify = cluster["certificate-authority"]
     return cluster["server"], s
