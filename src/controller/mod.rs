@@ -222,7 +222,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
     if superseded("inferencebackend", obj.as_ref(), &ctx) {
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(SUPERSEDED_RECHECK));
     }
     let fut = backend::reconcile(obj.clone(), ctx.clone());
     timed("inferencebackend", obj.as_ref(), &ctx, fut).await
@@ -230,7 +230,7 @@ async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Res
 
 async fn reconcile_route(obj: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
     if superseded("modelroute", obj.as_ref(), &ctx) {
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(SUPERSEDED_RECHECK));
     }
     let fut = route::reconcile(obj.clone(), ctx.clone());
     timed("modelroute", obj.as_ref(), &ctx, fut).await
@@ -251,6 +251,10 @@ async fn timed<K: Resource<DynamicType = ()>>(
     }
     result
 }
+
+/// After skipping a version already written over: the write's own watch event normally
+/// reconciles sooner; this keeps a requeue the skipped reconcile would have asked for.
+const SUPERSEDED_RECHECK: Duration = Duration::from_secs(1);
 
 /// Whether `obj` is a version this controller has written over: its write's own watch event
 /// reconciles it again.

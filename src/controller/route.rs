@@ -180,8 +180,9 @@ async fn publish(
     }
     let api: Api<ModelRoute> =
         Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
-    status::write(&api, mr, &after).await?;
-    super::wrote("modelroute", mr, ctx);
+    if status::write(&api, mr, &after).await? {
+        super::wrote("modelroute", mr, ctx);
+    }
     if let Some(message) = conflict::news(before, &after) {
         ctx.event(mr, EventType::Warning, conflict::REASON, message)
             .await;

@@ -24,8 +24,10 @@ pub fn patch<K: Resource<DynamicType = ()>>(obj: &K, status: &impl Serialize) ->
     })
 }
 
-/// Writes `status` onto `obj`; `Error::Conflict` when `obj` is no longer current.
-pub async fn write<K>(api: &Api<K>, obj: &K, status: &impl Serialize) -> Result<(), Error>
+/// Writes `status` onto `obj`; `Error::Conflict` when `obj` is no longer current. Returns
+/// whether the object changed (a write the server found to change nothing keeps the version,
+/// and no watch event follows it).
+pub async fn write<K>(api: &Api<K>, obj: &K, status: &impl Serialize) -> Result<bool, Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -38,7 +40,7 @@ where
         )
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(written) => Ok(written.resource_version() != obj.resource_version()),
         Err(kube::Error::Api(s)) if s.code == 409 => {
             Err(Error::Conflict(format!("{} {name}", K::kind(&()))))
         }

@@ -136,12 +136,13 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
         // Continue with the patched object: its resourceVersion is what status writes need.
         Guard::Add => {
             let patched = finalizer::set(&api, &ib, true).await?;
-            super::wrote("inferencebackend", ib.as_ref(), &ctx);
+            if patched.resource_version() != ib.resource_version() {
+                super::wrote("inferencebackend", ib.as_ref(), &ctx);
+            }
             Arc::new(patched)
         }
         Guard::Release => {
             finalizer::set(&api, &ib, false).await?;
-            super::wrote("inferencebackend", ib.as_ref(), &ctx);
             tracing::info!("no route uses the deleted backend any more; deletion proceeds");
             return Ok(Action::await_change());
         }
@@ -313,8 +314,9 @@ async fn publish(
     }
     let api: Api<InferenceBackend> =
         Api::namespaced(ctx.client.clone(), &ib.namespace().unwrap_or_default());
-    status::write(&api, ib, after).await?;
-    super::wrote("inferencebackend", ib, ctx);
+    if status::write(&api, ib, after).await? {
+        super::wrote("inferencebackend", ib, ctx);
+    }
     if let Some(c) = find_condition(&after.conditions, condition::RECONCILING)
         && c.reason == finalizer::IN_USE_REASON
         && find_condition(&before.conditions, condition::RECONCILING)
