@@ -170,6 +170,20 @@ def ready_backends():
     return sum(1 for ib in listed("inferencebackends") if ready(ib))
 
 
+def progress(what, count, want, t0, every=15):
+    """A predicate for wait_until that also prints how far it got every `every` seconds, so
+    a run cut short still tells what it reached."""
+    last = [0.0]
+
+    def done():
+        got = count()
+        if time.monotonic() - last[0] >= every or got == want:
+            last[0] = time.monotonic()
+            print(f"  {time.monotonic() - t0:6.1f} s: {got:,} / {want:,} {what}", flush=True)
+        return got == want
+    return done
+
+
 def controller_counts(url):
     """The controller's reconciles, conflicts (409 on a write: decided from a stale object)
     and skipped reconciles of versions it had already written over, summed over kinds."""
@@ -269,10 +283,11 @@ def main():
         api0, t0 = api_requests(), time.monotonic()
         create(items, args.clients)
         applied = time.monotonic() - t0
-        conftest.wait_until(lambda: ready_routes() == n + sh, timeout=1800, interval=2,
+        print(f"created {len(items):,} objects in {applied:.1f} s", flush=True)
+        conftest.wait_until(progress("routes settled", ready_routes, n + sh, t0), timeout=1800, interval=2,
                             what=f"{n + sh} routes settled")
         settle = time.monotonic() - t0
-        conftest.wait_until(lambda: ready_backends() == n + sh, timeout=900, interval=2,
+        conftest.wait_until(progress("backends Ready", ready_backends, n + sh, t0), timeout=900, interval=2,
                             what=f"{n + sh} backends Ready")
         settle_all = time.monotonic() - t0
         counts = controller_counts(controller.url)
