@@ -30,14 +30,14 @@ pub enum Verdict {
     Shadowed { by: String },
 }
 
-/// The model name `mr` claims, borrowed: scans over every route of the cluster run on each
-/// reconcile and watch event, so they must not allocate per route.
+/// The model name `mr` claims, borrowed (compared for every candidate of an event).
 fn claimed(mr: &ModelRoute) -> &str {
     mr.spec
         .model_name(mr.metadata.name.as_deref().unwrap_or_default())
 }
 
-/// The verdict for `me` among `routes` (any namespaces; only `me`'s counts).
+/// The verdict for `me` among `routes` (any namespaces; only `me`'s counts). Callers pass
+/// the index's claimants of `me`'s name, not every route.
 pub fn verdict(me: &ModelRoute, routes: &[Arc<ModelRoute>]) -> Verdict {
     let model = model_of(me);
     let rivals: Vec<&ModelRoute> = routes
@@ -75,16 +75,18 @@ pub fn affected(changed: &ModelRoute, routes: &[Arc<ModelRoute>]) -> Vec<Arc<Mod
             r.metadata.namespace == changed.metadata.namespace
                 && r.metadata.name != changed.metadata.name
         })
-        .filter(|r| {
-            claimed(r) == model
-                || r.status.as_ref().is_some_and(|s| {
-                    s.conditions
-                        .iter()
-                        .any(|c| c.reason == REASON && c.status == "True")
-                })
-        })
+        .filter(|r| claimed(r) == model || reports(r))
         .cloned()
         .collect()
+}
+
+/// Whether `mr`'s status reports a model conflict (it serves a contested name or is shadowed).
+pub fn reports(mr: &ModelRoute) -> bool {
+    mr.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.reason == REASON && c.status == "True")
+    })
 }
 
 pub fn serving_message(model: &str, others: &[String]) -> String {

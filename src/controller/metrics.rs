@@ -9,6 +9,7 @@ use super::Error;
 pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
+    superseded: IntCounterVec,
     duration: HistogramVec,
     /// Warm-up requests sent to new inference pods, by outcome.
     pub warmup_requests: IntCounterVec,
@@ -31,6 +32,13 @@ impl Metrics {
                 "Reconciles that failed, by kind and error class",
             ),
             &["kind", "error"],
+        )?;
+        let superseded = IntCounterVec::new(
+            Opts::new(
+                "switchyard_controller_reconciles_superseded_total",
+                "Reconciles skipped because the object was a version this controller had already written over, by kind",
+            ),
+            &["kind"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -57,18 +65,25 @@ impl Metrics {
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(superseded.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         // Export zeroes from the start so rate() and absent() work before the first reconcile.
         for kind in ["inferencebackend", "modelroute"] {
             reconciles.with_label_values(&[kind]);
+            superseded.with_label_values(&[kind]);
         }
         Ok(Self {
             reconciles,
             errors,
+            superseded,
             duration,
             warmup_requests,
             leader,
         })
+    }
+
+    pub fn superseded(&self, kind: &str) {
+        self.superseded.with_label_values(&[kind]).inc();
     }
 
     pub fn observe(&self, kind: &str, took: Duration, err: Option<&Error>) {

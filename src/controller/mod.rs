@@ -4,7 +4,9 @@ mod backend;
 mod backoff;
 pub mod conditions;
 mod conflict;
+mod index;
 pub mod leader;
+mod leadership;
 mod metrics;
 mod route;
 mod runner;
@@ -17,13 +19,14 @@ pub use backend::{Summary, external_readiness, referenced_secrets, summarize};
 pub use route::{COMMAND_ANNOTATION, COMMAND_ID_ANNOTATION, same_split, weights_summary};
 pub use runner::run;
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
 use crate::api::{InferenceBackend, ModelRoute};
@@ -89,6 +92,9 @@ pub struct Context {
     /// read references here instead of calling the API server.
     pub backends: Store<InferenceBackend>,
     pub routes: Store<ModelRoute>,
+    /// Lookups by model and backend name over the same objects, so that a watch event or a
+    /// reconcile touches only the routes concerned.
+    indexes: Indexes,
     /// Set once the matching store holds its first complete list.
     backends_listed: tokio::sync::watch::Receiver<bool>,
     routes_listed: tokio::sync::watch::Receiver<bool>,
@@ -98,10 +104,64 @@ pub struct Context {
     recorder: Recorder,
     warmer: Warmer,
     retries: backoff::Retries,
+    /// Versions this controller wrote over (see `status::Written`).
+    written: status::Written,
     scrape_intervals: scrape::ScrapeIntervals,
 }
 
+/// The indexes over the stores, fed by the same watch streams.
+#[derive(Default)]
+pub struct Indexes {
+    routes: RwLock<index::Relisted<index::RouteIndex>>,
+    deleting: RwLock<index::Relisted<index::Deleting>>,
+}
+
 impl Context {
+    /// The routes named `names` in `ns`, as the store holds them.
+    fn routes_named<'a>(
+        &self,
+        ns: &str,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Arc<ModelRoute>> {
+        names
+            .into_iter()
+            .filter_map(|n| self.routes.get(&ObjectRef::new(n).within(ns)))
+            .collect()
+    }
+
+    /// Routes of `ns` claiming `model`.
+    fn claimants(&self, ns: &str, model: &str) -> Vec<Arc<ModelRoute>> {
+        let index = self.indexes.routes.read().expect("route index lock");
+        self.routes_named(ns, index.live.claiming(ns, model))
+    }
+
+    /// Routes of `ns` naming backend `backend` in spec or status.
+    fn naming(&self, ns: &str, backend: &str) -> Vec<Arc<ModelRoute>> {
+        let index = self.indexes.routes.read().expect("route index lock");
+        self.routes_named(ns, index.live.naming(ns, backend))
+    }
+
+    /// Routes of `ns` claiming `model` or reporting a model conflict.
+    fn claimants_or_conflicted(&self, ns: &str, model: &str) -> Vec<Arc<ModelRoute>> {
+        let index = self.indexes.routes.read().expect("route index lock");
+        let names: BTreeSet<&str> = index
+            .live
+            .claiming(ns, model)
+            .chain(index.live.conflicted(ns))
+            .collect();
+        self.routes_named(ns, names)
+    }
+
+    /// Backends of `ns` being deleted.
+    fn deleting_backends(&self, ns: &str) -> Vec<Arc<InferenceBackend>> {
+        let index = self.indexes.deleting.read().expect("deletion index lock");
+        index
+            .live
+            .in_namespace(ns)
+            .filter_map(|n| self.backends.get(&ObjectRef::new(n).within(ns)))
+            .collect()
+    }
+
     /// Waits until both caches hold a complete list; before that, an absent backend may
     /// merely not have been listed yet. Not `Store::wait_until_ready`: its one-shot channel
     /// wakes only the last of several waiters, and the others (reconciles started before the
@@ -161,11 +221,17 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn reconcile_backend(obj: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if superseded("inferencebackend", obj.as_ref(), &ctx) {
+        return Ok(Action::requeue(SUPERSEDED_RECHECK));
+    }
     let fut = backend::reconcile(obj.clone(), ctx.clone());
     timed("inferencebackend", obj.as_ref(), &ctx, fut).await
 }
 
 async fn reconcile_route(obj: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if superseded("modelroute", obj.as_ref(), &ctx) {
+        return Ok(Action::requeue(SUPERSEDED_RECHECK));
+    }
     let fut = route::reconcile(obj.clone(), ctx.clone());
     timed("modelroute", obj.as_ref(), &ctx, fut).await
 }
@@ -184,6 +250,31 @@ async fn timed<K: Resource<DynamicType = ()>>(
         ctx.retries.succeeded(&retry_key(kind, obj));
     }
     result
+}
+
+/// After skipping a version already written over: the write's own watch event normally
+/// reconciles sooner; this keeps a requeue the skipped reconcile would have asked for.
+const SUPERSEDED_RECHECK: Duration = Duration::from_secs(1);
+
+/// Whether `obj` is a version this controller has written over: its write's own watch event
+/// reconciles it again.
+fn superseded<K: Resource<DynamicType = ()>>(kind: &'static str, obj: &K, ctx: &Context) -> bool {
+    let stale = ctx.written.superseded(
+        &retry_key(kind, obj),
+        obj.meta().resource_version.as_deref(),
+    );
+    if stale {
+        ctx.metrics.superseded(kind);
+    }
+    stale
+}
+
+/// Records that a write made from `obj`'s version succeeded.
+fn wrote<K: Resource<DynamicType = ()>>(kind: &'static str, obj: &K, ctx: &Context) {
+    ctx.written.record(
+        &retry_key(kind, obj),
+        obj.meta().resource_version.as_deref(),
+    );
 }
 
 fn retry_key<K: Resource<DynamicType = ()>>(kind: &str, obj: &K) -> String {

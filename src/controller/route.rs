@@ -45,7 +45,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     let now = Timestamp::now();
     ctx.caches_ready().await?;
     let model = mr.spec.model_name(&name).to_owned();
-    let contest = conflict::verdict(&mr, &ctx.routes.state());
+    let contest = conflict::verdict(&mr, &ctx.claimants(&ns, &model));
     if let Verdict::Shadowed { .. } = contest {
         // The gateway serves the other route: this one neither serves nor migrates.
         let current = mr.status.clone().unwrap_or_default();
@@ -180,7 +180,9 @@ async fn publish(
     }
     let api: Api<ModelRoute> =
         Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
-    status::write(&api, mr, &after).await?;
+    if status::write(&api, mr, &after).await? {
+        super::wrote("modelroute", mr, ctx);
+    }
     if let Some(message) = conflict::news(before, &after) {
         ctx.event(mr, EventType::Warning, conflict::REASON, message)
             .await;

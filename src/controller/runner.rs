@@ -13,6 +13,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use super::backend::warmup::Warmer;
+use super::leadership::Leadership;
 use super::metrics::Metrics;
 use super::{
     Args, CONTROLLER_NAME, Config, Context, backoff, conflict, error_policy_backend,
@@ -27,7 +28,8 @@ type Shutdown = futures::future::Shared<futures::future::BoxFuture<'static, ()>>
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let lease = leader::Config::from_args(&args)?;
-    let client = Client::try_default().await?;
+    let kube_config = kube::Config::infer().await?;
+    let client = Client::try_from(kube_config.clone())?;
     let registry = prometheus::Registry::new();
     let metrics = Metrics::register(&registry)?;
     let identity = args.identity.clone().unwrap_or_else(|| {
@@ -48,6 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         scrape_intervals: Default::default(),
         backends: backend_store,
         routes: route_store,
+        indexes: Default::default(),
         backends_listed,
         routes_listed,
         prometheus: args
@@ -65,6 +68,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         warmer: Warmer::new(metrics.warmup_requests.clone()),
         metrics,
         retries: backoff::Retries::default(),
+        written: Default::default(),
     });
 
     let ready = Readiness::default();
@@ -101,10 +105,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // A standby is healthy and ready: it is doing its job, which is to wait.
     ready.set(true);
 
-    let elector = leader::Elector::new(client.clone(), lease.with_identity(identity));
+    // Its own thread, runtime and client: a busy controller must not starve its renewals.
+    let mut leadership = Leadership::start(kube_config, lease.with_identity(identity))?;
     tokio::select! {
-        () = elector.acquire() => {}
+        acquired = leadership.acquired() => acquired?,
         () = shutdown.clone() => {
+            leadership.release().await;
             http.await??;
             return Ok(());
         }
@@ -122,12 +128,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // every reconcile in flight) here, before a standby can have taken over.
     let lost = tokio::select! {
         () = controllers => None,
-        lost = elector.hold() => Some(lost),
+        lost = leadership.lost() => Some(lost),
     };
     ctx.metrics.leader.set(0);
     match lost {
         None => {
-            elector.release().await;
+            leadership.release().await;
             http.await??;
             tracing::info!("controller stopped");
             Ok(())
@@ -151,6 +157,56 @@ fn flag_when_listed<K>(tx: Listed) -> impl FnMut(&watcher::Event<K>) {
     }
 }
 
+/// Placed after `reflect`: keeps the route index in step with the route store.
+fn index_routes(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<ModelRoute>) {
+    move |event| {
+        let mut index = ctx.indexes.routes.write().expect("route index lock");
+        let key = |mr: &ModelRoute| (mr.namespace().unwrap_or_default(), mr.name_any());
+        match event {
+            watcher::Event::Init => index.begin(),
+            watcher::Event::InitApply(mr) => {
+                let (ns, name) = key(mr);
+                index.listing().upsert(&ns, &name, usage::index_keys(mr));
+            }
+            watcher::Event::InitDone => index.done(),
+            watcher::Event::Apply(mr) => {
+                let (ns, name) = key(mr);
+                index.live.upsert(&ns, &name, usage::index_keys(mr));
+            }
+            watcher::Event::Delete(mr) => {
+                let (ns, name) = key(mr);
+                index.live.remove(&ns, &name);
+            }
+        }
+    }
+}
+
+/// Placed after `reflect`: keeps the set of backends being deleted in step with the store.
+fn index_deleting(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<InferenceBackend>) {
+    move |event| {
+        let mut index = ctx.indexes.deleting.write().expect("deletion index lock");
+        let key = |ib: &InferenceBackend| (ib.namespace().unwrap_or_default(), ib.name_any());
+        match event {
+            watcher::Event::Init => index.begin(),
+            watcher::Event::InitApply(ib) => {
+                let (ns, name) = key(ib);
+                let deleting = ib.metadata.deletion_timestamp.is_some();
+                index.listing().set(&ns, &name, deleting);
+            }
+            watcher::Event::InitDone => index.done(),
+            watcher::Event::Apply(ib) => {
+                let (ns, name) = key(ib);
+                let deleting = ib.metadata.deletion_timestamp.is_some();
+                index.live.set(&ns, &name, deleting);
+            }
+            watcher::Event::Delete(ib) => {
+                let (ns, name) = key(ib);
+                index.live.set(&ns, &name, false);
+            }
+        }
+    }
+}
+
 async fn run_controllers(
     client: Client,
     ctx: Arc<Context>,
@@ -164,11 +220,13 @@ async fn run_controllers(
     let backend_stream = watcher(backends.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(backend_writer)
+        .inspect_ok(index_deleting(ctx.clone()))
         .inspect_ok(flag_when_listed(backends_listed))
         .applied_objects();
     let route_stream = watcher(routes.clone(), watcher::Config::default())
         .default_backoff()
         .reflect(route_writer)
+        .inspect_ok(index_routes(ctx.clone()))
         .inspect_ok(flag_when_listed(routes_listed))
         .applied_objects();
 
@@ -207,7 +265,7 @@ async fn run_controllers(
             // A route taking up or letting go of a backend changes whether it may be deleted.
             .watches(routes.clone(), watcher::Config::default(), move |mr| {
                 let ns = mr.namespace().unwrap_or_default();
-                usage::backends_to_recheck(&mr, &for_routes.backends.state())
+                usage::backends_to_recheck(&mr, &for_routes.deleting_backends(&ns))
                     .into_iter()
                     .map(|name| ObjectRef::new(&name).within(&ns))
                     .collect::<Vec<_>>()
@@ -224,20 +282,20 @@ async fn run_controllers(
             // A backend appearing, disappearing or changing readiness changes the routes
             // naming it.
             .watches(backends, watcher::Config::default(), move |ib| {
-                let name = ib.name_any();
+                let ns = ib.namespace().unwrap_or_default();
                 for_backends
-                    .routes
-                    .state()
-                    .into_iter()
-                    .filter(|mr| {
-                        mr.metadata.namespace == ib.metadata.namespace && usage::names(mr, &name)
-                    })
-                    .map(|mr| ObjectRef::from_obj(&*mr))
+                    .naming(&ns, &ib.name_any())
+                    .iter()
+                    .map(|mr| ObjectRef::from_obj(&**mr))
                     .collect::<Vec<_>>()
             })
             // A route claiming, or letting go of, a model name changes the other claimants.
             .watches(routes, watcher::Config::default(), move |mr| {
-                conflict::affected(&mr, &for_rivals.routes.state())
+                let ns = mr.namespace().unwrap_or_default();
+                let model = mr
+                    .spec
+                    .model_name(mr.metadata.name.as_deref().unwrap_or_default());
+                conflict::affected(&mr, &for_rivals.claimants_or_conflicted(&ns, model))
                     .iter()
                     .map(|r| ObjectRef::from_obj(&**r))
                     .collect::<Vec<_>>()

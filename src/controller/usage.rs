@@ -8,22 +8,30 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 
+use super::index::RouteKeys;
 use crate::api::{InferenceBackend, ModelRoute};
+
+/// What the route index keeps of `mr`: its model, the backends it names, whether it
+/// reports a model conflict.
+pub fn index_keys(mr: &ModelRoute) -> RouteKeys {
+    RouteKeys {
+        model: mr
+            .spec
+            .model_name(mr.metadata.name.as_deref().unwrap_or_default())
+            .to_owned(),
+        backends: named_by(mr).into_iter().map(str::to_owned).collect(),
+        conflicted: super::conflict::reports(mr),
+    }
+}
 
 /// Every backend `mr` names, in spec or status: a change to the route may change any of them.
 pub fn named_by(mr: &ModelRoute) -> BTreeSet<&str> {
     named(mr).collect()
 }
 
-/// Whether `mr` carries traffic to `backend`. Scans over every route run per reconcile and
-/// per watch event: they test membership without building a set per route.
+/// Whether `mr` carries traffic to `backend` (membership, without building a set).
 pub fn carries(mr: &ModelRoute, backend: &str) -> bool {
     carried(mr).any(|n| n == backend)
-}
-
-/// Whether `mr` names `backend` anywhere (allocation-free, as `carries`).
-pub fn names(mr: &ModelRoute, backend: &str) -> bool {
-    named(mr).any(|n| n == backend)
 }
 
 /// Names of the backends `mr` may send traffic to now, or roll back to (with repeats).
@@ -100,7 +108,6 @@ status:
         assert_eq!(carried, ["new", "old", "shadow", "tier2"]);
         // Spec alone carries nothing yet: nothing routes to `desired` until status says so.
         assert!(!carries(&mr, "desired"));
-        assert!(names(&mr, "desired"));
         assert!(named_by(&mr).contains("desired"));
     }
 

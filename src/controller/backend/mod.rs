@@ -130,11 +130,17 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
     let ns = ib.namespace().ok_or(Error::MissingNamespace)?;
     ctx.caches_ready().await?;
     let api: Api<InferenceBackend> = Api::namespaced(ctx.client.clone(), &ns);
-    let holders = usage::holders(&ctx.routes.state(), &ns, &ib.name_any());
+    let holders = usage::holders(&ctx.naming(&ns, &ib.name_any()), &ns, &ib.name_any());
     let guard = finalizer::guard(&ib, holders);
     let ib = match &guard {
         // Continue with the patched object: its resourceVersion is what status writes need.
-        Guard::Add => Arc::new(finalizer::set(&api, &ib, true).await?),
+        Guard::Add => {
+            let patched = finalizer::set(&api, &ib, true).await?;
+            if patched.resource_version() != ib.resource_version() {
+                super::wrote("inferencebackend", ib.as_ref(), &ctx);
+            }
+            Arc::new(patched)
+        }
         Guard::Release => {
             finalizer::set(&api, &ib, false).await?;
             tracing::info!("no route uses the deleted backend any more; deletion proceeds");
@@ -308,7 +314,9 @@ async fn publish(
     }
     let api: Api<InferenceBackend> =
         Api::namespaced(ctx.client.clone(), &ib.namespace().unwrap_or_default());
-    status::write(&api, ib, after).await?;
+    if status::write(&api, ib, after).await? {
+        super::wrote("inferencebackend", ib, ctx);
+    }
     if let Some(c) = find_condition(&after.conditions, condition::RECONCILING)
         && c.reason == finalizer::IN_USE_REASON
         && find_condition(&before.conditions, condition::RECONCILING)

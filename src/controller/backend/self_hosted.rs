@@ -215,6 +215,7 @@ pub async fn reconcile(
         let warm = wanted == 0
             || status.endpoints.contains(&endpoint)
             || match ctx.warmer.poll(&Target {
+                backend: format!("{ns}/{name}"),
                 uid: uid.to_owned(),
                 pod: endpoint.pod.clone(),
                 address: endpoint.address.clone(),
@@ -244,7 +245,7 @@ pub async fn reconcile(
             warming += 1;
         }
     }
-    ctx.warmer.retain(&live_uids);
+    ctx.warmer.retain(&format!("{ns}/{name}"), &live_uids);
     endpoints.sort_by(|a, b| a.pod.cmp(&b.pod));
     status.endpoints = endpoints;
     status.replicas = Some(sh.replicas);

@@ -51,6 +51,8 @@ impl State {
 /// A pod to warm up.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The backend the pod belongs to (`namespace/name`).
+    pub backend: String,
     pub uid: String,
     pub pod: String,
     pub address: String,
@@ -61,7 +63,8 @@ pub struct Target {
 #[derive(Clone)]
 pub struct Warmer {
     http: reqwest::Client,
-    states: Arc<Mutex<HashMap<String, State>>>,
+    /// Pod uid → (its backend, state). One warmer serves every backend.
+    states: Arc<Mutex<HashMap<String, (String, State)>>>,
     requests_total: IntCounterVec,
 }
 
@@ -82,7 +85,7 @@ impl Warmer {
     /// Whether `target` is warmed up; starts (or restarts after a failure) its warm-up if not.
     pub fn poll(&self, target: &Target) -> State {
         let mut states = self.states.lock().expect("warm-up state lock");
-        let failed_before = match states.get(&target.uid).copied() {
+        let failed_before = match states.get(&target.uid).map(|(_, s)| *s) {
             Some(s @ State::Failed { at, .. }) if at.elapsed() < RETRY_AFTER => return s,
             Some(s @ (State::Running { .. } | State::Done)) => return s,
             Some(State::Failed { attempts, .. }) => attempts,
@@ -91,7 +94,7 @@ impl Warmer {
         let running = State::Running {
             failed: failed_before,
         };
-        states.insert(target.uid.clone(), running);
+        states.insert(target.uid.clone(), (target.backend.clone(), running));
         let this = self.clone();
         let target = target.clone();
         tokio::spawn(async move {
@@ -106,17 +109,19 @@ impl Warmer {
             this.states
                 .lock()
                 .expect("warm-up state lock")
-                .insert(target.uid.clone(), state);
+                .insert(target.uid.clone(), (target.backend.clone(), state));
         });
         running
     }
 
-    /// Forgets pods that no longer exist.
-    pub fn retain(&self, live_uids: &[&str]) {
+    /// Forgets the pods of `backend` that no longer exist; other backends' pods are theirs
+    /// to judge (forgetting them restarted their warm-ups, without end when backends
+    /// reconciled one after another).
+    pub fn retain(&self, backend: &str, live_uids: &[&str]) {
         self.states
             .lock()
             .expect("warm-up state lock")
-            .retain(|uid, _| live_uids.contains(&uid.as_str()));
+            .retain(|uid, (owner, _)| owner != backend || live_uids.contains(&uid.as_str()));
     }
 
     async fn run(&self, t: &Target) -> bool {
@@ -161,5 +166,27 @@ impl Warmer {
             "warm-up {}", if done { "finished" } else { "failed" }
         );
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_backends_pods_are_not_forgotten_when_another_backend_tidies_up() {
+        let warmer =
+            Warmer::new(IntCounterVec::new(prometheus::Opts::new("w", "w"), &["outcome"]).unwrap());
+        let mut states = warmer.states.lock().unwrap();
+        states.insert("pa".into(), ("ns/a".into(), State::Done));
+        states.insert("pb".into(), ("ns/b".into(), State::Done));
+        states.insert("gone".into(), ("ns/b".into(), State::Done));
+        drop(states);
+        warmer.retain("ns/a", &["pa"]);
+        warmer.retain("ns/b", &["pb"]);
+        let states = warmer.states.lock().unwrap();
+        let mut kept: Vec<_> = states.keys().map(String::as_str).collect();
+        kept.sort();
+        assert_eq!(kept, ["pa", "pb"]);
     }
 }
