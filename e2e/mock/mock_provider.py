@@ -627,6 +627,10 @@ class MockServer(http.server.ThreadingHTTPServer):
         self.metrics = Metrics()
         self.quiet = quiet
         self.stopping = threading.Event()
+        # Open connections, closed with the server: a stopped server is a deleted pod, and one
+        # process serves many pods (pod_host.py) whose IPs the next pods may get.
+        self.connections = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, Handler)
 
     def server_bind(self):
@@ -639,6 +643,28 @@ class MockServer(http.server.ThreadingHTTPServer):
         """Stops serve_forever and releases requests held by hang or delay faults."""
         self.stopping.set()
         super().shutdown()
+
+    def process_request(self, request, client_address):
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self):
+        """Closes the listening socket and every open connection, as a process's exit would;
+        handler threads waiting for a keep-alive request see end of input and finish."""
+        super().server_close()
+        with self.connections_lock:
+            connections = list(self.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
 
 
 def _bearer(value: str | None) -> str | None:

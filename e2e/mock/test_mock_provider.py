@@ -219,6 +219,25 @@ def test_keep_alive_reuses_the_connection(openai_mock):
     conn.close()
 
 
+
+def test_a_closed_server_drops_its_keep_alive_connections(start):
+    """A closed server is a deleted pod: its connections go with it. One process serves many
+    simulated pods (pod_host.py), and the next pod may get the same IP and port; a client's
+    pooled connection to the closed server must fail, not keep being answered by it."""
+    server = start("vllm", "m")
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200 and not response.will_close
+    response.read()
+    server.server.shutdown()
+    server.server.server_close()
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+        conn.getresponse()
+    conn.close()
+
 def test_openai_stream(openai_mock):
     response = openai_mock.chat("stream me please", stream=True, stream_options={"include_usage": True})
     assert response.status_code == 200
