@@ -9,4 +9,5 @@ pub mod duration;
 pub mod gateway;
 pub mod migration;
 pub mod serve;
+pub mod slim;
 pub mod telemetry;

@@ -214,6 +214,13 @@ pub struct Args {
     /// standby may take over. Default: two thirds of --lease-duration.
     #[arg(long, value_parser = parse_duration)]
     pub lease_renew_deadline: Option<Duration>,
+    /// Reconciles of one kind (routes, backends) that run at once; more wait their turn in
+    /// the queue, as with controller-runtime's MaxConcurrentReconciles. Unbounded, thousands
+    /// of objects created at once had a reconcile each in flight, holding its requests and
+    /// answers in memory while the API server answered slowly.
+    #[arg(long, env = "SWITCHYARD_MAX_CONCURRENT_RECONCILES", default_value_t = 32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_concurrent_reconciles: u16,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -6,7 +6,7 @@ use futures::{FutureExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -120,6 +120,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let controllers = run_controllers(
         client,
         ctx.clone(),
+        args.max_concurrent_reconciles,
         (backend_writer, route_writer),
         (backends_listed_tx, routes_listed_tx),
         shutdown.clone(),
@@ -210,6 +211,7 @@ fn index_deleting(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<InferenceBack
 async fn run_controllers(
     client: Client,
     ctx: Arc<Context>,
+    concurrency: u16,
     (backend_writer, route_writer): (Writer<InferenceBackend>, Writer<ModelRoute>),
     (backends_listed, routes_listed): (Listed, Listed),
     shutdown: Shutdown,
@@ -219,12 +221,14 @@ async fn run_controllers(
     // The stores in Context are fed by the controllers' own watches.
     let backend_stream = watcher(backends.clone(), watcher::Config::default())
         .default_backoff()
+        .modify(crate::slim::slim)
         .reflect(backend_writer)
         .inspect_ok(index_deleting(ctx.clone()))
         .inspect_ok(flag_when_listed(backends_listed))
         .applied_objects();
     let route_stream = watcher(routes.clone(), watcher::Config::default())
         .default_backoff()
+        .modify(crate::slim::slim)
         .reflect(route_writer)
         .inspect_ok(index_routes(ctx.clone()))
         .inspect_ok(flag_when_listed(routes_listed))
@@ -244,6 +248,7 @@ async fn run_controllers(
         let for_secrets = ctx.clone();
         let for_routes = ctx.clone();
         Controller::for_stream(backend_stream, ctx.backends.clone())
+            .with_config(controller::Config::default().concurrency(concurrency))
             .owns(Api::<Deployment>::all(client.clone()), ours.clone())
             .watches(Api::<Pod>::all(client.clone()), ours, |pod| {
                 let name = pod.labels().get(BACKEND_LABEL)?.clone();
@@ -279,6 +284,7 @@ async fn run_controllers(
         let for_backends = ctx.clone();
         let for_rivals = ctx.clone();
         Controller::for_stream(route_stream, ctx.routes.clone())
+            .with_config(controller::Config::default().concurrency(concurrency))
             // A backend appearing, disappearing or changing readiness changes the routes
             // naming it.
             .watches(backends, watcher::Config::default(), move |ib| {

@@ -100,6 +100,7 @@ where
     let kind = K::kind(&()).into_owned();
     let watch = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(crate::slim::slim)
         .reflect(writer)
         .for_each(move |r| {
             match r {
