@@ -61,9 +61,10 @@ def _body_file(body):
     return f.name
 
 
-def wrk(url, body, duration, connections, core, pids, timeout=5):
+def wrk(url, body, duration, connections, core, pids, timeout=5, probe=None):
     """Saturation: requests per second, errors, and the CPU the measured processes spent per
-    1,000 requests. A 2 s warm-up run comes first (connections, caches)."""
+    1,000 requests. A 2 s warm-up run comes first (connections, caches). `probe`, if given, is
+    called right before and right after the measured run; both results are returned."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
     script.write(f"""wrk.method = "POST"
 wrk.body = {json.dumps(json.dumps(body))}
@@ -76,9 +77,12 @@ wrk.headers["anthropic-version"] = "2023-06-01"
     cmd = ["taskset", "-c", str(core), "wrk", "-t", "1", "-c", str(connections), "--timeout", f"{timeout}s",
            "-s", script.name, url]
     subprocess.run([*cmd[:-1], "-d", "2s", url], capture_output=True, text=True)
+    probed = [probe()] if probe else []
     before = Cpu.seconds(pids)
     out = subprocess.run([*cmd[:-1], "-d", f"{duration}s", url], capture_output=True, text=True).stdout
     spent = Cpu.seconds(pids) - before
+    if probe:
+        probed.append(probe())
     n = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = 0
@@ -88,7 +92,8 @@ wrk.headers["anthropic-version"] = "2023-06-01"
         errors += sum(map(int, m.groups()))
     good = n - errors
     # rps counts failed answers too: report the successful ones only.
-    return {"rps": rps * good / n if n else 0.0, "requests": n, "errors": errors,
+    return {"rps": rps * good / n if n else 0.0, "requests": n, "errors": errors, "good": good,
+            "cpu_s": spent, "probe": probed,
             "cpu_ms_per_1k": spent * 1e6 / good if pids and good > 0 else None}
 
 
