@@ -328,7 +328,7 @@ def main():
         time.sleep(60)
         steady = rate(api2, api_requests(), time.monotonic() - t2)
         v3 = versions()
-        rewritten = sum(1 for k, v in v2.items() if v3.get(k) != v)
+        rewritten = sorted(k for k, v in v2.items() if v3.get(k) != v)
 
         recon, recon_n = histogram_quantiles(controller.url, "switchyard_controller_reconcile_duration_seconds")
         # A new route, from apply to the gateway answering for it: controller reconcile,
@@ -396,7 +396,9 @@ def main():
         say(f"| API requests/s while settling: reads / writes | {settling[0]:.0f} / {settling[1]:.0f} | |")
         say(f"| API requests/s in steady state (60 s): reads / writes | {steady[0]:.1f} / {steady[1]:.2f} "
             f"({steady[2]:.0f} writes, all clients) | |")
-        say(f"| Switchyard objects written in steady state (60 s) | {rewritten} | 0 |")
+        say(f"| Switchyard objects written in steady state (60 s) | {len(rewritten)}"
+            f"{' (' + ', '.join(rewritten[:8]) + (' …' if len(rewritten) > 8 else '') + ')' if rewritten else ''}"
+            f" | 0 |")
         say(f"| new route applied → served by the gateway, p50 / p99 of {len(visible)} | "
             f"{visible[len(visible) // 2] * 1e3:.0f} ms / {visible[-1] * 1e3:.0f} ms | ≤ 1 s p99 |")
         if moved:
