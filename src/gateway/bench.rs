@@ -109,7 +109,7 @@ impl Table {
                 t.metrics.attempt(Outcome::Success, "200", 0.01);
                 t.metrics.tokens(10, 20, t.price);
                 drop(gauge);
-                t.url.as_str().len()
+                t.url.path().len()
             }
             Err(_) => 0,
         }

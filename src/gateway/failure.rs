@@ -24,6 +24,9 @@ pub enum Failure {
     /// 404 for the backend's own model id or URL: the backend's configuration is wrong, not
     /// the caller's request (the gateway chose both), so another backend may serve it.
     NotFound,
+    /// 3xx (or 1xx): the backend sent the request elsewhere. Never followed: the request
+    /// carries the backend's credential, and its baseUrl should name the final place.
+    Redirect { status: u16 },
     /// 400, 413, 422 and other 4xx: the request itself is wrong; another backend would say
     /// the same.
     Client { status: u16 },
@@ -61,6 +64,7 @@ impl Failure {
             Failure::Auth { .. } => "auth",
             Failure::Malformed => "malformed",
             Failure::NotFound => "not_found",
+            Failure::Redirect { .. } => "redirect",
             Failure::Client { .. } => "client_error",
         }
     }
@@ -68,9 +72,10 @@ impl Failure {
     /// The `code` label of the attempt: the upstream's status when there was one.
     pub fn metric_code(&self) -> String {
         match self {
-            Failure::Server { status } | Failure::Client { status } | Failure::Auth { status } => {
-                status.to_string()
-            }
+            Failure::Server { status }
+            | Failure::Client { status }
+            | Failure::Auth { status }
+            | Failure::Redirect { status } => status.to_string(),
             Failure::RateLimited { .. } => "429".into(),
             Failure::NotFound => "404".into(),
             other => other.reason().into(),
@@ -84,7 +89,10 @@ impl Failure {
             Failure::Timeout => 504,
             Failure::RateLimited { .. } => 429,
             Failure::Server { status } => *status,
-            Failure::Auth { .. } | Failure::Malformed | Failure::NotFound => 502,
+            Failure::Auth { .. }
+            | Failure::Malformed
+            | Failure::NotFound
+            | Failure::Redirect { .. } => 502,
             Failure::Client { status } => *status,
         }
     }
@@ -100,6 +108,7 @@ impl Failure {
             408 => Failure::Timeout,
             401 | 403 => Failure::Auth { status },
             404 => Failure::NotFound,
+            s if !(400..500).contains(&s) => Failure::Redirect { status: s },
             s => Failure::Client { status: s },
         }
     }

@@ -7,6 +7,7 @@ mod balance;
 #[doc(hidden)]
 pub mod bench;
 mod cache;
+mod client;
 mod failure;
 mod metrics;
 mod outlier;

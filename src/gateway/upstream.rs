@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue, Uri};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::balance::{InFlightGuard, least_loaded};
@@ -21,9 +21,9 @@ pub struct Target {
     pub backend: Arc<str>,
     pub dialect: Dialect,
     pub model: Arc<str>,
-    pub url: reqwest::Url,
+    pub url: Uri,
     /// Header name and value carrying the credential (the value is marked sensitive).
-    pub auth: Option<(&'static str, HeaderValue)>,
+    pub auth: Option<(HeaderName, HeaderValue)>,
     /// Time to the first byte, and the longest silence within an answer.
     pub timeout: Duration,
     /// Price per million input and output tokens.

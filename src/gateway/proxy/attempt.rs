@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
-use futures::StreamExt;
 use serde_json::Value;
 
 use super::{Ctx, Gateway};
 use crate::api::Dialect;
+use crate::gateway::client::{self, Upstream};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
 use crate::gateway::translate::{self, error};
@@ -71,7 +71,7 @@ impl Gateway {
             Err(_) => return Err(timeout_failure(&target, deadline)),
             Ok(Err(e)) => {
                 return Err(Failed::before_answer(
-                    if e.is_timeout() {
+                    if client::is_timeout(&e) {
                         Failure::Timeout
                     } else {
                         Failure::Connect
@@ -136,13 +136,20 @@ impl Gateway {
     }
 
     /// A non-2xx answer, classified, with the upstream's own message quoted.
-    async fn refused(&self, target: &Target, resp: reqwest::Response, deadline: Instant) -> Failed {
+    async fn refused(&self, target: &Target, resp: client::Response, deadline: Instant) -> Failed {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // Only where a redirect leads, not its path or query: enough to fix a baseUrl.
+        let location = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| reqwest::Url::parse(v).ok())
+            .map(|u| u.origin().ascii_serialization());
         let text = read_body(resp, MAX_ERROR_BODY, target.timeout, deadline)
             .await
             .unwrap_or_default();
@@ -162,6 +169,10 @@ impl Gateway {
                 "backend {backend:?} answered 404 (check its model id {:?} and base URL): {upstream_msg}",
                 target.model
             ),
+            Failure::Redirect { .. } => format!(
+                "backend {backend:?} answered {status}, redirecting to {}; the gateway does not follow redirects (the request carries the backend's credential): set its baseUrl to where it leads",
+                location.as_deref().unwrap_or("nowhere")
+            ),
             _ => format!("backend {backend:?} answered {status}: {upstream_msg}"),
         };
         Failed::before_answer(failure, message)
@@ -173,25 +184,35 @@ impl Gateway {
         body: Vec<u8>,
         rid: &str,
         client_headers: &HeaderMap,
-    ) -> reqwest::Result<reqwest::Response> {
-        let mut rb = self
-            .http
-            .post(target.url.clone())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(X_REQUEST_ID, rid)
-            .body(body);
-        if let Some((name, value)) = &target.auth {
-            rb = rb.header(*name, value);
-        }
-        if target.dialect == Dialect::Anthropic {
-            let version = client_headers
-                .get("anthropic-version")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("2023-06-01");
-            rb = rb.header(ANTHROPIC_VERSION, version);
-        }
-        rb.send().await
+    ) -> Result<client::Response, client::Error> {
+        send(&self.http, target, body, rid, client_headers).await
     }
+}
+
+/// The request to one backend: its credential, the request id, and for Anthropic the
+/// caller's `anthropic-version` (or the oldest stable one).
+async fn send(
+    http: &Upstream,
+    target: &Target,
+    body: Vec<u8>,
+    rid: &str,
+    client_headers: &HeaderMap,
+) -> Result<client::Response, client::Error> {
+    let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(3);
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        headers.push((X_REQUEST_ID, v));
+    }
+    if let Some((name, value)) = &target.auth {
+        headers.push((name.clone(), value.clone()));
+    }
+    if target.dialect == Dialect::Anthropic {
+        let version = client_headers
+            .get(ANTHROPIC_VERSION)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("2023-06-01"));
+        headers.push((ANTHROPIC_VERSION, version));
+    }
+    http.post(&target.url, headers, body).await
 }
 
 /// How long to wait for the next byte: the backend's timeout, cut short by the deadline.
@@ -201,29 +222,30 @@ pub fn wait(timeout: Duration, deadline: Instant) -> Duration {
 
 /// Reads a body up to `limit` bytes, each part within `idle` and all before `deadline`.
 pub async fn read_body(
-    resp: reqwest::Response,
+    resp: client::Response,
     limit: usize,
     idle: Duration,
     deadline: Instant,
 ) -> Result<Vec<u8>, Failed> {
     let mut out = Vec::new();
-    let mut s = resp.bytes_stream();
+    let mut s = resp.into_body();
     loop {
-        let next = match tokio::time::timeout(wait(idle, deadline), s.next()).await {
-            Err(_) => {
-                let why = if Instant::now() >= deadline {
-                    "the request exceeded the gateway's --request-timeout".to_owned()
-                } else {
-                    format!(
-                        "its body stalled for longer than its timeout of {}s",
-                        idle.as_secs_f64()
-                    )
-                };
-                return Err(Failed::before_answer(Failure::Timeout, why));
-            }
-            Ok(None) => return Ok(out),
-            Ok(Some(chunk)) => chunk,
-        };
+        let next =
+            match tokio::time::timeout(wait(idle, deadline), client::next_chunk(&mut s)).await {
+                Err(_) => {
+                    let why = if Instant::now() >= deadline {
+                        "the request exceeded the gateway's --request-timeout".to_owned()
+                    } else {
+                        format!(
+                            "its body stalled for longer than its timeout of {}s",
+                            idle.as_secs_f64()
+                        )
+                    };
+                    return Err(Failed::before_answer(Failure::Timeout, why));
+                }
+                Ok(None) => return Ok(out),
+                Ok(Some(chunk)) => chunk,
+            };
         let chunk = next.map_err(|e| {
             Failed::before_answer(
                 Failure::Connect,

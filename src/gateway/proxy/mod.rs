@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::client::Upstream;
 use super::failure::{Failure, RetryBudget};
 use super::metrics::{Metrics, Outcome};
 use super::outlier::OutlierConfig;
@@ -50,7 +51,7 @@ impl Default for Config {
 pub struct Gateway {
     pub snapshots: Arc<Snapshots>,
     pub metrics: Arc<Metrics>,
-    http: reqwest::Client,
+    http: Upstream,
     balancer: Box<dyn Balancer>,
     budget: RetryBudget,
     cfg: Config,
@@ -118,12 +119,7 @@ impl Gateway {
             snapshots,
             metrics,
             // Timeouts are per attempt and per phase (see `attempt`), not per client.
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .tcp_nodelay(true)
-                .pool_idle_timeout(Duration::from_secs(60))
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
+            http: Upstream::new(Duration::from_secs(5), Duration::from_secs(60)),
             balancer: Box::new(Weighted),
             // Finagle's and Linkerd's defaults: 20% of requests plus 10 retries a second.
             budget: RetryBudget::new(0.2, 100, Duration::from_secs(10)),

@@ -8,10 +8,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::gateway::client::next_chunk;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use futures::StreamExt;
 use tokio::sync::mpsc;
 
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
@@ -27,7 +27,7 @@ impl Gateway {
         self: &Arc<Self>,
         ctx: &Ctx,
         target: Target,
-        resp: reqwest::Response,
+        resp: crate::gateway::client::Response,
         started: Instant,
         gauge: InFlightGauge,
     ) -> Result<Response, Failed> {
@@ -41,7 +41,7 @@ impl Gateway {
             client_wants_usage,
         );
         let mut parser = SseParser::default();
-        let mut upstream = resp.bytes_stream();
+        let mut upstream = resp.into_body();
         let mut held = String::new();
         // Events that came in the same read as the first content, after it: they belong to
         // the committed answer.
@@ -52,7 +52,7 @@ impl Gateway {
         while !relay.has_content() && !relay.done() {
             let left = first_content.saturating_duration_since(Instant::now());
             let chunk = match ctx
-                .upstream(tokio::time::timeout(left, upstream.next()))
+                .upstream(tokio::time::timeout(left, next_chunk(&mut upstream)))
                 .await
             {
                 Err(_) => return Err(timeout_failure(&target, deadline)),
@@ -119,7 +119,12 @@ impl Gateway {
             }
             flush(&tx, &mut out, &mut client_gone).await;
             while failure.is_none() && !client_gone && !relay.done() {
-                match tokio::time::timeout(wait(target.timeout, deadline), upstream.next()).await {
+                match tokio::time::timeout(
+                    wait(target.timeout, deadline),
+                    next_chunk(&mut upstream),
+                )
+                .await
+                {
                     Err(_) if Instant::now() >= deadline => {
                         failure = Some((
                             504,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue, header};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
@@ -271,8 +271,8 @@ impl Builder {
                             })
                             .and_then(|value| {
                                 let (header, text) = match ext.dialect {
-                                    Dialect::Openai => ("authorization", format!("Bearer {value}")),
-                                    Dialect::Anthropic => ("x-api-key", value),
+                                    Dialect::Openai => (header::AUTHORIZATION, format!("Bearer {value}")),
+                                    Dialect::Anthropic => (HeaderName::from_static("x-api-key"), value),
                                 };
                                 let mut v = HeaderValue::from_str(&text).map_err(|_| {
                                     format!(

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue, Uri};
 use reqwest::Url;
 use tokio::sync::Semaphore;
 
@@ -121,7 +121,7 @@ pub enum Kind {
         urls: Box<Urls>,
         /// The credential header ready to send (value marked sensitive), or why it cannot
         /// be sent (the Secret or key is missing).
-        auth: Result<Option<(&'static str, HeaderValue)>, String>,
+        auth: Result<Option<(HeaderName, HeaderValue)>, String>,
     },
     /// Pods ready in an EndpointSlice of the backend's Service and warmed up.
     SelfHosted { pods: Vec<Arc<Pod>> },
@@ -130,20 +130,23 @@ pub enum Kind {
 /// Where one operation is sent, parsed once here: parsing per request (IDNA, percent
 /// encoding) cost a few percent of a proxied request's CPU.
 pub struct Urls {
-    pub chat: Url,
-    pub embeddings: Url,
+    pub chat: Uri,
+    pub embeddings: Uri,
 }
 
 impl Urls {
     /// `None` if either is not a URL (admission lets only http(s) URLs with a host in).
+    /// Parsed as a WHATWG URL first, so what is sent is the normalised form (IDNA host,
+    /// percent-encoded path), then kept as the `Uri` the client sends as is.
     pub fn parse(chat: &str, embeddings: &str) -> Option<Self> {
+        let uri = |s: &str| Uri::try_from(Url::parse(s).ok()?.as_str()).ok();
         Some(Self {
-            chat: Url::parse(chat).ok()?,
-            embeddings: Url::parse(embeddings).ok()?,
+            chat: uri(chat)?,
+            embeddings: uri(embeddings)?,
         })
     }
 
-    pub fn get(&self, op: Operation) -> &Url {
+    pub fn get(&self, op: Operation) -> &Uri {
         match op {
             Operation::Chat => &self.chat,
             Operation::Embeddings => &self.embeddings,

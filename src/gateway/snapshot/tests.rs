@@ -163,9 +163,15 @@ async fn a_secret_that_appears_or_changes_reaches_the_credential_header_on_rebui
         serde_json::from_value(creds["credentials"].clone()).unwrap();
     let mut h = Harness::new(World::new(route(&[("b", 1)], &[]), vec![b]), config());
     let auth = |h: &Harness| match &snap(h).backends[&(NS.to_owned(), "b".to_owned())].kind {
-        Kind::External { auth, .. } => auth
-            .clone()
-            .map(|a| a.map(|(n, v)| (n, v.to_str().unwrap().to_owned(), v.is_sensitive()))),
+        Kind::External { auth, .. } => auth.clone().map(|a| {
+            a.map(|(n, v)| {
+                (
+                    n.to_string(),
+                    v.to_str().unwrap().to_owned(),
+                    v.is_sensitive(),
+                )
+            })
+        }),
         Kind::SelfHosted { .. } => unreachable!(),
     };
     let missing = auth(&h).unwrap_err();
@@ -180,7 +186,11 @@ async fn a_secret_that_appears_or_changes_reaches_the_credential_header_on_rebui
     h.rebuild();
     assert_eq!(
         auth(&h),
-        Ok(Some(("authorization", "Bearer sk-1".to_owned(), true))),
+        Ok(Some((
+            "authorization".to_owned(),
+            "Bearer sk-1".to_owned(),
+            true
+        ))),
         "trimmed, ready to send, and marked sensitive"
     );
     assert_eq!(h.chat().await.status, 200);
@@ -188,7 +198,11 @@ async fn a_secret_that_appears_or_changes_reaches_the_credential_header_on_rebui
     h.rebuild();
     assert_eq!(
         auth(&h),
-        Ok(Some(("authorization", "Bearer sk-2".to_owned(), true)))
+        Ok(Some((
+            "authorization".to_owned(),
+            "Bearer sk-2".to_owned(),
+            true
+        )))
     );
 }
 

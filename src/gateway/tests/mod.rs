@@ -3,6 +3,7 @@
 //! one behaviour a caller or the controller's analysis would notice.
 
 mod billing;
+mod client;
 mod failover;
 mod outliers;
 mod overhead;
@@ -43,6 +44,8 @@ pub enum Reply {
     RateLimited(u64),
     /// Server-sent events, each after its delay.
     Sse(Vec<(Duration, String)>),
+    /// A redirect with this status to this location.
+    Redirect(u16, String),
 }
 
 type Script = dyn Fn(usize, &Value) -> Reply + Send + Sync;
@@ -120,6 +123,11 @@ fn respond(reply: Reply) -> Response {
                 .body(Body::from_stream(stream))
                 .unwrap()
         }
+        Reply::Redirect(status, location) => (
+            StatusCode::from_u16(status).unwrap(),
+            [(header::LOCATION, location)],
+        )
+            .into_response(),
         Reply::Sse(events) => {
             let stream = futures::stream::iter(events).then(|(delay, ev)| async move {
                 tokio::time::sleep(delay).await;
