@@ -58,6 +58,10 @@ pub struct Args {
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request's headers, and to stay idle on a
+    /// keep-alive connection; then the connection is closed.
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
     /// Longest a request may take end to end, across all attempts.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -185,7 +189,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tokio::time::sleep(delay).await;
         }
     };
-    serve::serve(args.listen_addr, app, shutdown).await
+    let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
+    tracing::info!(addr = %args.listen_addr, "listening");
+    serve::serve_on(listener, app, args.header_read_timeout, shutdown).await
 }
 
 async fn chat_openai(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
