@@ -7,10 +7,12 @@ mod common;
 pub mod conditions;
 pub mod conflict;
 mod route;
+mod tenant;
 
 pub use backend::*;
 pub use common::*;
 pub use route::*;
+pub use tenant::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -22,7 +24,7 @@ pub const VERSION: &str = "v1alpha1";
 
 /// Every CRD Switchyard installs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    [InferenceBackend::crd(), ModelRoute::crd()]
+    [InferenceBackend::crd(), ModelRoute::crd(), Tenant::crd()]
         .into_iter()
         .map(unwrap_descriptions)
         .collect()

@@ -66,7 +66,7 @@ impl Table {
             ]
         }));
         let (s, w3) = store::<Secret>([json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "key", "namespace": "bench"}, "stringData": {"apiKey": "sk-bench"}})]);
+            "metadata": {"name": "key", "namespace": "bench", "labels": {"switchyard.dev/credential": "provider"}}, "stringData": {"apiKey": "sk-bench"}})]);
         let (e, w4) = store::<EndpointSlice>((0..routes).map(|i| {
             let eps: Vec<_> = (0..4)
                 .map(|p| json!({"addresses": [format!("10.{}.{}.{p}", i / 250, i % 250)], "conditions": {"ready": true}}))
@@ -80,6 +80,7 @@ impl Table {
             backends: b,
             secrets: s,
             slices: e,
+            tenants: reflector::store().0,
         };
         let metrics = Arc::new(Metrics::register(&prometheus::Registry::new()).expect("metrics"));
         let snapshots = Arc::new(Snapshots::new(metrics.clone(), OutlierConfig::default()));
@@ -106,8 +107,9 @@ impl Table {
         match upstream::resolve(&route.backends[at], Operation::Chat, false) {
             Ok(t) => {
                 let gauge = t.metrics.in_flight();
-                t.metrics.attempt(Outcome::Success, "200", 0.01);
-                t.metrics.tokens(10, 20, t.price);
+                t.metrics
+                    .attempt("anonymous", Outcome::Success, "200", 0.01);
+                t.metrics.tokens("anonymous", 10, 20, t.price);
                 drop(gauge);
                 t.url.path().len()
             }
@@ -144,8 +146,8 @@ impl Table {
     /// The same through resolved handles.
     pub fn count_by_handles(&self, handles: &AttemptMetrics) {
         let g = handles.in_flight();
-        handles.attempt(Outcome::Success, "200", 0.01);
-        handles.tokens(10, 20, Some((1.0, 2.0)));
+        handles.attempt("anonymous", Outcome::Success, "200", 0.01);
+        handles.tokens("anonymous", 10, 20, Some((1.0, 2.0)));
         drop(g);
     }
 

@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::Store;
 
-use crate::api::{InferenceBackend, ModelRoute};
+use crate::api::{InferenceBackend, ModelRoute, Tenant};
 
 #[derive(Clone)]
 pub struct Caches {
@@ -13,4 +13,5 @@ pub struct Caches {
     pub backends: Store<InferenceBackend>,
     pub secrets: Store<Secret>,
     pub slices: Store<EndpointSlice>,
+    pub tenants: Store<Tenant>,
 }

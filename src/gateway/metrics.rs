@@ -82,9 +82,9 @@ impl Metrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "switchyard_requests_total",
-                "Attempts to serve a request, by backend, outcome (success, failover, error, unavailable, client_error, shadow) and code (HTTP status or reason)",
+                "Attempts to serve a request, by backend, tenant, outcome (success, failover, error, unavailable, client_error, shadow) and code (HTTP status or reason)",
             ),
-            &[&attempt[..], &["outcome", "code"]].concat(),
+            &[&attempt[..], &["tenant", "outcome", "code"]].concat(),
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -105,16 +105,16 @@ impl Metrics {
         let tokens = IntCounterVec::new(
             Opts::new(
                 "switchyard_tokens_total",
-                "Tokens processed, by type input or output (gen_ai.client.token.usage)",
+                "Tokens processed, by tenant and type input or output (gen_ai.client.token.usage)",
             ),
-            &[&attempt[..], &["type"]].concat(),
+            &[&attempt[..], &["tenant", "type"]].concat(),
         )?;
         let cost = CounterVec::new(
             Opts::new(
                 "switchyard_cost_total",
-                "Cost of the tokens processed, from the backend's pricing, in its currency",
+                "Cost of the tokens processed, by tenant, from the backend's pricing, in its currency",
             ),
-            &attempt,
+            &[&attempt[..], &["tenant"]].concat(),
         )?;
         let failovers = IntCounterVec::new(
             Opts::new(

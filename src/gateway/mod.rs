@@ -3,6 +3,7 @@
 //! serves from a routing snapshot rebuilt from reflector caches on watch events, so that no
 //! request waits on the API server or reads the caches.
 
+mod auth;
 mod balance;
 #[doc(hidden)]
 pub mod bench;
@@ -27,8 +28,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
@@ -41,7 +43,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use crate::api::{Dialect, InferenceBackend, ModelRoute};
+use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute, Tenant};
 use crate::serve::{self, Readiness};
 use cache::Caches;
 use proxy::Gateway;
@@ -49,9 +51,17 @@ use upstream::Operation;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Address applications call (OpenAI- and Anthropic-compatible API).
+    /// Address applications call (OpenAI- and Anthropic-compatible API). Only the API is
+    /// served here; `/metrics`, `/healthz` and `/readyz` are on `--admin-addr`.
     #[arg(long, env = "SWITCHYARD_LISTEN_ADDR", default_value = "127.0.0.1:8000")]
     pub listen_addr: SocketAddr,
+    /// Address of `/metrics`, `/healthz` and `/readyz`, for Prometheus and the kubelet.
+    #[arg(long, env = "SWITCHYARD_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
+    /// `required`: every request presents a Tenant's key. `disabled`: anyone who can reach
+    /// the gateway may use every route of the namespaces it serves (trusted networks only).
+    #[arg(long, env = "SWITCHYARD_AUTH", value_enum, default_value = "required")]
+    pub auth: auth::AuthMode,
     /// Namespace whose routes this gateway serves; all namespaces when unset.
     #[arg(long, env = "SWITCHYARD_NAMESPACE")]
     pub namespace: Option<String>,
@@ -91,7 +101,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Starts a reflector for `K` and returns its store; the watch retries with backoff forever
 /// and notifies `events` of every change, for the routing snapshot to be rebuilt.
-fn reflect<K>(api: Api<K>, events: Arc<Notify>) -> Store<K>
+fn reflect<K>(api: Api<K>, config: watcher::Config, events: Arc<Notify>) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -103,7 +113,7 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&()).into_owned();
-    let watch = watcher(api, watcher::Config::default())
+    let watch = watcher(api, config)
         .default_backoff()
         .modify(crate::slim::slim)
         .reflect(writer)
@@ -132,11 +142,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
     let ns = args.namespace.as_deref();
     let events = Arc::new(Notify::new());
+    let all = watcher::Config::default;
+    // Only Secrets labelled as credentials are ever listed, watched or held in memory.
+    let credentials = watcher::Config::default().labels(&CredentialPurpose::selector());
     let caches = Caches {
-        routes: reflect(api::<ModelRoute>(&client, ns), events.clone()),
-        backends: reflect(api::<InferenceBackend>(&client, ns), events.clone()),
-        secrets: reflect(api::<Secret>(&client, ns), events.clone()),
-        slices: reflect(api::<EndpointSlice>(&client, ns), events.clone()),
+        routes: reflect(api::<ModelRoute>(&client, ns), all(), events.clone()),
+        backends: reflect(api::<InferenceBackend>(&client, ns), all(), events.clone()),
+        secrets: reflect(api::<Secret>(&client, ns), credentials, events.clone()),
+        slices: reflect(api::<EndpointSlice>(&client, ns), all(), events.clone()),
+        tenants: reflect(api::<Tenant>(&client, ns), all(), events.clone()),
     };
 
     let registry = prometheus::Registry::new();
@@ -173,13 +187,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         });
     }
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat_openai))
-        .route("/v1/messages", post(chat_anthropic))
-        .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
-        .with_state(gateway)
-        .merge(serve::ops_router(registry, ready.clone()));
+    if args.auth == auth::AuthMode::Disabled {
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (--auth=disabled): anyone who can reach {} may use every route of the namespaces this gateway serves, spending their provider keys",
+            args.listen_addr
+        );
+    }
+    let app = api_router(gateway, args.auth);
+    let admin = serve::ops_router(registry, ready.clone());
     let delay = args.shutdown_delay;
     let shutdown = async move {
         serve::shutdown_signal().await;
@@ -189,37 +204,122 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             tokio::time::sleep(delay).await;
         }
     };
+    let admin_listener = tokio::net::TcpListener::bind(args.admin_addr).await?;
+    tracing::info!(addr = %args.admin_addr, "admin endpoints (/metrics, /healthz, /readyz) listening");
+    // The admin endpoints stay up until the process ends, so probes and the last scrape see
+    // the drain.
+    tokio::spawn(serve::serve_on(
+        admin_listener,
+        admin,
+        serve::HEADER_READ_TIMEOUT,
+        std::future::pending(),
+    ));
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, "listening");
     serve::serve_on(listener, app, args.header_read_timeout, shutdown).await
 }
 
-async fn chat_openai(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    gw.serve(Dialect::Openai, Operation::Chat, headers, body)
+/// The endpoints applications call, every one of them (the fallback included) behind the
+/// key check: a route added here is authenticated without further thought.
+pub(crate) fn api_router(gateway: Arc<Gateway>, mode: auth::AuthMode) -> Router {
+    let check = Authenticate {
+        gateway: gateway.clone(),
+        mode,
+        anonymous: Arc::new(auth::Caller::anonymous()),
+    };
+    Router::new()
+        .route("/v1/chat/completions", post(chat_openai))
+        .route("/v1/messages", post(chat_anthropic))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .fallback(unknown_endpoint)
+        .layer(middleware::from_fn_with_state(check, authenticate))
+        .with_state(gateway)
+}
+
+#[derive(Clone)]
+struct Authenticate {
+    gateway: Arc<Gateway>,
+    mode: auth::AuthMode,
+    anonymous: Arc<auth::Caller>,
+}
+
+/// Finds the caller by its key (401 in the caller's dialect without a valid one) and hands
+/// it to the endpoint.
+async fn authenticate(State(check): State<Authenticate>, mut req: Request, next: Next) -> Response {
+    let caller = match check.mode {
+        auth::AuthMode::Disabled => check.anonymous.clone(),
+        auth::AuthMode::Required => {
+            let snapshot = check.gateway.snapshots.load();
+            match auth::presented(req.headers()).and_then(|k| snapshot.keys.find(k)) {
+                Some(c) => c.clone(),
+                None => {
+                    let dialect = auth::dialect_of(req.uri().path(), req.headers());
+                    return proxy::error_response(dialect, 401, auth::rejection(req.headers()));
+                }
+            }
+        }
+    };
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+/// Any other path or method: an error in the caller's dialect naming what is served.
+async fn unknown_endpoint(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    proxy::error_response(
+        auth::dialect_of(uri.path(), &headers),
+        404,
+        &format!(
+            "{method} {} is not an endpoint of this gateway; it serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings and GET /v1/models",
+            uri.path()
+        ),
+    )
+}
+
+type Caller = Extension<Arc<auth::Caller>>;
+
+async fn chat_openai(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(caller, Dialect::Openai, Operation::Chat, headers, body)
         .await
 }
 
 async fn chat_anthropic(
     State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    gw.serve(Dialect::Anthropic, Operation::Chat, headers, body)
+    gw.serve(caller, Dialect::Anthropic, Operation::Chat, headers, body)
         .await
 }
 
-async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    gw.serve(Dialect::Openai, Operation::Embeddings, headers, body)
-        .await
+async fn embeddings(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(
+        caller,
+        Dialect::Openai,
+        Operation::Embeddings,
+        headers,
+        body,
+    )
+    .await
 }
 
-/// `GET /v1/models`: the model names served, in OpenAI's list shape.
-async fn models(State(gw): State<Arc<Gateway>>) -> Response {
+/// `GET /v1/models`: the models the caller may use, in OpenAI's list shape.
+async fn models(State(gw): State<Arc<Gateway>>, Extension(caller): Caller) -> Response {
     let snapshot = gw.snapshots.load();
     let data: Vec<_> = snapshot
-        .listed()
-        .iter()
-        .map(|(id, created)| json!({"id": id, "object": "model", "created": created, "owned_by": "switchyard"}))
+        .listed(&caller)
+        .map(|l| json!({"id": l.model, "object": "model", "created": l.created, "owned_by": "switchyard"}))
         .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }

@@ -27,11 +27,11 @@ pub struct AttemptMetrics {
     backend: Box<str>,
     provider: &'static str,
     durations: [OnceLock<Histogram>; 6],
-    /// (outcome, code) → counter; a handful of entries, scanned without allocating.
-    requests: RwLock<Vec<(Outcome, Box<str>, IntCounter)>>,
+    /// (tenant, outcome, code) → counter; a handful of entries, scanned without allocating.
+    requests: RwLock<Vec<RequestSeries>>,
     ttft: OnceLock<Histogram>,
-    tokens: OnceLock<(IntCounter, IntCounter)>,
-    cost: OnceLock<Counter>,
+    /// Per tenant: input and output tokens, and cost.
+    tokens: RwLock<Vec<(Box<str>, TenantTokens)>>,
     in_flight: OnceLock<IntGauge>,
     overhead: OnceLock<Histogram>,
 }
@@ -53,8 +53,7 @@ impl AttemptMetrics {
             durations: Default::default(),
             requests: RwLock::default(),
             ttft: OnceLock::new(),
-            tokens: OnceLock::new(),
-            cost: OnceLock::new(),
+            tokens: RwLock::default(),
             in_flight: OnceLock::new(),
             overhead: OnceLock::new(),
         }
@@ -81,11 +80,11 @@ impl AttemptMetrics {
         })
     }
 
-    fn requests(&self, outcome: Outcome, code: &str) -> IntCounter {
-        let find = |v: &Vec<(Outcome, Box<str>, IntCounter)>| {
+    fn requests(&self, tenant: &str, outcome: Outcome, code: &str) -> IntCounter {
+        let find = |v: &Vec<RequestSeries>| {
             v.iter()
-                .find(|(o, c, _)| *o == outcome && &**c == code)
-                .map(|(_, _, h)| h.clone())
+                .find(|(t, o, c, _)| *o == outcome && &**c == code && &**t == tenant)
+                .map(|(_, _, _, h)| h.clone())
         };
         if let Some(h) = find(&self.requests.read().unwrap_or_else(|e| e.into_inner())) {
             return h;
@@ -98,19 +97,19 @@ impl AttemptMetrics {
         let h = self
             .vecs
             .requests
-            .with_label_values(&[n, r, b, p, outcome.as_str(), code]);
-        v.push((outcome, code.into(), h.clone()));
+            .with_label_values(&[n, r, b, p, tenant, outcome.as_str(), code]);
+        v.push((tenant.into(), outcome, code.into(), h.clone()));
         h
     }
 
-    /// Records one attempt.
-    pub fn attempt(&self, outcome: Outcome, code: &str, seconds: f64) {
+    /// Records one attempt made for `tenant`.
+    pub fn attempt(&self, tenant: &str, outcome: Outcome, code: &str, seconds: f64) {
         // Export every live outcome from the first attempt on, at 0 until it happens, so the
         // first failure is an increase Prometheus can rate (a series born at 1 is not).
         for o in LIVE {
             self.duration(o);
         }
-        self.requests(outcome, code).inc();
+        self.requests(tenant, outcome, code).inc();
         self.duration(outcome).observe(seconds);
     }
 
@@ -120,21 +119,42 @@ impl AttemptMetrics {
             .observe(seconds);
     }
 
-    /// Counts tokens and their cost; prices are per million tokens.
-    pub fn tokens(&self, input: u64, output: u64, price: Option<(f64, f64)>) {
-        let (i, o) = self.tokens.get_or_init(|| {
-            (
-                self.vecs.tokens.with_label_values(&self.with("input")),
-                self.vecs.tokens.with_label_values(&self.with("output")),
-            )
-        });
-        i.inc_by(input);
-        o.inc_by(output);
-        if let Some((pin, pout)) = price {
-            let cost = (input as f64 * pin + output as f64 * pout) / 1_000_000.0;
-            self.cost
-                .get_or_init(|| self.vecs.cost.with_label_values(&self.base()))
-                .inc_by(cost);
+    /// Counts `tenant`'s tokens and their cost; prices are per million tokens.
+    pub fn tokens(&self, tenant: &str, input: u64, output: u64, price: Option<(f64, f64)>) {
+        let count = |t: &TenantTokens| {
+            t.input.inc_by(input);
+            t.output.inc_by(output);
+            if let Some((pin, pout)) = price {
+                let cost = (input as f64 * pin + output as f64 * pout) / 1_000_000.0;
+                t.cost
+                    .get_or_init(|| self.vecs.cost.with_label_values(&self.with(tenant)))
+                    .inc_by(cost);
+            }
+        };
+        {
+            let v = self.tokens.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, t)) = v.iter().find(|(t, _)| &**t == tenant) {
+                return count(t);
+            }
+        }
+        let mut v = self.tokens.write().unwrap_or_else(|e| e.into_inner());
+        if !v.iter().any(|(t, _)| &**t == tenant) {
+            let [n, r, b, p] = self.base();
+            let t = TenantTokens {
+                input: self
+                    .vecs
+                    .tokens
+                    .with_label_values(&[n, r, b, p, tenant, "input"]),
+                output: self
+                    .vecs
+                    .tokens
+                    .with_label_values(&[n, r, b, p, tenant, "output"]),
+                cost: OnceLock::new(),
+            };
+            v.push((tenant.into(), t));
+        }
+        if let Some((_, t)) = v.iter().find(|(t, _)| &**t == tenant) {
+            count(t);
         }
     }
 
@@ -165,7 +185,7 @@ impl AttemptMetrics {
             }
         }
         let [n, r, b, p] = self.base();
-        for (o, code, _) in self
+        for (t, o, code, _) in self
             .requests
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -173,17 +193,17 @@ impl AttemptMetrics {
         {
             let _ = v
                 .requests
-                .remove_label_values(&[n, r, b, p, o.as_str(), code]);
+                .remove_label_values(&[n, r, b, p, t, o.as_str(), code]);
         }
         if self.ttft.get().is_some() {
             let _ = v.ttft.remove_label_values(&self.base());
         }
-        if self.tokens.get().is_some() {
-            let _ = v.tokens.remove_label_values(&self.with("input"));
-            let _ = v.tokens.remove_label_values(&self.with("output"));
-        }
-        if self.cost.get().is_some() {
-            let _ = v.cost.remove_label_values(&self.base());
+        for (t, tokens) in self.tokens.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = v.tokens.remove_label_values(&[n, r, b, p, t, "input"]);
+            let _ = v.tokens.remove_label_values(&[n, r, b, p, t, "output"]);
+            if tokens.cost.get().is_some() {
+                let _ = v.cost.remove_label_values(&[n, r, b, p, t]);
+            }
         }
         if self.in_flight.get().is_some() {
             let _ = v.in_flight.remove_label_values(&self.base());
@@ -192,6 +212,16 @@ impl AttemptMetrics {
             let _ = v.overhead.remove_label_values(&self.base());
         }
     }
+}
+
+/// `(tenant, outcome, code)` and its counter.
+type RequestSeries = (Box<str>, Outcome, Box<str>, IntCounter);
+
+/// One tenant's token counters on one (route, backend).
+struct TenantTokens {
+    input: IntCounter,
+    output: IntCounter,
+    cost: OnceLock<Counter>,
 }
 
 pub struct InFlightGauge(IntGauge);

@@ -120,11 +120,17 @@ impl Gateway {
             })?;
         let m = &target.metrics;
         m.attempt(
+            &ctx.who.tenant,
             Outcome::Success,
             &status.to_string(),
             started.elapsed().as_secs_f64(),
         );
-        m.tokens(answer.usage.input, answer.usage.output, target.price);
+        m.tokens(
+            &ctx.who.tenant,
+            answer.usage.input,
+            answer.usage.output,
+            target.price,
+        );
         drop(gauge);
         let mut resp = Response::new(axum::body::Body::from(answer.body));
         resp.headers_mut().insert(

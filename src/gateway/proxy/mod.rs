@@ -16,6 +16,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::auth::Caller;
 use super::client::Upstream;
 use super::failure::{Failure, RetryBudget};
 use super::metrics::{Metrics, Outcome};
@@ -60,6 +61,8 @@ pub struct Gateway {
 
 /// What every stage of serving one request needs.
 pub struct Ctx {
+    /// Who is calling: the tenant whose key the request presented.
+    pub who: Arc<Caller>,
     pub caller: Dialect,
     pub op: Operation,
     pub req: Request,
@@ -145,6 +148,7 @@ impl Gateway {
     /// Serves one request end to end. Always answers, in the caller's dialect.
     pub async fn serve(
         self: Arc<Self>,
+        who: Arc<Caller>,
         caller: Dialect,
         op: Operation,
         headers: HeaderMap,
@@ -159,10 +163,11 @@ impl Gateway {
             .unwrap_or_else(|| format!("req_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)));
         let mut resp = match self.read_request(caller, op, body).await {
             Err(resp) => resp,
-            Ok(req) => match self.route(&req) {
+            Ok(req) => match self.route(&who, &req) {
                 Err(message) => error_response(caller, 404, &message),
                 Ok(route) => {
                     let ctx = Ctx {
+                        who,
                         caller,
                         op,
                         req,
@@ -185,15 +190,21 @@ impl Gateway {
     }
 
     /// The route serving the requested model, from the snapshot in use; or the 404's text.
-    fn route(&self, req: &Request) -> Result<Arc<Route>, String> {
+    /// A route the caller may not use is not found either, so that model names cannot be
+    /// enumerated with a key; the message lists only the caller's own models.
+    fn route(&self, who: &Caller, req: &Request) -> Result<Arc<Route>, String> {
         let snapshot = self.snapshots.load();
-        snapshot.route(&req.model).cloned().ok_or_else(|| {
-            format!(
-                "The model '{}' does not exist on this gateway; it serves: {}",
-                req.model,
-                snapshot.served()
-            )
-        })
+        snapshot
+            .route(&req.model)
+            .filter(|r| who.may_use(&r.namespace, &r.name))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "The model '{}' does not exist or you do not have access to it; models for your key: {}",
+                    req.model,
+                    snapshot.served(who)
+                )
+            })
     }
 
     /// Picks, attempts and fails over until a backend answers or none is left.
@@ -236,8 +247,12 @@ impl Gateway {
             // Nothing is sent when the backend refuses: the attempt is recorded with why, and
             // the request moves on without spending the retry budget.
             let refused = |code: &str, outcome, way: &mut Way| {
-                rb.metrics
-                    .attempt(outcome, code, started.elapsed().as_secs_f64());
+                rb.metrics.attempt(
+                    &ctx.who.tenant,
+                    outcome,
+                    code,
+                    started.elapsed().as_secs_f64(),
+                );
                 let more = sent < self.cfg.max_attempts.max(1) && Instant::now() < ctx.deadline;
                 let next = if more { self.next(ctx, way) } else { None };
                 if let Some(to) = next {
@@ -310,6 +325,7 @@ impl Gateway {
                 (_, false) => Outcome::Error,
             };
             rb.metrics.attempt(
+                &ctx.who.tenant,
                 outcome,
                 &failed.failure.metric_code(),
                 started.elapsed().as_secs_f64(),

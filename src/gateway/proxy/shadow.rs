@@ -22,6 +22,7 @@ impl Gateway {
         let route = ctx.route.clone();
         let (caller, op) = (ctx.caller, ctx.op);
         let rid = format!("{}-shadow", ctx.rid);
+        let tenant = ctx.who.tenant.clone();
         let req = ctx.req.clone();
         tokio::spawn(async move {
             // A mirror copy never streams: nobody reads it.
@@ -63,9 +64,14 @@ impl Gateway {
                 Err(_) => ("timeout".into(), None),
             };
             let m = &target.metrics;
-            m.attempt(Outcome::Shadow, &code, started.elapsed().as_secs_f64());
+            m.attempt(
+                &tenant,
+                Outcome::Shadow,
+                &code,
+                started.elapsed().as_secs_f64(),
+            );
             if let Some(u) = usage {
-                m.tokens(u.input, u.output, target.price);
+                m.tokens(&tenant, u.input, u.output, target.price);
             }
         });
     }

@@ -105,6 +105,7 @@ impl Gateway {
         let backend = target.backend.clone();
         let backend_header = backend.clone();
         let request_timeout = self.cfg.request_timeout;
+        let tenant = ctx.who.tenant.clone();
         tokio::spawn(async move {
             let mut client_gone = false;
             // Frames of one upstream read go to the client as one write: an upstream that
@@ -186,9 +187,9 @@ impl Gateway {
                 Outcome::Success
             };
             let m = &target.metrics;
-            m.attempt(outcome, code, started.elapsed().as_secs_f64());
+            m.attempt(&tenant, outcome, code, started.elapsed().as_secs_f64());
             let usage = relay.usage();
-            m.tokens(usage.input, usage.output, target.price);
+            m.tokens(&tenant, usage.input, usage.output, target.price);
             drop(gauge);
             drop(target);
         });

@@ -14,9 +14,12 @@ use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Semaphore;
 
-use super::{Backend, BackendState, Key, Kind, Mirror, Pod, Route, RouteBackend, Snapshot, Urls};
+use super::{
+    Backend, BackendState, Key, Kind, Listed, Mirror, Pod, Route, RouteBackend, Snapshot, Urls,
+    tenants,
+};
 use crate::api::conflict::{model_of, precedence};
-use crate::api::{Dialect, InferenceBackend, ModelRoute};
+use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute};
 use crate::gateway::balance::SmoothWeighted;
 use crate::gateway::cache::Caches;
 use crate::gateway::metrics::{AttemptMetrics, Metrics};
@@ -79,12 +82,15 @@ impl Builder {
 
         let all_routes = caches.routes.state();
         let mut winners: HashMap<String, (&Arc<ModelRoute>, _)> = HashMap::new();
-        let mut listed: Vec<(String, i64)> = vec![];
+        let mut listed: Vec<Listed> = vec![];
         for r in &all_routes {
             let model = model_of(r);
             if r.status.as_ref().is_some_and(|s| !s.weights.is_empty()) {
-                let created = r.creation_timestamp().map_or(0, |t| t.0.as_second());
-                listed.push((model.clone(), created));
+                listed.push(Listed {
+                    model: model.clone(),
+                    created: r.creation_timestamp().map_or(0, |t| t.0.as_second()),
+                    route: (r.namespace().unwrap_or_default(), r.name_any()),
+                });
             }
             // When two routes claim one name, the older keeps serving (see api::conflict).
             let p = precedence(r);
@@ -95,17 +101,13 @@ impl Builder {
                 }
             }
         }
-        listed.sort();
-        listed.dedup_by(|a, b| a.0 == b.0);
-        let served = if listed.is_empty() {
-            "nothing yet".to_owned()
-        } else {
-            listed
-                .iter()
-                .map(|(m, _)| m.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        // One entry per model: the route that serves it (the older claim).
+        listed.retain(|l| {
+            winners.get(&l.model).is_some_and(|(w, _)| {
+                w.name_any() == l.route.1 && w.namespace().unwrap_or_default() == l.route.0
+            })
+        });
+        listed.sort_by(|a, b| a.model.cmp(&b.model));
 
         let mut models = HashMap::with_capacity(winners.len());
         let mut routes = HashMap::with_capacity(winners.len());
@@ -140,7 +142,7 @@ impl Builder {
             routes,
             backends,
             listed,
-            served,
+            keys: tenants::keys(&caches.tenants, &caches.secrets, &all_routes),
         }
     }
 
@@ -262,11 +264,11 @@ impl Builder {
                     None => Ok(None),
                     Some(c) => {
                         let r = &c.secret_ref;
-                        secret_value(secrets, ns, &r.name, &r.key)
+                        // Client-facing: names no Secret (the backend's status does).
+                        secret_value(secrets, ns, &r.name, &r.key, CredentialPurpose::Provider)
                             .ok_or_else(|| {
                                 format!(
-                                    "backend {name:?}: credentials Secret {:?} or key {:?} missing",
-                                    r.name, r.key
+                                    "backend {name:?} has no usable credentials; its InferenceBackend's Ready condition says what to fix"
                                 )
                             })
                             .and_then(|value| {
@@ -276,8 +278,7 @@ impl Builder {
                                 };
                                 let mut v = HeaderValue::from_str(&text).map_err(|_| {
                                     format!(
-                                        "backend {name:?}: credentials Secret {:?} key {:?} is not a valid header value",
-                                        r.name, r.key
+                                        "backend {name:?} has credentials that are not a valid header value; its InferenceBackend's Ready condition says what to fix"
                                     )
                                 })?;
                                 v.set_sensitive(true);
@@ -419,8 +420,19 @@ fn ready_addresses(slices: &[Arc<EndpointSlice>]) -> HashMap<(&str, &str), Vec<&
 }
 
 /// The value of one key of a Secret, as text.
-fn secret_value(secrets: &Store<Secret>, namespace: &str, name: &str, key: &str) -> Option<String> {
+/// The value of `key` in the Secret `name`, if the Secret is labelled for `purpose`: a
+/// Secret labelled for the other purpose, or not at all, is never used.
+pub(super) fn secret_value(
+    secrets: &Store<Secret>,
+    namespace: &str,
+    name: &str,
+    key: &str,
+    purpose: CredentialPurpose,
+) -> Option<String> {
     let secret = secrets.get(&ObjectRef::new(name).within(namespace))?;
+    if CredentialPurpose::of_labels(secret.labels()) != Some(purpose) {
+        return None;
+    }
     if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
         return String::from_utf8(v.0.clone())
             .ok()

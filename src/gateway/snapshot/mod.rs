@@ -8,6 +8,7 @@
 //! next snapshot by key when it is built (see `build`).
 
 mod build;
+mod tenants;
 #[cfg(test)]
 mod tests;
 mod watch;
@@ -21,6 +22,7 @@ use axum::http::{HeaderName, HeaderValue, Uri};
 use reqwest::Url;
 use tokio::sync::Semaphore;
 
+use super::auth::{Caller, Keys};
 use super::balance::{InFlight, SmoothWeighted};
 use super::metrics::{AttemptMetrics, BackendMetrics, Metrics};
 use super::outlier::{Detector, OutlierConfig};
@@ -42,10 +44,18 @@ pub struct Snapshot {
     /// Every serving route by `(namespace, name)`, to carry its state to the next generation.
     routes: HashMap<Key, Arc<Route>>,
     backends: HashMap<Key, Arc<Backend>>,
-    /// Models with a split in effect, sorted, for `/v1/models`, with creation time.
-    listed: Vec<(String, i64)>,
-    /// The same names joined, for the 404 that lists them.
-    served: String,
+    /// Models with a split in effect, sorted, for `/v1/models`: name, creation time and
+    /// the route's `(namespace, name)`, to list only what a caller may use.
+    listed: Vec<Listed>,
+    /// The tenants' keys, as digests.
+    pub keys: Keys,
+}
+
+/// A model in `/v1/models`.
+pub struct Listed {
+    pub model: String,
+    pub created: i64,
+    pub route: Key,
 }
 
 impl Snapshot {
@@ -54,14 +64,21 @@ impl Snapshot {
         self.models.get(model)
     }
 
-    /// Model names of routes with a split in effect, sorted, with their creation time.
-    pub fn listed(&self) -> &[(String, i64)] {
-        &self.listed
+    /// Models of routes with a split in effect that `caller` may use, sorted.
+    pub fn listed<'a>(&'a self, caller: &'a Caller) -> impl Iterator<Item = &'a Listed> {
+        self.listed
+            .iter()
+            .filter(|l| caller.may_use(&l.route.0, &l.route.1))
     }
 
-    /// The models served, joined for an error message ("nothing yet" when none).
-    pub fn served(&self) -> &str {
-        &self.served
+    /// The models `caller` may use, joined for an error message ("none" when none).
+    pub fn served(&self, caller: &Caller) -> String {
+        let names: Vec<&str> = self.listed(caller).map(|l| l.model.as_str()).collect();
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
     }
 
     pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::watch::COALESCE;
 use super::{Kind, Snapshot, Snapshots};
 use crate::api::{InferenceBackend, ModelRoute};
+use crate::gateway::auth::Caller;
 use crate::gateway::cache::Caches;
 use crate::gateway::metrics::Metrics;
 use crate::gateway::outlier::OutlierConfig;
@@ -71,14 +72,13 @@ async fn the_older_of_two_routes_claiming_a_model_serves_and_the_served_list_is_
     assert_eq!(s.route("zeta").unwrap().name, "zeta");
     assert!(s.route("chat-v2").is_none());
     assert_eq!(
-        s.listed()
-            .iter()
-            .map(|(m, _)| m.as_str())
+        s.listed(&Caller::anonymous())
+            .map(|l| l.model.as_str())
             .collect::<Vec<_>>(),
         ["chat", "zeta"],
         "only models with a split in effect are listed"
     );
-    assert_eq!(s.served(), "chat, zeta");
+    assert_eq!(s.served(&Caller::anonymous()), "chat, zeta");
     assert!(
         s.route("alpha").is_some(),
         "served, with no split yet (503)"
@@ -175,13 +175,30 @@ async fn a_secret_that_appears_or_changes_reaches_the_credential_header_on_rebui
         Kind::SelfHosted { .. } => unreachable!(),
     };
     let missing = auth(&h).unwrap_err();
-    assert!(missing.contains("\"key\""), "{missing}");
+    // Callers see this: it names the backend, never the Secret.
+    assert!(
+        missing.contains("no usable credentials") && !missing.contains("\"key\""),
+        "{missing}"
+    );
     assert_eq!(h.chat().await.status, 503, "no credentials: unavailable");
 
-    let secret = |value: &str| -> Secret {
+    let labelled = |value: &str, purpose: Option<&str>| -> Secret {
+        let labels = match purpose {
+            Some(p) => json!({"switchyard.dev/credential": p}),
+            None => json!({}),
+        };
         obj(json!({"apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": "key", "namespace": NS}, "stringData": {"apiKey": value}}))
+            "metadata": {"name": "key", "namespace": NS, "labels": labels}, "stringData": {"apiKey": value}}))
     };
+    let secret = |value: &str| labelled(value, Some("provider"));
+    // Only a Secret labelled for provider credentials is ever sent upstream: not one without
+    // the label, and not a tenant's key.
+    for other in [None, Some("tenant-key"), Some("Provider")] {
+        apply(&mut h.writers.2, labelled("sk-0", other));
+        h.rebuild();
+        assert!(auth(&h).is_err(), "{other:?}");
+        assert_eq!(h.chat().await.status, 503, "{other:?}");
+    }
     apply(&mut h.writers.2, secret(" sk-1\n"));
     h.rebuild();
     assert_eq!(
@@ -385,6 +402,7 @@ async fn a_burst_of_watch_events_is_one_rebuild_and_a_weight_change_reaches_requ
         backends,
         secrets,
         slices,
+        tenants: listed::<crate::api::Tenant>(vec![]).0,
     };
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::register(&registry).unwrap());

@@ -18,14 +18,20 @@ pub const COALESCE: Duration = Duration::from_millis(25);
 /// Builds the first snapshot once the caches hold a full list and marks the gateway ready,
 /// then rebuilds after watch events (`events` is notified by every watch).
 pub async fn run(snapshots: Arc<Snapshots>, caches: Caches, events: Arc<Notify>, ready: Readiness) {
-    let synced = futures::future::join4(
+    let synced = futures::future::join5(
         caches.routes.wait_until_ready(),
         caches.backends.wait_until_ready(),
         caches.secrets.wait_until_ready(),
         caches.slices.wait_until_ready(),
+        caches.tenants.wait_until_ready(),
     )
     .await;
-    if synced.0.is_err() || synced.1.is_err() || synced.2.is_err() || synced.3.is_err() {
+    if synced.0.is_err()
+        || synced.1.is_err()
+        || synced.2.is_err()
+        || synced.3.is_err()
+        || synced.4.is_err()
+    {
         return;
     }
     let generation = rebuild(&snapshots, &caches).await;

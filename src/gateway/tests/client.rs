@@ -24,7 +24,8 @@ async fn a_redirect_is_never_followed_and_the_request_fails_over() {
     world
         .secrets
         .push(obj(json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "key", "namespace": NS}, "stringData": {"apiKey": "sk-secret"}})));
+        "metadata": {"name": "key", "namespace": NS, "labels": {"switchyard.dev/credential": "provider"}},
+        "stringData": {"apiKey": "sk-secret"}})));
     let h = Harness::new(world, config());
 
     let a = h.chat().await;

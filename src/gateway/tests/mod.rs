@@ -2,6 +2,7 @@
 //! filled by hand instead of by watches and built into the routing snapshot, metrics read back from the registry. Each test states
 //! one behaviour a caller or the controller's analysis would notice.
 
+mod auth;
 mod billing;
 mod client;
 mod failover;
@@ -24,12 +25,13 @@ use prometheus::proto::MetricType;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::auth::Caller;
 use super::cache::Caches;
 use super::metrics::Metrics;
 use super::proxy::{Config, Gateway};
 use super::snapshot::Snapshots;
 use super::upstream::Operation;
-use crate::api::{Dialect, InferenceBackend, ModelRoute};
+use crate::api::{Dialect, InferenceBackend, ModelRoute, Tenant};
 
 pub const NS: &str = "team";
 
@@ -313,18 +315,22 @@ where
     (store, writer)
 }
 
+/// The writers of the caches, in the order of `Caches`' fields.
+pub type Writers = (
+    Writer<ModelRoute>,
+    Writer<InferenceBackend>,
+    Writer<Secret>,
+    Writer<EndpointSlice>,
+    Writer<Tenant>,
+);
+
 /// A gateway over a snapshot of fixed caches, with its own metrics registry.
 pub struct Harness {
     pub gw: Arc<Gateway>,
     pub registry: prometheus::Registry,
     /// The caches the snapshot is built from; change them through `writers`, then `rebuild`.
     pub caches: Caches,
-    pub writers: (
-        Writer<ModelRoute>,
-        Writer<InferenceBackend>,
-        Writer<Secret>,
-        Writer<EndpointSlice>,
-    ),
+    pub writers: Writers,
 }
 
 pub struct World {
@@ -334,6 +340,7 @@ pub struct World {
     pub backends: Vec<InferenceBackend>,
     pub secrets: Vec<Secret>,
     pub slices: Vec<EndpointSlice>,
+    pub tenants: Vec<Tenant>,
 }
 
 impl World {
@@ -343,6 +350,7 @@ impl World {
             more_routes: vec![],
             backends,
             secrets: vec![],
+            tenants: vec![],
             slices: vec![],
         }
     }
@@ -365,6 +373,7 @@ impl Harness {
         let (backends, w2) = store(world.backends);
         let (secrets, w3) = store(world.secrets);
         let (slices, w4) = store(world.slices);
+        let (tenants, w5) = store(world.tenants);
         let registry = prometheus::Registry::new();
         let metrics = Arc::new(Metrics::register(&registry).unwrap());
         let caches = Caches {
@@ -372,6 +381,7 @@ impl Harness {
             backends,
             secrets,
             slices,
+            tenants,
         };
         let snapshots = Arc::new(Snapshots::new(metrics.clone(), cfg.outliers));
         snapshots.rebuild(&caches);
@@ -380,8 +390,22 @@ impl Harness {
             gw,
             registry,
             caches,
-            writers: (w1, w2, w3, w4),
+            writers: (w1, w2, w3, w4, w5),
         }
+    }
+
+    /// Serves the gateway's API router (the key check included) on loopback; its base URL.
+    pub async fn serve_api(&self, mode: super::auth::AuthMode) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = super::api_router(self.gw.clone(), mode);
+        tokio::spawn(crate::serve::serve_on(
+            listener,
+            app,
+            Duration::from_secs(5),
+            std::future::pending(),
+        ));
+        url
     }
 
     /// Builds the next routing snapshot from the caches as they are now.
@@ -394,7 +418,13 @@ impl Harness {
         let resp = self
             .gw
             .clone()
-            .serve(caller, op, HeaderMap::new(), Body::from(body.to_string()))
+            .serve(
+                Arc::new(Caller::anonymous()),
+                caller,
+                op,
+                HeaderMap::new(),
+                Body::from(body.to_string()),
+            )
             .await;
         let status = resp.status().as_u16();
         let backend = resp

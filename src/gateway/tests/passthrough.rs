@@ -51,6 +51,7 @@ async fn events_that_arrive_together_leave_together() {
     let resp =
         h.gw.clone()
             .serve(
+                Arc::new(crate::gateway::auth::Caller::anonymous()),
                 Dialect::Openai,
                 Operation::Chat,
                 HeaderMap::new(),
@@ -111,6 +112,7 @@ async fn a_same_dialect_request_reaches_the_backend_with_only_the_model_changed(
     let resp =
         h.gw.clone()
             .serve(
+                Arc::new(crate::gateway::auth::Caller::anonymous()),
                 Dialect::Openai,
                 Operation::Chat,
                 HeaderMap::new(),
@@ -139,6 +141,7 @@ async fn a_same_dialect_stream_request_asks_for_usage_and_keeps_the_callers_opti
     let _ =
         h.gw.clone()
             .serve(
+                Arc::new(crate::gateway::auth::Caller::anonymous()),
                 Dialect::Openai,
                 Operation::Chat,
                 HeaderMap::new(),
