@@ -22,7 +22,7 @@ kubectl get nodes -L switchyard.dev/node-pool,nvidia.com/gpu.product,nvidia.com/
 
 say "Installing the CRDs"
 kubectl apply --server-side -f crds/
-kubectl wait --for=condition=Established crd/inferencebackends.switchyard.dev crd/modelroutes.switchyard.dev --timeout=60s
+kubectl wait --for=condition=Established crd/inferencebackends.switchyard.dev crd/modelroutes.switchyard.dev crd/tenants.switchyard.dev --timeout=60s
 
 if [[ ! -e $PID_DIR/switchyard-controller.pid ]] || ! kill -0 "$(cat "$PID_DIR/switchyard-controller.pid")" 2>/dev/null; then
   kubectl create namespace switchyard-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null

@@ -70,7 +70,8 @@ def main():
     conftest.kubectl("create", "namespace", NS, check=False)
     openai = conftest.Mock("openai")
     gateway = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
-    print(f"gateway: {gateway.url} (OpenAI and Anthropic SDKs point here), mock OpenAI: {openai.url}")
+    print(f"gateway: {gateway.url} (OpenAI and Anthropic SDKs point here, with the Tenant "
+          f"{conftest.TENANT!r}'s key {gateway.key}), mock OpenAI: {openai.url}")
     apply({"apiVersion": "switchyard.dev/v1alpha1", "kind": "InferenceBackend", "metadata": {"name": "openai"},
            "spec": {"external": {"dialect": "openai", "baseUrl": f"{openai.url}/v1", "model": "gpt-4o"},
                     "pricing": {"inputPerMillionTokens": "2.50", "outputPerMillionTokens": "10.00"}}})
@@ -79,7 +80,7 @@ def main():
     conftest.kubectl("wait", "--for=condition=Ready", "ib/llama-h100", "mr/assistant", "--timeout=120s",
                      namespace=NS)
     conftest.wait_until(lambda: any(m["id"] == "assistant" for m in
-                                    requests.get(f"{gateway.url}/v1/models", timeout=2).json()["data"]),
+                                    gateway.get("/v1/models", timeout=2).json()["data"]),
                         timeout=30, what="route served")
     load = Load(gateway, "assistant")
     try:

@@ -188,13 +188,14 @@ def main():
     # One worker thread for one core, as a pod limited to one CPU gets by itself (tokio reads
     # the cgroup's quota; here the core is taken by pinning after the start).
     os.environ["TOKIO_WORKER_THREADS"] = "1"
-    gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
+    # Keys required, as deployed: wrk and oha present the tenant's key "bench".
+    gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS, key="bench")
     # Pin the gateway like the other proxies (its threads included).
     subprocess.run(["taskset", "-a", "-p", "-c", str(PROXY_CORE), str(gw.proc.proc.pid)], capture_output=True)
     litellm = None
     try:
         routes = configure_gateway_routes()
-        conftest.wait_until(lambda: {m["id"] for m in requests.get(f"{gw.url}/v1/models", timeout=2)
+        conftest.wait_until(lambda: {m["id"] for m in gw.get("/v1/models", timeout=2)
                                      .json()["data"]} >= set(routes), timeout=60, what="routes served")
         if not args.skip_litellm:
             litellm = start_litellm(work)
@@ -232,7 +233,7 @@ def main():
         say("| rate | direct p50 / p99 / p99.9 | nginx added p50 / p99 / p99.9 | switchyard added p50 / p99 / p99.9 |")
         say("|---|---|---|---|")
         added = {}
-        overhead_before = gateway_metric_histogram(gw.url, "switchyard_gateway_overhead_seconds")
+        overhead_before = gateway_metric_histogram(gw.admin_url, "switchyard_gateway_overhead_seconds")
         for rate in (1000, 2500):
             b = body("json", False)
             d = oha(direct + CASES["JSON"][3], b, rate, args.duration, LOAD_CORE)
@@ -241,7 +242,7 @@ def main():
             added[rate] = {k: {p: v[p] - d[p] for p in ("p50", "p99", "p99.9")} for k, v in (("nginx", n), ("sw", s))}
             three = lambda x: " / ".join(f"{x[p]:.3f}" for p in ("p50", "p99", "p99.9"))  # noqa: E731
             say(f"| {rate} rps | {three(d)} ms | {three(added[rate]['nginx'])} ms | {three(added[rate]['sw'])} ms |")
-        overhead_after = gateway_metric_histogram(gw.url, "switchyard_gateway_overhead_seconds")
+        overhead_after = gateway_metric_histogram(gw.admin_url, "switchyard_gateway_overhead_seconds")
 
         say()
         say("### Time to first token through each proxy (paced upstream: first content after 20 ms)")

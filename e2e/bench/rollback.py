@@ -49,8 +49,8 @@ def one_run(k, controller_url):
         apply(ns, backend("openai", stable, "gpt-4o"), backend("candidate", target, "llama"),
               route("chat", [("openai", 100)], rollout=roll))
         conftest.wait_until(lambda: status(ns).get("phase") == "Stable", timeout=30, what="stable")
-        conftest.wait_until(lambda: any(m["id"] == "chat" for m in requests.get(
-            f"{gw.url}/v1/models", timeout=2).json()["data"]), timeout=30, what="served")
+        conftest.wait_until(lambda: any(m["id"] == "chat" for m in gw.get(
+            "/v1/models", timeout=2).json()["data"]), timeout=30, what="served")
         load = Load(gw, "chat", rps=60)
         time.sleep(2)
         apply(ns, route("chat", [("candidate", 100)], rollout=roll))

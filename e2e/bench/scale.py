@@ -294,17 +294,17 @@ def main():
     added_nodes = gpu_nodes(args.gpu_nodes) if args.self_hosted else []
     measure.production_controller_flags(conftest)
     controller = conftest.start_controller()
-    gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
+    gw = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS, key="bench")
     subprocess.run(["taskset", "-a", "-p", "-c", str(CORE_GATEWAY), str(gw.proc.proc.pid)], capture_output=True)
     try:
         body = {"model": "model-0", "messages": [{"role": "user", "content": "hi"}]}
         apply(objects(0, 10))
         conftest.wait_until(lambda: ready_routes() == 10, timeout=60, what="10 routes")
-        conftest.wait_until(lambda: requests.post(f"{gw.url}/v1/chat/completions", json=body, timeout=5)
+        conftest.wait_until(lambda: gw.post("/v1/chat/completions", json=body, timeout=5)
                             .status_code == 200, timeout=30, what="served")
-        quiet(gw.url)
+        quiet(gw.admin_url)
         small = wrk(f"{gw.url}/v1/chat/completions", body, args.duration, 32, CORE_LOAD, [gw.proc.proc.pid],
-                    probe=lambda: rebuilds(gw.url))
+                    probe=lambda: rebuilds(gw.admin_url))
 
         n, sh = args.routes, args.self_hosted
         items = self_hosted(0, sh, args.warmup) + objects(10, n - 10)
@@ -339,7 +339,7 @@ def main():
             t = time.monotonic()
             apply(objects(i, 1))
             b = {"model": f"model-{i}", "messages": [{"role": "user", "content": "hi"}]}
-            while requests.post(f"{gw.url}/v1/chat/completions", json=b, timeout=5).status_code != 200:
+            while gw.post("/v1/chat/completions", json=b, timeout=5).status_code != 200:
                 time.sleep(0.005)
             visible.append(time.monotonic() - t)
         visible.sort()
@@ -357,7 +357,7 @@ def main():
                           data=json.dumps(patch), headers={"Content-Type": "application/merge-patch+json"},
                           timeout=30).raise_for_status()
             while time.monotonic() - t < 30:
-                r = requests.post(f"{gw.url}/v1/chat/completions", json=b, timeout=5)
+                r = gw.post("/v1/chat/completions", json=b, timeout=5)
                 if r.headers.get("x-switchyard-backend") == f"b{j}":
                     moved.append(time.monotonic() - t)
                     break
@@ -366,9 +366,9 @@ def main():
                 stuck += 1
         moved.sort()
 
-        was_quiet = quiet(gw.url)
+        was_quiet = quiet(gw.admin_url)
         large = wrk(f"{gw.url}/v1/chat/completions", {**body, "model": f"model-{n // 2}"}, args.duration, 32,
-                    CORE_LOAD, [gw.proc.proc.pid], probe=lambda: rebuilds(gw.url))
+                    CORE_LOAD, [gw.proc.proc.pid], probe=lambda: rebuilds(gw.admin_url))
         c_rss = peak_rss_mb([controller.proc.pid])
         g_rss = peak_rss_mb([gw.proc.proc.pid])
 

@@ -4,9 +4,11 @@ Each test gets its own namespace; when a test fails, the state of the Switchyard
 pods and events in it is printed, so a CI log explains the failure on its own.
 """
 
+import hashlib
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -128,9 +130,10 @@ class Process:
 def crds():
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/inferencebackends.switchyard.dev",
-            "crd/modelroutes.switchyard.dev", "--timeout=60s")
+            "crd/modelroutes.switchyard.dev", "crd/tenants.switchyard.dev", "--timeout=60s")
     # Discovery must list the new kinds before kubectl can use them by short name.
-    wait_until(lambda: kubectl("get", "mr", "-A", check=False).returncode == 0, what="ModelRoute discovery")
+    wait_until(lambda: kubectl("get", "mr,tenants", "-A", check=False).returncode == 0,
+               what="ModelRoute and Tenant discovery")
 
 
 # Short timings so that stalls and leader hand-overs happen within a test's patience.
@@ -287,41 +290,95 @@ def mocks():
 
 
 class Gateway:
-    def __init__(self, proc, url, job):
-        self.proc, self.url, self.job = proc, url, job
+    """A gateway process: `url` is the API applications call, `admin_url` serves /metrics,
+    /healthz and /readyz, and `key` is the namespace's Tenant key its requests present."""
+
+    def __init__(self, proc, url, admin_url, job, key):
+        self.proc, self.url, self.admin_url, self.job, self.key = proc, url, admin_url, job, key
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def session(self):
+        """A requests session presenting the tenant's key."""
+        s = requests.Session()
+        s.headers.update(self.headers)
+        return s
+
+    def post(self, path, **kw):
+        return requests.post(f"{self.url}{path}", headers={**self.headers, **kw.pop("headers", {})},
+                             timeout=kw.pop("timeout", 10), **kw)
+
+    def get(self, path, **kw):
+        return requests.get(f"{self.url}{path}", headers={**self.headers, **kw.pop("headers", {})},
+                            timeout=kw.pop("timeout", 5), **kw)
 
     def metric(self, name, **labels):
-        """The value of one series on /metrics (0 when absent); labels in any order."""
-        want = f"{name}{{{','.join(f'{k}={json.dumps(str(v))}' for k, v in sorted(labels.items()))}}}"
-        for line in requests.get(f"{self.url}/metrics", timeout=2).text.splitlines():
-            if line.startswith(want + " "):
-                return float(line.split()[-1])
-        return 0.0
+        """The sum of the series on /metrics matching `labels` (0 when none); any order."""
+        want = {k: str(v) for k, v in labels.items()}
+        total = 0.0
+        for line in requests.get(f"{self.admin_url}/metrics", timeout=2).text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if series.split("{", 1)[0] != name:
+                continue
+            have = dict(LABEL.findall(series))
+            if all(have.get(k) == v for k, v in want.items()):
+                total += float(value)
+        return total
 
 
-def start_gateway(kubeconfig, namespace, *extra, job=None):
-    port = free_port()
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+TENANT = "e2e-app"
+
+
+def tenant_key(namespace):
+    """The key of the namespace's e2e Tenant: fixed per namespace, so that every gateway a
+    test starts there presents the same one."""
+    return "sk-e2e-" + hashlib.sha256(namespace.encode()).hexdigest()[:24]
+
+
+def ensure_tenant(namespace, key=None):
+    """A Tenant whose key (in a Secret labelled as a tenant key) may use every route of the
+    namespace; applied idempotently. Returns the key."""
+    key = key or tenant_key(namespace)
+    kubectl("apply", "-f", "-", namespace=namespace, input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": f"{TENANT}-key", "labels": {"switchyard.dev/credential": "tenant-key"}},
+         "stringData": {"key": key}},
+        {"apiVersion": "switchyard.dev/v1alpha1", "kind": "Tenant", "metadata": {"name": TENANT},
+         "spec": {"keys": [{"secretRef": {"name": f"{TENANT}-key", "key": "key"}}]}},
+    ]}))
+    return key
+
+
+def start_gateway(kubeconfig, namespace, *extra, job=None, key=None):
+    port, admin = free_port(), free_port()
     # Tests stop gateways often; only the replica scenarios need the shutdown delay (they pass
     # their own), the rest would wait it out at every teardown.
     delay = [] if "--shutdown-delay" in extra else ["--shutdown-delay", "0s"]
+    key = None if "--auth=disabled" in extra else ensure_tenant(namespace, key)
     proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
+                               "--admin-addr", f"127.0.0.1:{admin}",
                                "--namespace", namespace, *delay, *extra], env={"KUBECONFIG": kubeconfig})
-    url = f"http://127.0.0.1:{port}"
+    gw = Gateway(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}",
+                 job or f"gateway-{namespace}", key)
 
     def ready():
         try:
-            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
+            if requests.get(f"{gw.admin_url}/readyz", timeout=1).status_code != 200:
+                return False
+            # Ready, and the tenant's key is in its table.
+            return key is None or gw.get("/v1/models", timeout=1).status_code == 200
         except requests.RequestException:
             if proc.proc.poll() is not None:
                 pytest.fail(f"gateway exited:\n{proc.output()}")
             return False
 
-    wait_until(ready, timeout=30, what="gateway /readyz")
+    wait_until(ready, timeout=30, what="gateway /readyz and the tenant's key accepted")
     # Prometheus scrapes every gateway a test starts, labelled with the test's namespace
     # (a test running several replicas names each one's job).
-    job = job or f"gateway-{namespace}"
-    add_scrape_target(job, f"127.0.0.1:{port}")
-    return Gateway(proc, url, job)
+    add_scrape_target(gw.job, f"127.0.0.1:{admin}")
+    return gw
 
 
 def add_scrape_target(job, address):

@@ -191,6 +191,7 @@ def test_kubectl_explain_documents_the_rollout(crds):
 def test_a_secret_value_never_reaches_status_or_events(controller, namespace):
     secret_value = "sk-e2e-do-not-leak-7f3a"
     kubectl("create", "secret", "generic", "openai", f"--from-literal=other={secret_value}", namespace=namespace)
+    kubectl("label", "secret", "openai", "switchyard.dev/credential=provider", namespace=namespace)
     kubectl("apply", "-f", "-", namespace=namespace, input=textwrap.dedent("""
         apiVersion: switchyard.dev/v1alpha1
         kind: InferenceBackend

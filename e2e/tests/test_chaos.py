@@ -117,7 +117,7 @@ def test_a_control_plane_restart_costs_no_request_and_both_components_catch_up(
     assert shares(before["weights"]) == {"stable": 0.9, "candidate": 0.1}
     # The client balancer probes /readyz, as a Service would: a gateway that declared itself
     # unready during the outage would lose its traffic, and the requests would count as failed.
-    client = Replicas([gateway.url])
+    client = Replicas([gateway])
     load = Load(client, "chat")
     sampler = StatusSampler(namespace)
     kubelet = Kubelet(replicas)

@@ -21,7 +21,7 @@ from traffic import Load, Replicas, figure, summarize
 def metric_sum(gateway, name, **labels):
     """The sum of a metric's series on the gateway's /metrics that carry `labels`."""
     total = 0.0
-    for line in requests.get(f"{gateway.url}/metrics", timeout=2).text.splitlines():
+    for line in requests.get(f"{gateway.admin_url}/metrics", timeout=2).text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.split()[-1])
     return total
@@ -48,14 +48,14 @@ def test_gateway_replicas_sigterm_drains_and_sigkill_costs_only_the_requests_in_
         served(g2, "chat")
         # Probed every 0.5 s, as an endpoint controller or a mesh would notice no sooner: a
         # replica must keep taking requests for a while after it reports not ready.
-        client = Replicas([g1.url, g2.url], probe_every=0.5)
+        client = Replicas([g1, g2], probe_every=0.5)
         load = Load(client, "chat", rps=40, threads=16)
         try:
             time.sleep(3)
             # One request pinned to g1 and certainly in flight when SIGTERM arrives.
             pinned = {}
-            pin = threading.Thread(target=lambda: pinned.update(r=requests.post(
-                f"{g1.url}/v1/chat/completions", timeout=10,
+            pin = threading.Thread(target=lambda: pinned.update(r=g1.post(
+                "/v1/chat/completions", timeout=10,
                 json={"model": "chat", "messages": [{"role": "user", "content": "in flight"}]})))
             pin.start()
             time.sleep(0.1)
@@ -68,7 +68,7 @@ def test_gateway_replicas_sigterm_drains_and_sigkill_costs_only_the_requests_in_
             g3 = start_gateway(rbac["gateway"], namespace, *delay, job=f"gateway-{namespace}-3")
             gateways.append(g3)
             served(g3, "chat")
-            client.add(g3.url)
+            client.add(g3)
             time.sleep(3)
             t_kill = time.monotonic()
             g2.proc.proc.send_signal(signal.SIGKILL)

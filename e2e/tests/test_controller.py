@@ -35,9 +35,16 @@ def test_external_backend_turns_ready_when_its_secret_appears(controller, namesp
     assert (c["status"], c["reason"]) == ("False", "SecretNotFound")
     assert '"anthropic-key"' in c["message"]
 
+    # A Secret that has not opted in is never used, and the condition says which label to add.
     kubectl("create", "secret", "generic", "anthropic-key", "--from-literal=apiKey=sk-ant-e2e", namespace=namespace)
+    c = wait_until(lambda: (r := ready()) and r["reason"] == "SecretNotLabelled" and r, timeout=30,
+                   what="SecretNotLabelled")
+    assert c["status"] == "False"
+    assert (f"kubectl label secret anthropic-key -n {namespace} switchyard.dev/credential=provider"
+            in c["message"]), c["message"]
+    kubectl("label", "secret", "anthropic-key", "switchyard.dev/credential=provider", namespace=namespace)
     c = wait_until(lambda: (r := ready()) and r["status"] == "True" and r, timeout=30,
-                   what="Ready=True after the Secret was created")
+                   what="Ready=True after the Secret was labelled")
     assert c["reason"] == "Ready"
     ib = kubectl_json("get", "ib", "anthropic", namespace=namespace)
     assert ib["status"]["url"] == "https://api.anthropic.com"
@@ -110,6 +117,69 @@ def test_the_charts_rbac_is_least_privilege(rbac):
     assert not can(gateway, "patch", "modelroutes.switchyard.dev", "--subresource=status", "-A")
 
 
+# Every API permission of each service account (`kubectl auth can-i --list`), resource →
+# verbs; in any namespace, and what the release namespace adds. Any change to the chart's RBAC
+# must show here. Every authenticated user may review its own access (the self* rows).
+SELF_REVIEW = {
+    "selfsubjectaccessreviews.authorization.k8s.io": {"create"},
+    "selfsubjectrulesreviews.authorization.k8s.io": {"create"},
+    "selfsubjectreviews.authentication.k8s.io": {"create"},
+}
+EXPECTED_GRANTS = {
+    "controller": {
+        **SELF_REVIEW,
+        "inferencebackends.switchyard.dev": {"get", "list", "watch", "patch"},
+        "modelroutes.switchyard.dev": {"get", "list", "watch"},
+        "tenants.switchyard.dev": {"get", "list", "watch"},
+        "inferencebackends.switchyard.dev/status": {"patch"},
+        "modelroutes.switchyard.dev/status": {"patch"},
+        "tenants.switchyard.dev/status": {"patch"},
+        "deployments.apps": {"get", "list", "watch", "create", "patch"},
+        "services": {"get", "create", "patch"},
+        "poddisruptionbudgets.policy": {"get", "create", "patch", "delete"},
+        "pods": {"get", "list", "watch"},
+        "secrets": {"list", "watch"},
+        "events.events.k8s.io": {"create", "patch"},
+    },
+    "gateway": {
+        **SELF_REVIEW,
+        "inferencebackends.switchyard.dev": {"list", "watch"},
+        "modelroutes.switchyard.dev": {"list", "watch"},
+        "tenants.switchyard.dev": {"list", "watch"},
+        "secrets": {"list", "watch"},
+        "endpointslices.discovery.k8s.io": {"list", "watch"},
+    },
+}
+RELEASE_NAMESPACE_GRANTS = {
+    "controller": {"leases.coordination.k8s.io": {"create"},
+                   "leases.coordination.k8s.io[switchyard-controller]": {"get", "update"}},
+    "gateway": {},
+}
+
+
+def can_i_list(account, namespace):
+    """`kubectl auth can-i --list` as a service account: resource[names] → verbs (URL rows left out)."""
+    out = kubectl("auth", "can-i", "--list", "-n", namespace,
+                  f"--as=system:serviceaccount:switchyard-system:switchyard-{account}").stdout
+    grants = {}
+    for line in out.splitlines()[1:]:
+        cols = line.split()
+        resource, urls, names = cols[0], cols[1], cols[2]
+        verbs = set(" ".join(cols[3:]).strip("[]").split())
+        if urls != "[]" or not verbs:
+            continue
+        key = resource if names == "[]" else f"{resource}[{names.strip('[]')}]"
+        grants.setdefault(key, set()).update(verbs)
+    return grants
+
+
+def test_each_service_account_has_exactly_the_expected_permissions(rbac):
+    for account in ("controller", "gateway"):
+        assert can_i_list(account, "any-team") == EXPECTED_GRANTS[account], account
+        assert can_i_list(account, "switchyard-system") == {**EXPECTED_GRANTS[account],
+                                                            **RELEASE_NAMESPACE_GRANTS[account]}, account
+
+
 def apiserver_requests(resource, verb, scope="resource"):
     """How many `verb` requests for `resource` the API server has served (all clients)."""
     total = 0.0
@@ -175,7 +245,7 @@ def test_a_model_name_conflict_is_reported_on_both_routes_as_the_gateway_resolve
 
     # The gateway serves what status says: the older route.
     def answered_by():
-        r = requests.post(f"{gateway.url}/v1/chat/completions", timeout=10,
+        r = gateway.post("/v1/chat/completions", timeout=10,
                           json={"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
         return r.status_code == 200 and r.headers.get("x-switchyard-backend")
     assert {wait_until(answered_by, timeout=30, what="an answer") for _ in range(5)} == {"first"}

@@ -33,7 +33,7 @@ def ejecting_gw(controller, crds, rbac, namespace):
 
 
 def post(gw, **extra):
-    return requests.post(f"{gw.url}/v1/chat/completions", json={**ASK, **extra}, timeout=15)
+    return gw.post("/v1/chat/completions", json={**ASK, **extra}, timeout=15)
 
 
 def test_a_slow_2xx_is_sent_upstream_exactly_once(gw, namespace, mocks):

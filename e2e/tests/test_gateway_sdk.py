@@ -42,7 +42,8 @@ def backend(name, mock, model, key=None, timeout=None, pricing=None, max_concurr
     docs = [{"apiVersion": "switchyard.dev/v1alpha1", "kind": "InferenceBackend",
              "metadata": {"name": name}, "spec": spec}]
     if key:
-        docs.append({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": f"{name}-key"},
+        docs.append({"apiVersion": "v1", "kind": "Secret",
+                     "metadata": {"name": f"{name}-key", "labels": {"switchyard.dev/credential": "provider"}},
                      "stringData": {"apiKey": key}})
     return docs
 
@@ -65,17 +66,17 @@ def apply(namespace, *docs):
 def served(gateway, model, weights=None):
     """Waits until the gateway's cache has the route (and, if given, that split)."""
     def ok():
-        models = [m["id"] for m in requests.get(f"{gateway.url}/v1/models", timeout=2).json()["data"]]
+        models = [m["id"] for m in gateway.get("/v1/models", timeout=2).json()["data"]]
         return model in models
     wait_until(ok, timeout=30, what=f"model {model} served")
 
 
 def oai(gateway):
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="app-key-unused", max_retries=0, timeout=30)
+    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.key, max_retries=0, timeout=30)
 
 
 def ant(gateway):
-    return anthropic.Anthropic(base_url=gateway.url, api_key="app-key-unused", max_retries=0, timeout=30)
+    return anthropic.Anthropic(base_url=gateway.url, api_key=gateway.key, max_retries=0, timeout=30)
 
 
 def last_body(mock):
@@ -311,7 +312,7 @@ def test_weights_95_5_hold_within_one_point_over_2000_requests(controller, names
     apply(namespace, backend("big", big, "m"), backend("small", small, "m"),
           route("split", [("big", 95), ("small", 5)]))
     served(gateway, "split")
-    session = requests.Session()
+    session = gateway.session()
     counts = {"big": 0, "small": 0}
     for _ in range(2000):
         r = session.post(f"{gateway.url}/v1/chat/completions", timeout=10,
@@ -402,7 +403,7 @@ def test_bad_requests_get_the_right_status_and_message(controller, crds, rbac, n
         mock = mocks("openai")
         apply(namespace, backend("openai", mock, "m"), route("chat", [("openai", 100)]))
         served(gw, "chat")
-        post = lambda path, data, **kw: requests.post(f"{gw.url}{path}", data=data, timeout=10, **kw)  # noqa: E731
+        post = lambda path, data, **kw: gw.post(path, data=data, timeout=10, **kw)  # noqa: E731
         cases = [
             ("/v1/chat/completions", b"{not json", 400, "not valid JSON"),
             ("/v1/chat/completions", json.dumps({"model": 5, "messages": []}), 400, "'model' must be a string"),
@@ -499,7 +500,7 @@ def test_max_concurrency_overflows_to_the_next_tier(controller, namespace, gatew
     served(gateway, "chat")
 
     def one(_):
-        r = requests.post(f"{gateway.url}/v1/chat/completions", timeout=10,
+        r = gateway.post("/v1/chat/completions", timeout=10,
                           json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
         return r.status_code, r.headers.get("x-switchyard-backend")
 
@@ -519,7 +520,7 @@ def test_a_gateway_shutting_down_finishes_the_requests_it_accepted(controller, c
     served(gw, "chat")
     mock.faults(latency_ms=1500)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        pending = [pool.submit(requests.post, f"{gw.url}/v1/chat/completions", timeout=10,
+        pending = [pool.submit(gw.post, "/v1/chat/completions", timeout=10,
                                json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
                    for _ in range(3)]
         wait_until(lambda: mock.chat_requests() == 3, timeout=5, what="requests accepted")

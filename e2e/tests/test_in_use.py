@@ -20,7 +20,7 @@ def ib(namespace, name):
 
 
 def ask(gateway, model="chat"):
-    r = requests.post(f"{gateway.url}/v1/chat/completions", timeout=10,
+    r = gateway.post("/v1/chat/completions", timeout=10,
                       json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
     return r.status_code, r.headers.get("x-switchyard-backend")
 

@@ -38,7 +38,7 @@ def cpu_seconds(pid):
 
 def cpu_per_request(gateway, models, n=800):
     """The gateway's CPU seconds per request over `n` requests spread across `models`."""
-    session = requests.Session()
+    session = gateway.session()
 
     def one(i):
         r = session.post(f"{gateway.url}/v1/chat/completions", timeout=10,
@@ -58,7 +58,7 @@ def test_hundreds_of_routes_settle_then_nothing_is_written_and_requests_cost_the
     kubectl("apply", "-f", "-", namespace=namespace, input=json.dumps(objects(0, 3, provider.url)))
     wait_until(lambda: settled(namespace, 3), timeout=60, what="3 routes settled")
     few = [f"model-{i}" for i in range(3)]
-    wait_until(lambda: requests.post(f"{gateway.url}/v1/chat/completions", timeout=5, json={
+    wait_until(lambda: gateway.post("/v1/chat/completions", timeout=5, json={
         "model": few[-1], "messages": [{"role": "user", "content": "hi"}]}).status_code == 200,
         what="gateway serves the routes")
     small = cpu_per_request(gateway, few)
@@ -88,7 +88,7 @@ def test_hundreds_of_routes_settle_then_nothing_is_written_and_requests_cost_the
     # The gateway serves every model from a table: the cost of a request does not depend on
     # how many routes the namespace holds. Generous bound: a debug build on a busy machine.
     many = [f"model-{i}" for i in range(0, ROUTES, 7)]
-    wait_until(lambda: requests.post(f"{gateway.url}/v1/chat/completions", timeout=5, json={
+    wait_until(lambda: gateway.post("/v1/chat/completions", timeout=5, json={
         "model": many[-1], "messages": [{"role": "user", "content": "hi"}]}).status_code == 200,
         what="gateway serves the new routes")
     large = cpu_per_request(gateway, many)

@@ -46,9 +46,12 @@ class Replicas:
     once when a request to it fails at the connection level (a passive check), and comes back
     when /readyz answers 200 again."""
 
-    def __init__(self, urls, probe_every=0.1):
+    def __init__(self, gateways, probe_every=0.1):
         self.lock = threading.Lock()
-        self.urls = list(urls)
+        # The API URL each request goes to, and the admin URL its /readyz is on.
+        self.admin = {g.url: g.admin_url for g in gateways}
+        self.headers = gateways[0].headers
+        self.urls = [g.url for g in gateways]
         self.up = set(self.urls)
         self.down_since = {}  # url -> when the client stopped sending to it
         self.turn = 0
@@ -56,10 +59,11 @@ class Replicas:
         self.prober = threading.Thread(target=self._probe, args=(probe_every,), daemon=True)
         self.prober.start()
 
-    def add(self, url):
+    def add(self, gateway):
         with self.lock:
-            self.urls.append(url)
-            self.up.add(url)
+            self.admin[gateway.url] = gateway.admin_url
+            self.urls.append(gateway.url)
+            self.up.add(gateway.url)
 
     def pick(self):
         with self.lock:
@@ -88,7 +92,7 @@ class Replicas:
         while not self.stop_flag.wait(every):
             for url in list(self.urls):
                 try:
-                    ok = session.get(f"{url}/readyz", timeout=max(1.0, every * 5)).status_code == 200
+                    ok = session.get(f"{self.admin[url]}/readyz", timeout=max(1.0, every * 5)).status_code == 200
                     slow[url] = 0
                 except requests.Timeout:
                     slow[url] = slow.get(url, 0) + 1
@@ -107,8 +111,9 @@ class Replicas:
 class _One:
     """A single gateway: every request goes to it."""
 
-    def __init__(self, url):
-        self.url = url
+    def __init__(self, gateway):
+        self.url = gateway.url
+        self.headers = gateway.headers
 
     def pick(self):
         return self.url
@@ -123,7 +128,7 @@ class Load:
     `stream_every=n` every n-th request of a thread is streamed."""
 
     def __init__(self, gateway, model, rps=40, threads=4, stream_every=0, timeout=10):
-        self.replicas = gateway if isinstance(gateway, Replicas) else _One(gateway.url)
+        self.replicas = gateway if isinstance(gateway, Replicas) else _One(gateway)
         self.model, self.period, self.timeout = model, threads / rps, timeout
         self.stream_every = stream_every
         self.answers = []  # (time, backend or None, status), kept for the share computations
@@ -147,7 +152,10 @@ class Load:
             if target is None:
                 record = Record(start, start, None, None, 0, "no gateway replica up", stream, False)
             else:
-                session = sessions.setdefault(target, requests.Session())
+                if target not in sessions:
+                    sessions[target] = requests.Session()
+                    sessions[target].headers.update(self.replicas.headers)
+                session = sessions[target]
                 record = self._send(session, target, stream, start)
                 if record.status == 0 and "connection" in (record.error or "").lower():
                     self.replicas.connection_failed(target)

@@ -121,6 +121,7 @@ pub struct RouteScope {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MatchLabels {
+    /// Label keys and values a ModelRoute must all carry.
     pub match_labels: BTreeMap<String, String>,
 }
 

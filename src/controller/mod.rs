@@ -4,6 +4,7 @@ mod backend;
 mod backoff;
 pub mod conditions;
 mod conflict;
+mod credentials;
 mod index;
 pub mod leader;
 mod leadership;
@@ -12,6 +13,7 @@ mod route;
 mod runner;
 mod scrape;
 mod status;
+mod tenant;
 mod usage;
 
 pub use backend::workload::{self, BACKEND_LABEL};
@@ -29,7 +31,7 @@ use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::api::{InferenceBackend, ModelRoute};
+use crate::api::{InferenceBackend, ModelRoute, Tenant};
 use backend::warmup::Warmer;
 use metrics::Metrics;
 
@@ -243,6 +245,14 @@ async fn reconcile_route(obj: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Acti
     timed("modelroute", obj.as_ref(), &ctx, fut).await
 }
 
+async fn reconcile_tenant(obj: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if superseded("tenant", obj.as_ref(), &ctx) {
+        return Ok(Action::requeue(SUPERSEDED_RECHECK));
+    }
+    let fut = tenant::reconcile(obj.clone(), ctx.clone());
+    timed("tenant", obj.as_ref(), &ctx, fut).await
+}
+
 async fn timed<K: Resource<DynamicType = ()>>(
     kind: &'static str,
     obj: &K,
@@ -298,6 +308,10 @@ fn error_policy_backend(obj: Arc<InferenceBackend>, err: &Error, ctx: Arc<Contex
 
 fn error_policy_route(obj: Arc<ModelRoute>, err: &Error, ctx: Arc<Context>) -> Action {
     error_policy("modelroute", obj.as_ref(), err, &ctx)
+}
+
+fn error_policy_tenant(obj: Arc<Tenant>, err: &Error, ctx: Arc<Context>) -> Action {
+    error_policy("tenant", obj.as_ref(), err, &ctx)
 }
 
 /// How long a failed reconcile waits, per object: conflicts retry at once from the fresh

@@ -17,9 +17,10 @@ use super::leadership::Leadership;
 use super::metrics::Metrics;
 use super::{
     Args, CONTROLLER_NAME, Config, Context, backoff, conflict, error_policy_backend,
-    error_policy_route, leader, reconcile_backend, reconcile_route, usage,
+    error_policy_route, error_policy_tenant, leader, reconcile_backend, reconcile_route,
+    reconcile_tenant, usage,
 };
-use crate::api::{InferenceBackend, ModelRoute};
+use crate::api::{CredentialPurpose, InferenceBackend, ModelRoute, Tenant};
 use crate::controller::BACKEND_LABEL;
 use crate::serve::{self, Readiness};
 
@@ -236,14 +237,18 @@ async fn run_controllers(
 
     // Only what the controller made: its Deployments and pods carry the backend label.
     let ours = watcher::Config::default().labels(BACKEND_LABEL);
-    // Only Secret metadata is watched: the controller needs to know a Secret changed, and
-    // reads the one it needs; it never holds every Secret's data in memory.
-    let secret_events = watcher(
-        Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .touched_objects();
+    // Only the metadata of Secrets labelled as credentials is watched: the controller needs
+    // to know such a Secret changed, and reads the one it needs; no other Secret is listed,
+    // watched or held in memory.
+    let credential_events = || {
+        watcher(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            watcher::Config::default().labels(&CredentialPurpose::selector()),
+        )
+        .default_backoff()
+        .touched_objects()
+    };
+    let secret_events = credential_events();
     let backend_ctl = {
         let for_secrets = ctx.clone();
         let for_routes = ctx.clone();
@@ -280,6 +285,7 @@ async fn run_controllers(
             .for_each(|_| async {})
     };
 
+    let (ctx_tenants, shutdown_tenants) = (ctx.clone(), shutdown.clone());
     let route_ctl = {
         let for_backends = ctx.clone();
         let for_rivals = ctx.clone();
@@ -311,5 +317,30 @@ async fn run_controllers(
             .for_each(|_| async {})
     };
 
-    tokio::join!(backend_ctl, route_ctl);
+    let tenant_ctl = {
+        let tenants = Controller::new(
+            Api::<Tenant>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let store = tenants.store();
+        tenants
+            .with_config(controller::Config::default().concurrency(concurrency))
+            .watches_stream(credential_events(), move |secret| {
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|t| {
+                        t.metadata.namespace == secret.metadata.namespace
+                            && t.spec.keys.iter().any(|k| k.secret_ref.name == name)
+                    })
+                    .map(|t| ObjectRef::from_obj(&*t))
+                    .collect::<Vec<_>>()
+            })
+            .graceful_shutdown_on(shutdown_tenants)
+            .run(reconcile_tenant, error_policy_tenant, ctx_tenants)
+            .for_each(|_| async {})
+    };
+
+    tokio::join!(backend_ctl, route_ctl, tenant_ctl);
 }

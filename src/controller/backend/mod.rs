@@ -1,5 +1,5 @@
 //! Reconciles `InferenceBackend`. External backends are Ready when their credentials Secret
-//! and key exist. Self-hosted backends get a Deployment, a Service and (with more than one
+//! exists, is labelled `switchyard.dev/credential: provider`, and holds the key. Self-hosted backends get a Deployment, a Service and (with more than one
 //! replica) a PodDisruptionBudget; their pods are warmed up before the gateway may use them,
 //! and pods the scheduler cannot place show as Stalled in the scheduler's own words.
 
@@ -15,7 +15,6 @@ pub mod workload;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::Action;
@@ -24,10 +23,11 @@ use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
 use super::conditions::{self, Desired};
+use super::credentials::{self, Lookup};
 use super::{Context, Error, status, usage};
 use crate::api::{
-    ExternalBackend, InferenceBackend, InferenceBackendSpec, InferenceBackendStatus, condition,
-    find_condition,
+    CredentialPurpose, ExternalBackend, InferenceBackend, InferenceBackendSpec,
+    InferenceBackendStatus, condition, find_condition,
 };
 use finalizer::Guard;
 
@@ -66,46 +66,31 @@ pub fn summarize(spec: &InferenceBackendSpec) -> Option<Summary> {
     }
 }
 
-/// Readiness of an external backend given the Secret its credentials name (if it exists).
-/// Messages name the Secret and key, never the value.
-pub fn external_readiness(ext: &ExternalBackend, secret: Option<&Secret>) -> Desired<'static> {
-    let Some(creds) = &ext.credentials else {
+/// Readiness of an external backend given what the lookup of its credentials Secret found
+/// (`None` without credentials). Messages name the Secret, key and label, never the value.
+pub fn external_readiness(
+    ext: &ExternalBackend,
+    namespace: &str,
+    lookup: Option<&Lookup>,
+) -> Desired<'static> {
+    let (Some(creds), Some(lookup)) = (&ext.credentials, lookup) else {
         return Desired::new(condition::READY, true, "Ready", "no credentials required");
     };
     let r = &creds.secret_ref;
-    let Some(secret) = secret else {
-        return Desired::new(
-            condition::READY,
-            false,
-            "SecretNotFound",
-            format!(
-                "Secret {:?} not found; create it with key {:?} holding the API key",
-                r.name, r.key
-            ),
-        );
-    };
-    let has_key = secret
-        .data
-        .as_ref()
-        .is_some_and(|d| d.get(&r.key).is_some_and(|v| !v.0.is_empty()))
-        || secret
-            .string_data
-            .as_ref()
-            .is_some_and(|d| d.get(&r.key).is_some_and(|v| !v.is_empty()));
-    if has_key {
-        Desired::new(
+    match credentials::problem(
+        lookup,
+        namespace,
+        &r.name,
+        &r.key,
+        CredentialPurpose::Provider,
+    ) {
+        Some((reason, message)) => Desired::new(condition::READY, false, reason, message),
+        None => Desired::new(
             condition::READY,
             true,
             "Ready",
             format!("credentials found in Secret {:?}", r.name),
-        )
-    } else {
-        Desired::new(
-            condition::READY,
-            false,
-            "SecretKeyMissing",
-            format!("Secret {:?} has no non-empty key {:?}", r.name, r.key),
-        )
+        ),
     }
 }
 
@@ -265,17 +250,20 @@ async fn reconcile_external(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let secret = match &ext.credentials {
-        Some(c) => {
-            let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            secrets
-                .get_opt(&c.secret_ref.name)
-                .await
-                .map_err(Error::Kube)?
-        }
+    let lookup = match &ext.credentials {
+        Some(c) => Some(
+            credentials::find(
+                &ctx.client,
+                ns,
+                &c.secret_ref.name,
+                CredentialPurpose::Provider,
+            )
+            .await
+            .map_err(Error::Kube)?,
+        ),
         None => None,
     };
-    let ready = external_readiness(ext, secret.as_ref());
+    let ready = external_readiness(ext, ns, lookup.as_ref());
     let waiting = !ready.status;
     // A missing Secret or key does not fix itself: Stalled, with the same reason and message.
     if waiting {
@@ -358,7 +346,7 @@ async fn publish(
                 ctx.event(ib, EventType::Normal, "BackendReady", c.message.clone())
                     .await
             }
-            (_, r @ ("SecretNotFound" | "SecretKeyMissing")) => {
+            (_, r @ ("SecretNotFound" | "SecretKeyMissing" | "SecretNotLabelled")) => {
                 ctx.event(ib, EventType::Warning, r, c.message.clone())
                     .await
             }
@@ -394,6 +382,7 @@ impl Context {
 mod tests {
     use super::*;
     use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
     use std::collections::BTreeMap;
 
     fn openai_backend() -> InferenceBackendSpec {
@@ -431,9 +420,39 @@ external:
     fn secret_states_give_distinct_reasons_without_the_value() {
         let spec = openai_backend();
         let ext = spec.external.as_ref().unwrap();
-        let missing = external_readiness(ext, None);
+        let missing = external_readiness(ext, "team", Some(&Lookup::Missing));
         assert_eq!((missing.status, missing.reason), (false, "SecretNotFound"));
         assert!(missing.message.contains("\"openai\""));
+        assert!(
+            missing
+                .message
+                .contains("switchyard.dev/credential=provider")
+        );
+
+        // Exactly which label to add, and the command that adds it.
+        let plain = external_readiness(ext, "team", Some(&Lookup::NotLabelled { has: None }));
+        assert_eq!((plain.status, plain.reason), (false, "SecretNotLabelled"));
+        assert!(
+            plain
+                .message
+                .contains("kubectl label secret openai -n team switchyard.dev/credential=provider"),
+            "{}",
+            plain.message
+        );
+        // A tenant's key is never a provider credential.
+        let tenant_key = external_readiness(
+            ext,
+            "team",
+            Some(&Lookup::NotLabelled {
+                has: Some("tenant-key".into()),
+            }),
+        );
+        assert_eq!(tenant_key.reason, "SecretNotLabelled");
+        assert!(
+            tenant_key
+                .message
+                .contains("credential=tenant-key, which may not be used here")
+        );
 
         let mut secret = Secret {
             data: Some(BTreeMap::from([(
@@ -442,16 +461,17 @@ external:
             )])),
             ..Default::default()
         };
-        let no_key = external_readiness(ext, Some(&secret));
+        let no_key =
+            external_readiness(ext, "team", Some(&Lookup::Found(Box::new(secret.clone()))));
         assert_eq!((no_key.status, no_key.reason), (false, "SecretKeyMissing"));
 
         secret.data = Some(BTreeMap::from([(
             "apiKey".to_owned(),
             ByteString(b"sk-secret".to_vec()),
         )]));
-        let ready = external_readiness(ext, Some(&secret));
+        let ready = external_readiness(ext, "team", Some(&Lookup::Found(Box::new(secret))));
         assert!(ready.status);
-        for d in [missing, no_key, ready] {
+        for d in [missing, plain, tenant_key, no_key, ready] {
             assert!(!d.message.contains("sk-secret"));
         }
     }
