@@ -85,23 +85,51 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "listening");
-    serve_on(listener, router, HEADER_READ_TIMEOUT, shutdown).await
+    serve_on(listener, router, Limits::default(), shutdown).await
+}
+
+/// What one listener allows its clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// Connections open at once; at the cap the listener stops accepting until one closes
+    /// (new ones wait in the kernel's backlog), so a flood of idle connections cannot take
+    /// every file descriptor.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: 10_000,
+        }
+    }
 }
 
 /// `serve` on a bound listener, with the header read timeout given.
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     router: Router,
-    header_read_timeout: Duration,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            p = open.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => tcp,
@@ -127,6 +155,7 @@ pub async fn serve_on(
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     // Stop listening first, then let every connection finish what it is serving.
@@ -173,7 +202,10 @@ mod tests {
         tokio::spawn(serve_on(
             listener,
             router,
-            header_read_timeout,
+            Limits {
+                header_read_timeout,
+                max_connections: 2,
+            },
             std::future::pending(),
         ));
         addr
@@ -231,5 +263,31 @@ mod tests {
             "{:?}",
             &buf[..n]
         );
+    }
+
+    /// At the connection cap the listener waits: a third client is accepted only once one
+    /// of the two open connections closes.
+    #[tokio::test]
+    async fn past_the_connection_cap_new_clients_wait_for_a_free_slot() {
+        let addr = started(Duration::from_secs(5)).await;
+        let a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _b = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 256];
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), c.read(&mut buf))
+                .await
+                .is_err(),
+            "served past the cap"
+        );
+        drop(a);
+        let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
+            .await
+            .expect("served once a slot is free")
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
     }
 }

@@ -608,6 +608,10 @@ class _Abandon(Exception):
     """The request is dropped without an answer: the client left or the server is stopping."""
 
 
+def masked(key):
+    """A key as OpenAI's 401 echoes it: first eight and last four characters."""
+    return key if len(key) <= 12 else f"{key[:8]}{'*' * (len(key) - 12)}{key[-4:]}"
+
 class MockServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     # Handler threads may sit in a hang fault or in an idle keep-alive read; joining them in
@@ -820,7 +824,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if anthropic:
                     message = "x-api-key header is required" if presented is None else "invalid x-api-key"
                 else:
-                    message = "You didn't provide an API key." if presented is None else "Incorrect API key provided."
+                    # As OpenAI does: the key's first and last characters, the rest masked.
+                    message = ("You didn't provide an API key." if presented is None else
+                               f"Incorrect API key provided: {masked(presented)}. You can find your API key "
+                               "at https://platform.openai.com/account/api-keys.")
                 return self._error(401, message)
             if anthropic and "anthropic-version" not in headers:
                 return self._error(400, "anthropic-version: header is required")

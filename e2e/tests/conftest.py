@@ -351,7 +351,7 @@ def ensure_tenant(namespace, key=None):
     return key
 
 
-def start_gateway(kubeconfig, namespace, *extra, job=None, key=None):
+def start_gateway(kubeconfig, namespace, *extra, job=None, key=None, env=None):
     port, admin = free_port(), free_port()
     # Tests stop gateways often; only the replica scenarios need the shutdown delay (they pass
     # their own), the rest would wait it out at every teardown.
@@ -359,7 +359,7 @@ def start_gateway(kubeconfig, namespace, *extra, job=None, key=None):
     key = None if "--auth=disabled" in extra else ensure_tenant(namespace, key)
     proc = Process("gateway", [switchyard_binary(), "gateway", "--listen-addr", f"127.0.0.1:{port}",
                                "--admin-addr", f"127.0.0.1:{admin}",
-                               "--namespace", namespace, *delay, *extra], env={"KUBECONFIG": kubeconfig})
+                               "--namespace", namespace, *delay, *extra], env={"KUBECONFIG": kubeconfig, **(env or {})})
     gw = Gateway(proc, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}",
                  job or f"gateway-{namespace}", key)
 

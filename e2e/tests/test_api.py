@@ -59,6 +59,8 @@ INVALID = [
      "baseUrl must be an http:// or https:// URL with a host"),
     ("base-url-not-a-url", with_external(baseUrl="api.openai.com"),
      "baseUrl must be an http:// or https:// URL with a host"),
+    ("credentials-over-plain-http", with_external(baseUrl="http://llm.internal/v1"),
+     "credentials are sent only over https: use an https:// baseUrl, or set allowInsecure: true"),
     ("credentials-literal-key", with_external(credentials="sk-live-123"),
      "spec.external.credentials in body must be of type object"),
     ("credentials-inline-key", with_external(credentials={"apiKey": "sk-live-123"}),

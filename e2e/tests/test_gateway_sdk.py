@@ -35,6 +35,7 @@ def backend(name, mock, model, key=None, timeout=None, pricing=None, max_concurr
     spec = {"external": {"dialect": mock.dialect, "baseUrl": base, "model": model}}
     if key:
         spec["external"]["credentials"] = {"secretRef": {"name": f"{name}-key", "key": "apiKey"}}
+        spec["external"]["allowInsecure"] = True  # the mock listens on loopback, plain http
     if timeout or max_concurrency:
         spec["limits"] = {k: v for k, v in {"timeout": timeout, "maxConcurrency": max_concurrency}.items() if v}
     if pricing:

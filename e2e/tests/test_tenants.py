@@ -123,3 +123,67 @@ def test_the_admin_endpoints_are_not_on_the_api_address(gateway):
         assert r.status_code == 404, (path, r.status_code, r.text[:200])
         assert "is not an endpoint of this gateway" in r.json()["error"]["message"]
     assert kubectl("get", "crd", "tenants.switchyard.dev").returncode == 0
+
+
+PROVIDER_KEY = "sk-hygiene-provider-0123456789-ZQXW"
+TENANT_KEY = "sk-hygiene-tenant-9876543210-VBNM"
+
+
+def test_known_keys_never_appear_in_logs_events_status_metrics_or_error_bodies(controller, crds, rbac, namespace,
+                                                                               mocks):
+    """A provider key and a tenant key go through successes, a provider's 401 (which echoes
+    the key it got, as OpenAI's does), failover and unknown tenant keys; then every log line
+    (gateway at debug), Event, status, metric and answer body is searched for them."""
+    from conftest import start_gateway
+    good = mocks("openai", key=PROVIDER_KEY)
+    refusing = mocks("openai", key="sk-the-provider-expects-another")
+    apply(namespace, backend("good", good, "gpt-4o", key=PROVIDER_KEY),
+          backend("refusing", refusing, "gpt-4o", key=PROVIDER_KEY),
+          route("chat", [("refusing", 100)], fallback=["good"]),
+          route("only-refusing", [("refusing", 100)]),
+          key_secret("hygiene", {"key": TENANT_KEY}), tenant("hygiene", [("hygiene", "key")]))
+    gw = start_gateway(rbac["gateway"], namespace, env={"RUST_LOG": "debug"})
+    try:
+        served(gw, "only-refusing")
+        bodies = []
+        wait_until(lambda: ask(gw, TENANT_KEY) == 200, timeout=10, what="the tenant key accepted")
+        client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=TENANT_KEY, max_retries=0, timeout=10)
+        for _ in range(5):
+            r = client.chat.completions.with_raw_response.create(
+                model="chat", messages=[{"role": "user", "content": "fails over"}])
+            bodies.append(r.http_response.text)
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError) as e:
+                client.chat.completions.create(model="only-refusing", messages=[{"role": "user", "content": "401"}])
+            bodies.append(e.value.response.text)
+            assert "[redacted]" in e.value.response.text, e.value.response.text
+        for wrong in (TENANT_KEY[:-1], PROVIDER_KEY):
+            r = gw.post("/v1/chat/completions", headers={"Authorization": f"Bearer {wrong}"},
+                        json={"model": "chat", "messages": [{"role": "user", "content": "x"}]})
+            assert r.status_code == 401
+            bodies.append(r.text)
+        with anthropic.Anthropic(base_url=gw.url, api_key=TENANT_KEY, max_retries=0) as a:
+            with pytest.raises(anthropic.APIStatusError) as e:
+                a.messages.create(model="only-refusing", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+            bodies.append(e.value.response.text)
+        assert refusing.stats()["by_path"].get("/v1/chat/completions", 0) >= 9, "the 401s happened"
+        metrics = requests_text(f"{gw.admin_url}/metrics")
+    finally:
+        gw.proc.stop()
+    places = {
+        "gateway log (debug)": gw.proc.output(),
+        "controller log": controller.output(),
+        "events, status": kubectl("get", "events,ib,mr,tenants", "-o", "yaml", namespace=namespace).stdout,
+        "metrics": metrics,
+        "answers": "\n".join(bodies),
+    }
+    for key in (PROVIDER_KEY, TENANT_KEY):
+        # The key, and the ends a provider echoes.
+        for part in (key, key[:12], key[-8:]):
+            leaked = [where for where, text in places.items() if part in text]
+            assert not leaked, f"{part!r} found in {leaked}"
+
+
+def requests_text(url):
+    import requests
+    return requests.get(url, timeout=5).text

@@ -125,6 +125,9 @@ impl Dialect {
 /// A hosted provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "!has(self.credentials) || self.baseUrl.startsWith('https://') || (has(self.allowInsecure) && self.allowInsecure)"
+).message("credentials are sent only over https: use an https:// baseUrl, or set allowInsecure: true for a host inside the cluster you trust"))]
 pub struct ExternalBackend {
     /// Wire format of the provider: `openai` (OpenAI and every OpenAI-compatible host) or `anthropic`.
     pub dialect: Dialect,
@@ -137,9 +140,14 @@ pub struct ExternalBackend {
     /// The provider's model id, e.g. `gpt-4o` or `claude-sonnet-4-5`.
     #[schemars(length(min = 1, max = 256))]
     pub model: String,
-    /// The API key, referenced from a Secret. Omit only for hosts that need no key.
+    /// The API key, referenced from a Secret labelled `switchyard.dev/credential: provider`.
+    /// Omit only for hosts that need no key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<Credentials>,
+    /// Allows sending `credentials` over plain `http://` (for a host inside the cluster).
+    /// Without it a backend with credentials must use an `https://` baseUrl.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_insecure: Option<bool>,
 }
 
 /// Inference server software for self-hosted pods; picks the image, arguments, ports and

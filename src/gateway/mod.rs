@@ -15,6 +15,7 @@ mod outlier;
 mod pick;
 mod proxy;
 mod relay;
+mod scrub;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -72,6 +73,18 @@ pub struct Args {
     /// keep-alive connection; then the connection is closed.
     #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request's body once its headers are in; then the
+    /// request is answered 408.
+    #[arg(long, env = "SWITCHYARD_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+    /// Client connections open at once; past it new connections wait to be accepted.
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Requests served at once (streams included, until they end); past it requests are
+    /// answered 503 at once, before their body is read, so memory stays bounded by
+    /// max-in-flight × max-body-bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT", default_value_t = 1_000)]
+    pub max_in_flight: usize,
     /// Longest a request may take end to end, across all attempts.
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub request_timeout: Duration,
@@ -157,6 +170,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(metrics::Metrics::register(&registry)?);
     let cfg = proxy::Config {
         max_body_bytes: args.max_body_bytes,
+        body_read_timeout: args.body_read_timeout,
         request_timeout: args.request_timeout,
         max_attempts: args.max_attempts,
         outliers: outlier::OutlierConfig {
@@ -193,7 +207,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.listen_addr
         );
     }
-    let app = api_router(gateway, args.auth);
+    let app = api_router(gateway, args.auth, args.max_in_flight);
     let admin = serve::ops_router(registry, ready.clone());
     let delay = args.shutdown_delay;
     let shutdown = async move {
@@ -211,30 +225,77 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(serve::serve_on(
         admin_listener,
         admin,
-        serve::HEADER_READ_TIMEOUT,
+        serve::Limits::default(),
         std::future::pending(),
     ));
     let listener = tokio::net::TcpListener::bind(args.listen_addr).await?;
     tracing::info!(addr = %args.listen_addr, "listening");
-    serve::serve_on(listener, app, args.header_read_timeout, shutdown).await
+    let limits = serve::Limits {
+        header_read_timeout: args.header_read_timeout,
+        max_connections: args.max_connections,
+    };
+    serve::serve_on(listener, app, limits, shutdown).await
 }
 
 /// The endpoints applications call, every one of them (the fallback included) behind the
 /// key check: a route added here is authenticated without further thought.
-pub(crate) fn api_router(gateway: Arc<Gateway>, mode: auth::AuthMode) -> Router {
+pub(crate) fn api_router(
+    gateway: Arc<Gateway>,
+    mode: auth::AuthMode,
+    max_in_flight: usize,
+) -> Router {
     let check = Authenticate {
         gateway: gateway.clone(),
         mode,
         anonymous: Arc::new(auth::Caller::anonymous()),
     };
+    let in_flight = InFlight {
+        permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
+        max: max_in_flight.max(1),
+    };
+    // Layers run outside in: the key check, then the in-flight cap, then the endpoint.
     Router::new()
         .route("/v1/chat/completions", post(chat_openai))
         .route("/v1/messages", post(chat_anthropic))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .fallback(unknown_endpoint)
+        .layer(middleware::from_fn_with_state(in_flight, shed))
         .layer(middleware::from_fn_with_state(check, authenticate))
         .with_state(gateway)
+}
+
+#[derive(Clone)]
+struct InFlight {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+/// Past `--max-in-flight` a request is answered 503 at once, before its body is read; a
+/// permit is held until the answer's body ends (a stream's included).
+async fn shed(State(limit): State<InFlight>, req: Request, next: Next) -> Response {
+    let Ok(permit) = limit.permits.clone().try_acquire_owned() else {
+        let dialect = auth::dialect_of(req.uri().path(), req.headers());
+        let mut resp = proxy::error_response(
+            dialect,
+            503,
+            &format!(
+                "the gateway is serving its limit of {} requests at once; retry shortly",
+                limit.max
+            ),
+        );
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return resp;
+    };
+    next.run(req).await.map(|body| {
+        Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
 }
 
 #[derive(Clone)]

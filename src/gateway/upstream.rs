@@ -36,6 +36,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The credential sent upstream (`Bearer …` or the bare key), to scrub echoes of it.
+    pub fn credential(&self) -> Option<&str> {
+        self.auth.as_ref().and_then(|(_, v)| v.to_str().ok())
+    }
+
     /// The host outlier detection judges for this attempt.
     pub fn host(&self) -> Host {
         self.host.clone()

@@ -16,6 +16,7 @@ use crate::api::Dialect;
 use crate::gateway::client::{self, Upstream};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
+use crate::gateway::scrub::scrub;
 use crate::gateway::translate::{self, error};
 use crate::gateway::upstream::Target;
 
@@ -163,6 +164,8 @@ impl Gateway {
             .ok()
             .and_then(|v| error::error_message(&v))
             .unwrap_or_else(|| String::from_utf8_lossy(&text).chars().take(300).collect());
+        // Quoted to the caller: without any echo of the backend's credential.
+        let upstream_msg = scrub(&upstream_msg, target.credential());
         let failure = Failure::from_status(status, retry_after.as_deref());
         let backend = &target.backend;
         let message = match failure {

@@ -31,6 +31,8 @@ use crate::api::Dialect;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request's body.
+    pub body_read_timeout: Duration,
     /// Longest a client request may take end to end, across all attempts, streams included.
     pub request_timeout: Duration,
     /// Most attempts sent upstream per request (the first plus failovers).
@@ -42,6 +44,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             max_body_bytes: 10 * 1024 * 1024,
+            body_read_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(300),
             max_attempts: 3,
             outliers: OutlierConfig::default(),
@@ -387,7 +390,18 @@ impl Gateway {
         op: Operation,
         body: Body,
     ) -> Result<Request, Response> {
-        let bytes = match axum::body::to_bytes(body, self.cfg.max_body_bytes).await {
+        let read = axum::body::to_bytes(body, self.cfg.max_body_bytes);
+        let Ok(read) = tokio::time::timeout(self.cfg.body_read_timeout, read).await else {
+            return Err(error_response(
+                caller,
+                408,
+                &format!(
+                    "the request body did not arrive within the gateway's --body-read-timeout of {}",
+                    crate::duration::format(self.cfg.body_read_timeout)
+                ),
+            ));
+        };
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if format!("{e:?}").contains("LengthLimit") => {
                 return Err(error_response(

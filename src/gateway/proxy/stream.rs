@@ -19,8 +19,12 @@ use super::{Ctx, Gateway};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
+use crate::gateway::scrub::scrub;
 use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
+
+/// Why a stream that breaks the SSE caps is refused.
+const TOO_LARGE: &str = "sent a server-sent event line or event over the gateway's limit (1 MiB per line, 4 MiB per event)";
 
 impl Gateway {
     pub(super) async fn stream(
@@ -77,7 +81,14 @@ impl Gateway {
                 }
                 Ok(Some(Ok(c))) => c,
             };
-            for ev in parser.push(&chunk) {
+            let events = parser.push(&chunk);
+            if parser.too_large() {
+                return Err(Failed::before_answer(
+                    Failure::Malformed,
+                    format!("backend {:?} {TOO_LARGE}", target.backend),
+                ));
+            }
+            for ev in events {
                 if relay.has_content() || relay.done() {
                     after_first.push(ev);
                     continue;
@@ -87,7 +98,11 @@ impl Gateway {
                     Err(RelayError::Upstream(m)) => {
                         return Err(Failed::before_answer(
                             Failure::Server { status: 502 },
-                            format!("backend {:?} streamed an error: {m}", target.backend),
+                            format!(
+                                "backend {:?} streamed an error: {}",
+                                target.backend,
+                                scrub(&m, target.credential())
+                            ),
                         ));
                     }
                     Err(RelayError::Malformed(m)) => {
@@ -114,7 +129,10 @@ impl Gateway {
             let mut failure: Option<(u16, String)> = None;
             for ev in after_first {
                 if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
-                    failure = Some((502, format!("backend {backend:?}: {m}")));
+                    failure = Some((
+                        502,
+                        format!("backend {backend:?}: {}", scrub(&m, target.credential())),
+                    ));
                     break;
                 }
             }
@@ -157,9 +175,19 @@ impl Gateway {
                         ))
                     }
                     Ok(Some(Ok(chunk))) => {
-                        for ev in parser.push(&chunk) {
+                        let events = parser.push(&chunk);
+                        if parser.too_large() {
+                            failure = Some((502, format!("backend {backend:?} {TOO_LARGE}")));
+                        }
+                        for ev in events {
                             if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
-                                failure = Some((502, format!("backend {backend:?}: {m}")));
+                                failure = Some((
+                                    502,
+                                    format!(
+                                        "backend {backend:?}: {}",
+                                        scrub(&m, target.credential())
+                                    ),
+                                ));
                                 break;
                             }
                         }

@@ -260,8 +260,15 @@ impl Builder {
         };
         let (provider, dialect, model, kind) = match (&ib.spec.external, &ib.spec.self_hosted) {
             (Some(ext), _) => {
+                let insecure =
+                    !ext.base_url.starts_with("https://") && ext.allow_insecure != Some(true);
                 let auth = match &ext.credentials {
                     None => Ok(None),
+                    // Admission refuses this; an object stored before the rule existed is
+                    // refused here: the key never goes over plain http unless allowed.
+                    Some(_) if insecure => Err(format!(
+                        "backend {name:?} would send its credentials over plain http without allowInsecure: true"
+                    )),
                     Some(c) => {
                         let r = &c.secret_ref;
                         // Client-facing: names no Secret (the backend's status does).

@@ -6,6 +6,7 @@ mod auth;
 mod billing;
 mod client;
 mod failover;
+mod limits;
 mod outliers;
 mod overhead;
 mod passthrough;
@@ -239,7 +240,8 @@ pub fn external(name: &str, dialect: &str, up: &Upstream, extra: Value) -> Infer
     } else {
         format!("http://127.0.0.1:{}", up.port)
     };
-    let mut spec = json!({"external": {"dialect": dialect, "baseUrl": base, "model": format!("{name}-model")}});
+    // Upstreams are on loopback: credentials may go over plain http here.
+    let mut spec = json!({"external": {"dialect": dialect, "baseUrl": base, "model": format!("{name}-model"), "allowInsecure": true}});
     merge(&mut spec, extra);
     obj(
         json!({"apiVersion": "switchyard.dev/v1alpha1", "kind": "InferenceBackend",
@@ -396,13 +398,22 @@ impl Harness {
 
     /// Serves the gateway's API router (the key check included) on loopback; its base URL.
     pub async fn serve_api(&self, mode: super::auth::AuthMode) -> String {
+        self.serve_api_limited(mode, 1_000).await
+    }
+
+    /// `serve_api` with at most `max_in_flight` requests served at once.
+    pub async fn serve_api_limited(
+        &self,
+        mode: super::auth::AuthMode,
+        max_in_flight: usize,
+    ) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = super::api_router(self.gw.clone(), mode);
+        let app = super::api_router(self.gw.clone(), mode, max_in_flight);
         tokio::spawn(crate::serve::serve_on(
             listener,
             app,
-            Duration::from_secs(5),
+            crate::serve::Limits::default(),
             std::future::pending(),
         ));
         url

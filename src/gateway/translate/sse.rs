@@ -16,6 +16,13 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The longest line an upstream may send, and the largest event (all its data lines): a
+/// stream that never ends a line would otherwise grow the gateway's memory without bound.
+/// Generous for real streams, whose events are a few hundred bytes (a large tool-call
+/// argument delta stays well under).
+pub const MAX_LINE: usize = 1 << 20;
+pub const MAX_EVENT: usize = 4 << 20;
+
 /// Incremental SSE parser: feed it chunks as they arrive, get complete events back.
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -29,6 +36,8 @@ pub struct SseParser {
     event: Option<String>,
     data: String,
     has_data: bool,
+    /// A line or event went past its cap: the stream is refused (see `too_large`).
+    too_large: bool,
 }
 
 impl SseParser {
@@ -39,6 +48,9 @@ impl SseParser {
     /// Consumes a chunk of the stream and returns the events it completed, in order.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        if self.too_large {
+            return events;
+        }
         let mut rest = chunk;
         if self.after_cr {
             self.after_cr = false;
@@ -75,8 +87,20 @@ impl SseParser {
                 rest = &rest[pos + 1..];
             }
         }
+        if self.line.len() + rest.len() > MAX_LINE || self.data.len() > MAX_EVENT {
+            self.too_large = true;
+            self.line = Vec::new();
+            self.data = String::new();
+            return events;
+        }
         self.line.extend_from_slice(rest);
         events
+    }
+
+    /// Whether the upstream sent a line longer than [`MAX_LINE`] or an event larger than
+    /// [`MAX_EVENT`]; the parser then stops and holds nothing more.
+    pub fn too_large(&self) -> bool {
+        self.too_large
     }
 
     /// Ends the stream. The event-stream rules discard an event that was not terminated by a
@@ -174,6 +198,32 @@ pub fn encode_into(out: &mut String, event: Option<&str>, data: &str) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_line_or_event_past_its_cap_stops_the_parser_and_frees_its_buffers() {
+        let mut p = SseParser::new();
+        let chunk = vec![b'x'; 64 * 1024];
+        p.push(b"data: ");
+        for _ in 0..(MAX_LINE / chunk.len()) {
+            p.push(&chunk);
+        }
+        assert!(p.too_large());
+        assert!(p.line.capacity() == 0 && p.data.capacity() == 0);
+        assert!(p.push(b"\n\ndata: late\n\n").is_empty(), "nothing after");
+
+        // Many short data lines of one event.
+        let mut p = SseParser::new();
+        let line = format!("data: {}\n", "y".repeat(1000));
+        for _ in 0..(MAX_EVENT / 1000 + 2) {
+            p.push(line.as_bytes());
+        }
+        assert!(p.too_large());
+        // Ordinary streams are far from either.
+        let mut p = SseParser::new();
+        assert_eq!(p.push(b"data: {\"a\":1}\n\n").len(), 1);
+        assert!(!p.too_large());
+    }
+
     use super::*;
 
     fn ev(event: Option<&str>, data: &str) -> SseEvent {
