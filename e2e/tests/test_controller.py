@@ -36,15 +36,21 @@ def test_external_backend_turns_ready_when_its_secret_appears(controller, namesp
     assert '"anthropic-key"' in c["message"]
 
     # A Secret that has not opted in is never used, and the condition says which label to add.
+    # The controller watches labelled Secrets only, so an unlabelled one is noticed by the
+    # next reconcile (here: a second backend naming it), not by its creation.
     kubectl("create", "secret", "generic", "anthropic-key", "--from-literal=apiKey=sk-ant-e2e", namespace=namespace)
-    c = wait_until(lambda: (r := ready()) and r["reason"] == "SecretNotLabelled" and r, timeout=30,
-                   what="SecretNotLabelled")
-    assert c["status"] == "False"
+    kubectl("apply", "-f", "-", input=BACKEND.replace("name: anthropic}", "name: anthropic-2}"), namespace=namespace)
+    c = wait_until(lambda: (r := ready_condition(namespace, "ib", "anthropic-2")()) and r, timeout=30,
+                   what="the second backend's Ready condition")
+    assert (c["status"], c["reason"]) == ("False", "SecretNotLabelled")
     assert (f"kubectl label secret anthropic-key -n {namespace} switchyard.dev/credential=provider"
             in c["message"]), c["message"]
+    # Labelling it is seen at once, by both.
     kubectl("label", "secret", "anthropic-key", "switchyard.dev/credential=provider", namespace=namespace)
-    c = wait_until(lambda: (r := ready()) and r["status"] == "True" and r, timeout=30,
+    c = wait_until(lambda: (r := ready()) and r["status"] == "True" and r, timeout=10,
                    what="Ready=True after the Secret was labelled")
+    wait_until(lambda: ready_condition(namespace, "ib", "anthropic-2")()["status"] == "True", timeout=10,
+               what="the second backend Ready")
     assert c["reason"] == "Ready"
     ib = kubectl_json("get", "ib", "anthropic", namespace=namespace)
     assert ib["status"]["url"] == "https://api.anthropic.com"

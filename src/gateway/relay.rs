@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::translate::sse::{SseEvent, encode};
+use super::translate::sse::{SseEvent, SseParser, encode, verbatim_prefix};
 use super::translate::{Operation, StreamTranslator, TranslateError, Usage, error, translator};
 use crate::api::Dialect;
 
@@ -59,6 +59,19 @@ impl Relay {
 
     pub fn usage(&self) -> Usage {
         self.pair.usage()
+    }
+
+    /// How many leading bytes of an upstream read may go to the caller as they came: whole
+    /// events this relay would re-encode unchanged (same dialect, past the first content,
+    /// nothing it must read). The parser must be between events.
+    pub fn verbatim_prefix(&self, chunk: &[u8], parser: &SseParser) -> usize {
+        if !self.content || self.pair.done() || !parser.is_idle() {
+            return 0;
+        }
+        match self.pair.verbatim() {
+            Some(v) => verbatim_prefix(chunk, v.markers, v.named),
+            None => 0,
+        }
     }
 
     /// Appends to `out` the frames to send the caller for one upstream event.

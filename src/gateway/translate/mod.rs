@@ -20,7 +20,7 @@ pub mod stream;
 mod util;
 
 pub use error::{anthropic_error, error_message, openai_error};
-pub use pair::{Answer, StreamTranslator, Translator, translator};
+pub use pair::{Answer, StreamTranslator, Translator, Verbatim, translator};
 pub use response::{Usage, usage_anthropic, usage_openai};
 pub use sse::{SseEvent, SseParser};
 pub use stream::{AnthropicToOpenAi, OpenAiToAnthropic};

@@ -23,6 +23,46 @@ pub struct SseEvent {
 pub const MAX_LINE: usize = 1 << 20;
 pub const MAX_EVENT: usize = 4 << 20;
 
+/// How many leading bytes of `chunk` are complete events that a same-dialect relay would
+/// re-encode byte for byte, so they can go to the caller as they came: each event one
+/// optional `event: ` line (only when `named`), one `data: {` line and the blank line, with
+/// `\n` line endings, and none of `markers` in it. Stops before the first event that
+/// contains a marker or any other shape; 0 when the first event is such. The parser must be
+/// idle (between events) for the prefix to start an event.
+pub fn verbatim_prefix(chunk: &[u8], markers: &[&[u8]], named: bool) -> usize {
+    let stop = markers
+        .iter()
+        .filter_map(|m| memchr::memmem::find(chunk, m))
+        .min()
+        .unwrap_or(chunk.len());
+    let mut at = 0;
+    let mut end = 0;
+    while at < stop {
+        let mut i = at;
+        if named && chunk[i..].starts_with(b"event: ") {
+            match memchr::memchr2(b'\n', b'\r', &chunk[i..]) {
+                Some(n) if chunk[i + n] == b'\n' => i += n + 1,
+                _ => break,
+            }
+        }
+        if !chunk[i..].starts_with(b"data: {") {
+            break;
+        }
+        match memchr::memchr2(b'\n', b'\r', &chunk[i..]) {
+            Some(n) if chunk[i + n] == b'\n' && chunk.get(i + n + 1) == Some(&b'\n') => {
+                i += n + 2;
+            }
+            _ => break,
+        }
+        if i > stop {
+            break;
+        }
+        at = i;
+        end = i;
+    }
+    end
+}
+
 /// Incremental SSE parser: feed it chunks as they arrive, get complete events back.
 #[derive(Debug, Default)]
 pub struct SseParser {
@@ -95,6 +135,17 @@ impl SseParser {
         }
         self.line.extend_from_slice(rest);
         events
+    }
+
+    /// Whether the parser is between events: no partial line, field or line ending held, so
+    /// the next bytes start a new event.
+    pub fn is_idle(&self) -> bool {
+        self.started
+            && self.line.is_empty()
+            && !self.after_cr
+            && !self.has_data
+            && self.event.is_none()
+            && !self.too_large
     }
 
     /// Whether the upstream sent a line longer than [`MAX_LINE`] or an event larger than
@@ -198,6 +249,63 @@ pub fn encode_into(out: &mut String, event: Option<&str>, data: &str) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_verbatim_prefix_is_whole_plain_events_before_the_first_marked_one() {
+        let markers: &[&[u8]] = &[b"\"usage\"", b"[DONE]"];
+        let a = "data: {\"a\":1}\n\n";
+        let b = "data: {\"b\":2}\n\n";
+        let usage = "data: {\"usage\":{}}\n\n";
+        let chunk = format!("{a}{b}{usage}data: [DONE]\n\n");
+        assert_eq!(
+            verbatim_prefix(chunk.as_bytes(), markers, false),
+            a.len() + b.len()
+        );
+        // An incomplete last event stays with the parser.
+        let cut = format!("{a}{b}data: {{\"c\"");
+        assert_eq!(
+            verbatim_prefix(cut.as_bytes(), markers, false),
+            a.len() + b.len()
+        );
+        // Anything but the canonical framing is left to the parser from there on.
+        for odd in [
+            format!("{a}data: {{\"b\":2}}\r\n\r\n{b}"),
+            format!("{a}: comment\n\n{b}"),
+            format!("{a}data:{{\"b\":2}}\n\n"),
+            format!("{a}event: x\ndata: {{}}\n\n"),
+            format!("{a}data: {{}}\ndata: {{}}\n\n"),
+            format!("{a}\n{b}"),
+        ] {
+            assert_eq!(
+                verbatim_prefix(odd.as_bytes(), markers, false),
+                a.len(),
+                "{odd:?}"
+            );
+        }
+        // Named events, when the relay keeps their names.
+        let named = "event: content_block_delta\ndata: {\"d\":1}\n\n";
+        let stop = "event: message_delta\ndata: {\"usage\":{}}\n\n";
+        let chunk = format!("{named}{named}{stop}");
+        assert_eq!(
+            verbatim_prefix(chunk.as_bytes(), &[b"message_delta"], true),
+            2 * named.len()
+        );
+        assert_eq!(
+            verbatim_prefix(chunk.as_bytes(), &[b"message_delta"], false),
+            0
+        );
+        // What it passes is what the parser and the encoder would have made of it.
+        let chunk = format!("{a}{b}{named}");
+        let n = verbatim_prefix(chunk.as_bytes(), &[], true);
+        assert_eq!(n, chunk.len());
+        let mut p = SseParser::new();
+        let mut out = String::new();
+        for ev in p.push(chunk.as_bytes()) {
+            encode_into(&mut out, ev.event.as_deref(), &ev.data);
+        }
+        assert_eq!(out, chunk);
+        assert!(p.is_idle());
+    }
 
     #[test]
     fn a_line_or_event_past_its_cap_stops_the_parser_and_frees_its_buffers() {

@@ -61,6 +61,23 @@ pub trait StreamTranslator: Send {
     fn done(&self) -> bool;
     /// What the stream used so far.
     fn usage(&self) -> Usage;
+    /// For a pair that re-encodes ordinary events exactly as they came (same dialect): what
+    /// marks the events it must see, and whether `event:` lines are kept. Runs of other
+    /// events may then go to the caller as the bytes they came in (`sse::verbatim_prefix`).
+    fn verbatim(&self) -> Option<Verbatim> {
+        None
+    }
+}
+
+/// See [`StreamTranslator::verbatim`].
+#[derive(Debug, Clone, Copy)]
+pub struct Verbatim {
+    /// Byte strings that appear in every event the translator must parse (usage, errors,
+    /// the end), and possibly in others: an event containing one is never passed verbatim.
+    pub markers: &'static [&'static [u8]],
+    /// Whether `event:` lines go out as they came (Anthropic) or would be dropped (OpenAI,
+    /// whose events have none).
+    pub named: bool,
 }
 
 static OPENAI_CHAT: Passthrough = Passthrough::new(Dialect::Openai, Shape::Choices);

@@ -10,7 +10,9 @@ use super::super::passthrough::{Shape, Spans, rewrite_request, scan};
 use super::super::response::{usage_anthropic, usage_openai};
 use super::super::sse::{SseEvent, encode_into};
 use super::super::{TranslateError, Usage, error};
-use super::{Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event};
+use super::{
+    Answer, StreamTranslator, Translator, Verbatim, expect_array, parse_body, parse_event,
+};
 use crate::api::Dialect;
 
 /// Passthrough for one dialect and one answer shape.
@@ -130,6 +132,15 @@ impl StreamTranslator for OpenAiStream {
     fn usage(&self) -> Usage {
         self.usage
     }
+
+    fn verbatim(&self) -> Option<Verbatim> {
+        // `push` parses exactly the events that mention these (or are not JSON, which the
+        // verbatim scan refuses itself) and re-encodes every other one unchanged.
+        Some(Verbatim {
+            markers: &[b"\"usage\"", b"\"error\"", b"[DONE]"],
+            named: false,
+        })
+    }
 }
 
 struct AnthropicStream {
@@ -183,6 +194,20 @@ impl StreamTranslator for AnthropicStream {
 
     fn usage(&self) -> Usage {
         self.usage
+    }
+
+    fn verbatim(&self) -> Option<Verbatim> {
+        // The events `push` parses by name; any event mentioning these words anywhere is
+        // left to it, so none of them can slip through.
+        Some(Verbatim {
+            markers: &[
+                b"error",
+                b"message_start",
+                b"message_delta",
+                b"message_stop",
+            ],
+            named: true,
+        })
     }
 }
 
