@@ -88,6 +88,9 @@ pub async fn serve(
     serve_on(listener, router, Limits::default(), shutdown).await
 }
 
+/// The largest request head (request line and headers) read from a client.
+pub const MAX_HEAD: usize = 64 * 1024;
+
 /// What one listener allows its clients.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -118,6 +121,9 @@ pub async fn serve_on(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // A request's head (line and headers) may take 64 KiB at most, then 431; hyper's
+        // default lets a client hold 400 KiB of headers per connection. nginx allows 32 KiB.
+        .max_buf_size(MAX_HEAD)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));

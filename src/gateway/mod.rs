@@ -10,6 +10,8 @@ pub mod bench;
 mod cache;
 mod client;
 mod failure;
+#[cfg(test)]
+mod fuzz;
 mod metrics;
 mod outlier;
 mod pick;
@@ -259,6 +261,7 @@ pub(crate) fn api_router(
         .route("/v1/messages", post(chat_anthropic))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
+        .method_not_allowed_fallback(wrong_method)
         .fallback(unknown_endpoint)
         .layer(middleware::from_fn_with_state(in_flight, shed))
         .layer(middleware::from_fn_with_state(check, authenticate))
@@ -323,6 +326,25 @@ async fn authenticate(State(check): State<Authenticate>, mut req: Request, next:
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// A known path with another method: 405 in the caller's dialect, never an empty body.
+async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    let allowed = if uri.path() == "/v1/models" {
+        "GET"
+    } else {
+        "POST"
+    };
+    let mut resp = proxy::error_response(
+        auth::dialect_of(uri.path(), &headers),
+        405,
+        &format!("{method} is not allowed on {}; use {allowed}", uri.path()),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::ALLOW,
+        axum::http::HeaderValue::from_static(allowed),
+    );
+    resp
 }
 
 /// Any other path or method: an error in the caller's dialect naming what is served.

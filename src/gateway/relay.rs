@@ -64,13 +64,13 @@ impl Relay {
     /// How many leading bytes of an upstream read may go to the caller as they came: whole
     /// events this relay would re-encode unchanged (same dialect, past the first content,
     /// nothing it must read). The parser must be between events.
-    pub fn verbatim_prefix(&self, chunk: &[u8], parser: &SseParser) -> usize {
+    pub fn verbatim_prefix<'a>(&self, chunk: &'a [u8], parser: &SseParser) -> &'a str {
         if !self.content || self.pair.done() || !parser.is_idle() {
-            return 0;
+            return "";
         }
         match self.pair.verbatim() {
             Some(v) => verbatim_prefix(chunk, v.markers, v.named),
-            None => 0,
+            None => "",
         }
     }
 

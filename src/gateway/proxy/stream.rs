@@ -177,8 +177,7 @@ impl Gateway {
                     Ok(Some(Ok(chunk))) => {
                         // Plain events of the same dialect go out as the bytes they came
                         // in; the parser sees only the rest (usage, errors, the end).
-                        let n = relay.verbatim_prefix(&chunk, &parser);
-                        let verbatim = std::str::from_utf8(&chunk[..n]).unwrap_or_default();
+                        let verbatim = relay.verbatim_prefix(&chunk, &parser);
                         out.push_str(verbatim);
                         let events = parser.push(&chunk[verbatim.len()..]);
                         if parser.too_large() {

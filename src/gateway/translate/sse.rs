@@ -23,13 +23,17 @@ pub struct SseEvent {
 pub const MAX_LINE: usize = 1 << 20;
 pub const MAX_EVENT: usize = 4 << 20;
 
-/// How many leading bytes of `chunk` are complete events that a same-dialect relay would
-/// re-encode byte for byte, so they can go to the caller as they came: each event one
-/// optional `event: ` line (only when `named`), one `data: {` line and the blank line, with
-/// `\n` line endings, and none of `markers` in it. Stops before the first event that
-/// contains a marker or any other shape; 0 when the first event is such. The parser must be
-/// idle (between events) for the prefix to start an event.
-pub fn verbatim_prefix(chunk: &[u8], markers: &[&[u8]], named: bool) -> usize {
+/// The leading complete events of `chunk` that a same-dialect relay would re-encode byte for
+/// byte, so they can go to the caller as they came: each event one optional `event: ` line
+/// (only when `named`), one `data: {` line and the blank line, with `\n` line endings, valid
+/// UTF-8 (the parser would replace invalid bytes), and none of `markers` in it. Stops before
+/// the first event that contains a marker or any other shape; empty when the first event is
+/// such. The parser must be idle (between events) for the prefix to start an event.
+pub fn verbatim_prefix<'a>(chunk: &'a [u8], markers: &[&[u8]], named: bool) -> &'a str {
+    std::str::from_utf8(&chunk[..verbatim_len(chunk, markers, named)]).unwrap_or_default()
+}
+
+fn verbatim_len(chunk: &[u8], markers: &[&[u8]], named: bool) -> usize {
     let stop = markers
         .iter()
         .filter_map(|m| memchr::memmem::find(chunk, m))
@@ -250,6 +254,10 @@ pub fn encode_into(out: &mut String, event: Option<&str>, data: &str) {
 #[cfg(test)]
 mod tests {
 
+    fn vlen(chunk: &[u8], markers: &[&[u8]], named: bool) -> usize {
+        verbatim_prefix(chunk, markers, named).len()
+    }
+
     #[test]
     fn a_verbatim_prefix_is_whole_plain_events_before_the_first_marked_one() {
         let markers: &[&[u8]] = &[b"\"usage\"", b"[DONE]"];
@@ -257,16 +265,10 @@ mod tests {
         let b = "data: {\"b\":2}\n\n";
         let usage = "data: {\"usage\":{}}\n\n";
         let chunk = format!("{a}{b}{usage}data: [DONE]\n\n");
-        assert_eq!(
-            verbatim_prefix(chunk.as_bytes(), markers, false),
-            a.len() + b.len()
-        );
+        assert_eq!(vlen(chunk.as_bytes(), markers, false), a.len() + b.len());
         // An incomplete last event stays with the parser.
         let cut = format!("{a}{b}data: {{\"c\"");
-        assert_eq!(
-            verbatim_prefix(cut.as_bytes(), markers, false),
-            a.len() + b.len()
-        );
+        assert_eq!(vlen(cut.as_bytes(), markers, false), a.len() + b.len());
         // Anything but the canonical framing is left to the parser from there on.
         for odd in [
             format!("{a}data: {{\"b\":2}}\r\n\r\n{b}"),
@@ -276,28 +278,22 @@ mod tests {
             format!("{a}data: {{}}\ndata: {{}}\n\n"),
             format!("{a}\n{b}"),
         ] {
-            assert_eq!(
-                verbatim_prefix(odd.as_bytes(), markers, false),
-                a.len(),
-                "{odd:?}"
-            );
+            assert_eq!(vlen(odd.as_bytes(), markers, false), a.len(), "{odd:?}");
         }
         // Named events, when the relay keeps their names.
         let named = "event: content_block_delta\ndata: {\"d\":1}\n\n";
         let stop = "event: message_delta\ndata: {\"usage\":{}}\n\n";
         let chunk = format!("{named}{named}{stop}");
         assert_eq!(
-            verbatim_prefix(chunk.as_bytes(), &[b"message_delta"], true),
+            vlen(chunk.as_bytes(), &[b"message_delta"], true),
             2 * named.len()
         );
-        assert_eq!(
-            verbatim_prefix(chunk.as_bytes(), &[b"message_delta"], false),
-            0
-        );
+        assert_eq!(vlen(chunk.as_bytes(), &[b"message_delta"], false), 0);
         // What it passes is what the parser and the encoder would have made of it.
         let chunk = format!("{a}{b}{named}");
-        let n = verbatim_prefix(chunk.as_bytes(), &[], true);
-        assert_eq!(n, chunk.len());
+        assert_eq!(verbatim_prefix(chunk.as_bytes(), &[], true), chunk);
+        // Invalid UTF-8, which the parser would replace, is left to it.
+        assert_eq!(verbatim_prefix(b"data: {\xff}\n\n", &[], false), "");
         let mut p = SseParser::new();
         let mut out = String::new();
         for ev in p.push(chunk.as_bytes()) {

@@ -1,0 +1,157 @@
+"""Hostile clients against a gateway on the local cluster: each request of the catalogue gets
+the expected status and a message that says what is wrong (in the caller's dialect), and
+after each the gateway is up and serves another client at once."""
+
+import json
+import socket
+import time
+
+import pytest
+import requests
+
+from conftest import start_gateway
+from test_gateway_sdk import apply, backend, route, served
+
+LIMIT = 65536
+ASK = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def raw(gw, data, read_for=5.0, pause=None):
+    """Sends raw bytes on a new connection (optionally `pause` seconds before the rest) and
+    returns the status code of the answer, 0 when the connection closed without one."""
+    host, port = gw.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=read_for) as s:
+        if isinstance(data, tuple):
+            first, rest = data
+            s.sendall(first)
+            time.sleep(pause or 0)
+            try:
+                s.sendall(rest)
+            except OSError:
+                pass
+        else:
+            s.sendall(data)
+        got = b""
+        try:
+            while b"\r\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        except (socket.timeout, ConnectionResetError):
+            pass
+    line = got.split(b"\r\n", 1)[0].split()
+    return int(line[1]) if len(line) > 1 and line[1].isdigit() else 0
+
+
+def http(gw, path, body, extra=None):
+    head = (f"POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {gw.key}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(body)}\r\n")
+    return (head + "".join(f"{k}: {v}\r\n" for k, v in (extra or {}).items()) + "\r\n").encode() + body
+
+
+def nested(depth):
+    return ("[" * depth + "]" * depth).encode()
+
+
+# (id, how to send it, expected status, text the answer's message must contain or None)
+def catalogue(gw):
+    post = lambda body, path="/v1/chat/completions", **kw: gw.post(path, data=body, **kw)  # noqa: E731
+    msgs = lambda n: {"model": "chat", "messages": [{"role": "user", "content": "x"}] * n}  # noqa: E731
+    tools = [{"type": "function", "function": {"name": f"t{i}", "parameters": {"type": "object"}}}
+             for i in range(300)]
+    return [
+        ("broken-json", lambda: post(b"{not json"), 400, "not valid JSON"),
+        ("invalid-utf8", lambda: post(b'{"model": "chat\xff\xfe", "messages": []}'), 400, "not valid JSON"),
+        ("body-not-object", lambda: post(b"[1, 2]"), 400, "must be a JSON object"),
+        ("empty-body", lambda: post(b""), 400, "not valid JSON"),
+        ("model-wrong-type", lambda: post(json.dumps({"model": 5, "messages": []})), 400,
+         "'model' must be a string"),
+        ("model-missing", lambda: post(json.dumps({"messages": []})), 400, "missing required parameter: 'model'"),
+        ("messages-not-array", lambda: post(json.dumps({"model": "chat", "messages": "hi"})), 400,
+         "'messages' must be an array"),
+        ("messages-empty", lambda: post(json.dumps({"model": "chat", "messages": []})), 400,
+         "at least one message"),
+        ("role-missing", lambda: post(json.dumps({"model": "chat", "messages": [{"content": "x"}]})), 400,
+         "missing required field 'role'"),
+        ("stream-wrong-type", lambda: post(json.dumps({**ASK, "stream": "yes"})), 400, "'stream' must be a boolean"),
+        ("temperature-wrong-type", lambda: post(json.dumps({**ASK, "temperature": "hot"})), 400,
+         "'temperature' must be a number"),
+        ("max-tokens-negative", lambda: post(json.dumps({**ASK, "max_tokens": -5})), 400,
+         "must be a positive integer"),
+        ("anthropic-without-max-tokens", lambda: post(json.dumps(ASK), "/v1/messages"), 400, "max_tokens"),
+        ("deeply-nested-json", lambda: post(b'{"model": "chat", "messages": ' + nested(5000) + b"}"), 400,
+         "not valid JSON"),
+        ("oversized-body", lambda: post(json.dumps({**ASK, "pad": "x" * (LIMIT + 10)})), 413,
+         f"limit of {LIMIT} bytes"),
+        ("many-messages", lambda: post(json.dumps(msgs(1000))), 200, None),
+        ("many-tools", lambda: post(json.dumps({**ASK, "tools": tools})), 200, None),
+        ("unknown-model", lambda: post(json.dumps({**ASK, "model": "nope\u0000\u202e"})), 404,
+         "does not exist or you do not have access to it"),
+        ("unknown-path", lambda: gw.post("/v1/chat/completion", json=ASK), 404, "not an endpoint of this gateway"),
+        ("wrong-method", lambda: gw.get("/v1/chat/completions"), 405, "use POST"),
+        ("no-key", lambda: requests.post(f"{gw.url}/v1/chat/completions", json=ASK, timeout=5), 401,
+         "No API key presented"),
+        ("wrong-key", lambda: post(json.dumps(ASK), headers={"Authorization": "Bearer sk-guess"}), 401,
+         "not valid for this gateway"),
+        ("huge-header", lambda: post(json.dumps(ASK), headers={"x-filler": "y" * 70000}), 431, None),
+        ("too-many-headers", lambda: post(json.dumps(ASK), headers={f"x-h{i}": "1" for i in range(200)}), 431,
+         None),
+        ("request-id-injection", lambda: post(json.dumps(ASK), headers={"x-request-id": "a" * 500}), 200, None),
+        ("obs-fold-header-injection", lambda: raw(gw, http(gw, "/v1/chat/completions", json.dumps(ASK).encode(),
+                                                               {"x-request-id": "abc\r\n x-evil: 1"})), 400, None),
+        ("smuggling-cl-and-te", lambda: raw(gw, http(gw, "/v1/chat/completions", b"0\r\n\r\n",
+                                                     {"transfer-encoding": "chunked"})), 400, None),
+        ("broken-chunked", lambda: raw(gw, http(gw, "/v1/chat/completions", b"", {"transfer-encoding": "chunked"})
+                                       .replace(b"content-length: 0\r\n", b"") + b"zz\r\nnot hex\r\n\r\n"),
+         400, None),
+        ("body-shorter-than-declared", lambda: raw(gw, http(gw, "/v1/chat/completions", b"")
+                                                   .replace(b"content-length: 0", b"content-length: 100")
+                                                   + b'{"model":'), 408, None),
+        ("slow-headers", lambda: raw(gw, (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n", b"x-a: b\r\n"),
+                                     pause=2.5, read_for=5), 408, None),
+    ]
+
+
+@pytest.fixture
+def hostile_gw(controller, crds, rbac, namespace, mocks):
+    mock = mocks("openai")
+    apply(namespace, backend("openai", mock, "gpt-4o"), route("chat", [("openai", 100)]))
+    gw = start_gateway(rbac["gateway"], namespace, "--max-body-bytes", str(LIMIT), "--header-read-timeout", "1s",
+                       "--body-read-timeout", "1s")
+    served(gw, "chat")
+    yield gw
+    gw.proc.stop()
+
+
+def test_a_catalogue_of_hostile_requests_gets_clear_errors_and_the_gateway_keeps_serving(hostile_gw):
+    gw = hostile_gw
+    cases = catalogue(gw)
+    assert len(cases) >= 25
+    other = gw.session()
+    wrong = []
+    for name, send, status, message in cases:
+        r = send()
+        got = r if isinstance(r, int) else r.status_code
+        text = "" if isinstance(r, int) else r.text
+        if got != status or (message and message not in text):
+            wrong.append(f"{name}: {got} {text[:200]!r}, expected {status} with {message!r}")
+        # Every JSON error says what is wrong in the caller's dialect: never an empty body.
+        if not isinstance(r, int) and got >= 400 and got != 431:
+            body = r.json()
+            assert body.get("error", {}).get("message"), (name, r.text[:200])
+        # Up, and serving another client right away.
+        t = time.monotonic()
+        ok = other.post(f"{gw.url}/v1/chat/completions", json=ASK, timeout=5)
+        assert ok.status_code == 200 and time.monotonic() - t < 1.0, (name, ok.status_code)
+        assert gw.proc.proc.poll() is None, f"the gateway exited after {name}"
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_client_that_disconnects_mid_stream_costs_nothing_else(hostile_gw, mocks):
+    gw = hostile_gw
+    for _ in range(5):
+        r = gw.session().post(f"{gw.url}/v1/chat/completions", json={**ASK, "stream": True}, stream=True, timeout=5)
+        next(r.iter_lines())
+        r.close()
+    assert gw.post("/v1/chat/completions", json=ASK).status_code == 200
