@@ -47,8 +47,11 @@ impl Gateway {
         let mut parser = SseParser::default();
         let mut upstream = resp.into_body();
         let mut held = String::new();
-        // Events that came in the same read as the first content, after it: they belong to
+        // What came in the same read as the first content, after its event: it belongs to
         // the committed answer.
+        let mut leftover = Bytes::new();
+        // Events parsed in the same piece as the first content, after it (only when the
+        // upstream's framing is not `\n\n`): committed too.
         let mut after_first: Vec<SseEvent> = vec![];
         // The first content token is the stream's first byte: it must come within the
         // backend's timeout of sending, however many preamble events or pings precede it.
@@ -81,38 +84,30 @@ impl Gateway {
                 }
                 Ok(Some(Ok(c))) => c,
             };
-            let events = parser.push(&chunk);
-            if parser.too_large() {
-                return Err(Failed::before_answer(
-                    Failure::Malformed,
-                    format!("backend {:?} {TOO_LARGE}", target.backend),
-                ));
-            }
-            for ev in events {
-                if relay.has_content() || relay.done() {
-                    after_first.push(ev);
-                    continue;
+            // Event by event (pieces cut after each blank line) until the first content, so
+            // that the rest of the read is relayed as the committed stream is, plain runs of
+            // events as they came.
+            let mut at = 0;
+            while at < chunk.len() && !relay.has_content() && !relay.done() {
+                let end =
+                    memchr::memmem::find(&chunk[at..], b"\n\n").map_or(chunk.len(), |i| at + i + 2);
+                let events = parser.push(&chunk[at..end]);
+                at = end;
+                if parser.too_large() {
+                    return Err(Failed::before_answer(
+                        Failure::Malformed,
+                        format!("backend {:?} {TOO_LARGE}", target.backend),
+                    ));
                 }
-                match relay.on_event(&ev, &mut held) {
-                    Ok(()) => {}
-                    Err(RelayError::Upstream(m)) => {
-                        return Err(Failed::before_answer(
-                            Failure::Server { status: 502 },
-                            format!(
-                                "backend {:?} streamed an error: {}",
-                                target.backend,
-                                scrub(&m, target.credential())
-                            ),
-                        ));
-                    }
-                    Err(RelayError::Malformed(m)) => {
-                        return Err(Failed::before_answer(
-                            Failure::Malformed,
-                            format!("backend {:?}: {m}", target.backend),
-                        ));
+                for ev in events {
+                    if relay.has_content() || relay.done() {
+                        after_first.push(ev);
+                    } else {
+                        precommit(&mut relay, &ev, &mut held, &target)?;
                     }
                 }
             }
+            leftover = chunk.slice(at..);
         }
         target.metrics.first_token(started.elapsed().as_secs_f64());
 
@@ -127,14 +122,18 @@ impl Gateway {
             // sends 100 events in one packet costs one syscall, not 100.
             let mut out = held;
             let mut failure: Option<(u16, String)> = None;
-            for ev in after_first {
-                if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
-                    failure = Some((
-                        502,
-                        format!("backend {backend:?}: {}", scrub(&m, target.credential())),
-                    ));
-                    break;
-                }
+            let first = after_first.iter().try_for_each(|ev| {
+                relay.on_event(ev, &mut out).map_err(
+                    |(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"),
+                )
+            });
+            if let Err(m) =
+                first.and_then(|()| relay_chunk(&mut relay, &mut parser, &leftover, &mut out))
+            {
+                failure = Some((
+                    502,
+                    format!("backend {backend:?}{}", scrub(&m, target.credential())),
+                ));
             }
             flush(&tx, &mut out, &mut client_gone).await;
             while failure.is_none() && !client_gone && !relay.done() {
@@ -175,25 +174,11 @@ impl Gateway {
                         ))
                     }
                     Ok(Some(Ok(chunk))) => {
-                        // Plain events of the same dialect go out as the bytes they came
-                        // in; the parser sees only the rest (usage, errors, the end).
-                        let verbatim = relay.verbatim_prefix(&chunk, &parser);
-                        out.push_str(verbatim);
-                        let events = parser.push(&chunk[verbatim.len()..]);
-                        if parser.too_large() {
-                            failure = Some((502, format!("backend {backend:?} {TOO_LARGE}")));
-                        }
-                        for ev in events {
-                            if let Err(m) = relay_event(&mut relay, &ev, &mut out) {
-                                failure = Some((
-                                    502,
-                                    format!(
-                                        "backend {backend:?}: {}",
-                                        scrub(&m, target.credential())
-                                    ),
-                                ));
-                                break;
-                            }
+                        if let Err(m) = relay_chunk(&mut relay, &mut parser, &chunk, &mut out) {
+                            failure = Some((
+                                502,
+                                format!("backend {backend:?}{}", scrub(&m, target.credential())),
+                            ));
                         }
                         flush(&tx, &mut out, &mut client_gone).await;
                     }
@@ -241,11 +226,51 @@ impl Gateway {
     }
 }
 
-/// Relays one event of a committed stream into `out`; `Err` is the upstream's failure.
-fn relay_event(relay: &mut Relay, ev: &SseEvent, out: &mut String) -> Result<(), String> {
-    relay
-        .on_event(ev, out)
-        .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| m)
+/// Relays one read of a committed stream into `out`: plain events of the same dialect as
+/// the bytes they came in, the rest (usage, errors, the end, translated events) through the
+/// parser. `Err` completes "backend X" with the upstream's failure (": …" or " sent …").
+fn relay_chunk(
+    relay: &mut Relay,
+    parser: &mut SseParser,
+    chunk: &[u8],
+    out: &mut String,
+) -> Result<(), String> {
+    let verbatim = relay.verbatim_prefix(chunk, parser);
+    out.push_str(verbatim);
+    let events = parser.push(&chunk[verbatim.len()..]);
+    if parser.too_large() {
+        return Err(format!(" {TOO_LARGE}"));
+    }
+    for ev in events {
+        relay
+            .on_event(&ev, out)
+            .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))?;
+    }
+    Ok(())
+}
+
+/// One event before the first content: held back; an error here may still fail over.
+fn precommit(
+    relay: &mut Relay,
+    ev: &SseEvent,
+    held: &mut String,
+    target: &Target,
+) -> Result<(), Failed> {
+    match relay.on_event(ev, held) {
+        Ok(()) => Ok(()),
+        Err(RelayError::Upstream(m)) => Err(Failed::before_answer(
+            Failure::Server { status: 502 },
+            format!(
+                "backend {:?} streamed an error: {}",
+                target.backend,
+                scrub(&m, target.credential())
+            ),
+        )),
+        Err(RelayError::Malformed(m)) => Err(Failed::before_answer(
+            Failure::Malformed,
+            format!("backend {:?}: {m}", target.backend),
+        )),
+    }
 }
 
 /// Sends what `out` holds as one frame.
