@@ -133,7 +133,9 @@ where
         .header_read_timeout(limits.header_read_timeout)
         // A request's head (line and headers) may take 64 KiB at most, then 431; hyper's
         // default lets a client hold 400 KiB of headers per connection. nginx allows 32 KiB.
-        .max_buf_size(MAX_HEAD)
+        // hyper checks this while a head is incomplete; a head that arrives whole in one
+        // read is checked by the gateway's API service.
+        .max_header_size(MAX_HEAD)
         .keep_alive(true);
     let graceful = GracefulShutdown::new();
     let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));

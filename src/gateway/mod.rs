@@ -338,6 +338,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        if head_size(&req) > serve::MAX_HEAD {
+            let resp = proxy::error_response(
+                auth::dialect_of(req.uri().path(), req.headers()),
+                431,
+                &format!(
+                    "the request's headers exceed the gateway's limit of {} bytes",
+                    serve::MAX_HEAD
+                ),
+            );
+            return Box::pin(std::future::ready(Ok(resp)));
+        }
         let Some(caller) = self.authenticate(&req) else {
             return Box::pin(std::future::ready(Ok(Self::unauthenticated(&req))));
         };
@@ -364,6 +375,18 @@ where
             }))
         })
     }
+}
+
+/// The size of a request's line and headers, as sent.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len()
+        + req.uri().path_and_query().map_or(1, |p| p.as_str().len())
+        + 12;
+    req.headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 /// A known path with another method: 405 in the caller's dialect, never an empty body.

@@ -34,7 +34,46 @@ fn positive_int(v: &RawValue) -> bool {
     v.get().parse::<u64>().is_ok_and(|n| n > 0)
 }
 
+/// The deepest nesting of arrays and objects a request may have: serde_json's own limit when
+/// it builds a tree (translation does), and far beyond any real request. Parts of a request
+/// the gateway passes on unparsed would otherwise carry any depth to the provider.
+pub const MAX_DEPTH: usize = 128;
+
+/// Whether `raw` nests arrays and objects deeper than [`MAX_DEPTH`]; one pass over the
+/// bytes, skipping strings.
+fn too_deep(raw: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in raw {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, String> {
+    if too_deep(&raw) {
+        return Err(format!(
+            "request body is not valid JSON: it nests arrays and objects deeper than {MAX_DEPTH} levels"
+        ));
+    }
     // A struct also deserializes from an array, so the object check comes first.
     if raw.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         if serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_err() {
@@ -168,6 +207,25 @@ struct StreamOptions {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_wherever_it_is() {
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = |inner: &str| {
+            Bytes::from(format!(
+                r#"{{"model": "m", "messages": [{{"role": "user", "content": {inner}}}]}}"#
+            ))
+        };
+        let Err(e) = validate(Dialect::Openai, Operation::Chat, body(&deep(5000))) else {
+            panic!("accepted");
+        };
+        assert!(e.contains("deeper than 128 levels"), "{e}");
+        // Brackets inside strings do not count; a normal request passes.
+        let text = format!("\"{}\\\" {}\"", "[".repeat(500), "{".repeat(500));
+        assert!(validate(Dialect::Openai, Operation::Chat, body(&text)).is_ok());
+        assert!(validate(Dialect::Openai, Operation::Chat, body(&deep(100))).is_ok());
+    }
+
     use super::*;
     use serde_json::json;
 

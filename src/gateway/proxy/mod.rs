@@ -390,7 +390,7 @@ impl Gateway {
         op: Operation,
         body: Body,
     ) -> Result<Request, Response> {
-        let read = axum::body::to_bytes(body, self.cfg.max_body_bytes);
+        let read = collect(body, self.cfg.max_body_bytes);
         let Ok(read) = tokio::time::timeout(self.cfg.body_read_timeout, read).await else {
             return Err(error_response(
                 caller,
@@ -403,7 +403,7 @@ impl Gateway {
         };
         let bytes = match read {
             Ok(b) => b,
-            Err(e) if format!("{e:?}").contains("LengthLimit") => {
+            Err(ReadError::TooLarge) => {
                 return Err(error_response(
                     caller,
                     413,
@@ -413,7 +413,7 @@ impl Gateway {
                     ),
                 ));
             }
-            Err(e) => {
+            Err(ReadError::Failed(e)) => {
                 return Err(error_response(
                     caller,
                     400,
@@ -491,6 +491,48 @@ fn upstream_body(
     translate::translator(op, caller, target.dialect)
         .request(&req.raw, &req.spans, &target.model, req.stream)
         .map_err(|e| e.to_string())
+}
+
+enum ReadError {
+    TooLarge,
+    Failed(String),
+}
+
+/// Reads a request body into one buffer of at most `limit` bytes. A body that comes in one
+/// piece is kept as it came; one in pieces is copied into a buffer sized from its length
+/// when the client sent one, so a large body is held once rather than as its pieces plus
+/// their copy (what bounds the gateway's memory under a flood of large bodies).
+async fn collect(body: Body, limit: usize) -> Result<axum::body::Bytes, ReadError> {
+    use axum::body::HttpBody;
+    use http_body_util::BodyExt;
+    let declared = body.size_hint().exact().map(|n| n as usize);
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = body;
+    let mut first: Option<axum::body::Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ReadError::Failed(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let held = first.as_ref().map_or(0, |f| f.len()) + buf.len();
+        if held + data.len() > limit {
+            return Err(ReadError::TooLarge);
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(f) = earlier {
+                    buf.reserve(declared.unwrap_or(0).max(f.len() + data.len()));
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// An error in the caller's dialect.
