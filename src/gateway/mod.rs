@@ -266,8 +266,8 @@ pub(crate) fn api_router(
 }
 
 /// The API router behind the key check and the in-flight cap. One service rather than two
-/// `from_fn` middlewares: those box a cloned inner service and a future per layer per
-/// request, which measured 6 µs of a proxied request's CPU.
+/// `from_fn` middlewares, which box a cloned inner service and a future per layer per
+/// request (profiled, the check and this service are about 1% of a request's CPU).
 #[derive(Clone)]
 pub(crate) struct ApiService {
     router: Router,
