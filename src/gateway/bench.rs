@@ -76,11 +76,11 @@ impl Table {
                    "addressType": "IPv4", "endpoints": eps})
         }));
         let caches = Caches {
-            routes: r,
-            backends: b,
-            secrets: s,
-            slices: e,
-            tenants: reflector::store().0,
+            routes: r.into(),
+            backends: b.into(),
+            secrets: s.into(),
+            slices: e.into(),
+            tenants: reflector::store().0.into(),
         };
         let metrics = Arc::new(Metrics::register(&prometheus::Registry::new()).expect("metrics"));
         let snapshots = Arc::new(Snapshots::new(metrics.clone(), OutlierConfig::default()));

@@ -65,9 +65,11 @@ pub struct Args {
     /// the gateway may use every route of the namespaces it serves (trusted networks only).
     #[arg(long, env = "SWITCHYARD_AUTH", value_enum, default_value = "required")]
     pub auth: auth::AuthMode,
-    /// Namespace whose routes this gateway serves; all namespaces when unset.
-    #[arg(long, env = "SWITCHYARD_NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Namespaces whose routes this gateway serves (repeat the flag, or separate with
+    /// commas); all namespaces when unset. With namespaces given, it watches only those, so
+    /// namespace-scoped Roles suffice.
+    #[arg(long, env = "SWITCHYARD_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, default_value_t = 10 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -143,29 +145,52 @@ where
     store
 }
 
-fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+/// A store of `K` per namespace served, or one over all namespaces.
+fn watch<K>(
+    client: &Client,
+    namespaces: &[String],
+    config: &watcher::Config,
+    events: &Arc<Notify>,
+) -> cache::Stores<K>
 where
-    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
+    if namespaces.is_empty() {
+        return reflect(Api::all(client.clone()), config.clone(), events.clone()).into();
     }
+    cache::Stores::new(
+        namespaces
+            .iter()
+            .map(|ns| {
+                reflect(
+                    Api::namespaced(client.clone(), ns),
+                    config.clone(),
+                    events.clone(),
+                )
+            })
+            .collect(),
+    )
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
-    let ns = args.namespace.as_deref();
+    let ns = &args.namespace;
     let events = Arc::new(Notify::new());
-    let all = watcher::Config::default;
+    let all = watcher::Config::default();
     // Only Secrets labelled as credentials are ever listed, watched or held in memory.
     let credentials = watcher::Config::default().labels(&CredentialPurpose::selector());
     let caches = Caches {
-        routes: reflect(api::<ModelRoute>(&client, ns), all(), events.clone()),
-        backends: reflect(api::<InferenceBackend>(&client, ns), all(), events.clone()),
-        secrets: reflect(api::<Secret>(&client, ns), credentials, events.clone()),
-        slices: reflect(api::<EndpointSlice>(&client, ns), all(), events.clone()),
-        tenants: reflect(api::<Tenant>(&client, ns), all(), events.clone()),
+        routes: watch::<ModelRoute>(&client, ns, &all, &events),
+        backends: watch::<InferenceBackend>(&client, ns, &all, &events),
+        secrets: watch::<Secret>(&client, ns, &credentials, &events),
+        slices: watch::<EndpointSlice>(&client, ns, &all, &events),
+        tenants: watch::<Tenant>(&client, ns, &all, &events),
     };
 
     let registry = prometheus::Registry::new();

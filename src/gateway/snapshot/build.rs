@@ -11,7 +11,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::ResourceExt;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Semaphore;
 
 use super::{
@@ -21,7 +21,7 @@ use super::{
 use crate::api::conflict::{model_of, precedence};
 use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute};
 use crate::gateway::balance::SmoothWeighted;
-use crate::gateway::cache::Caches;
+use crate::gateway::cache::{Caches, Stores};
 use crate::gateway::metrics::{AttemptMetrics, Metrics};
 use crate::gateway::outlier::OutlierConfig;
 use crate::gateway::upstream::UNKNOWN_PROVIDER;
@@ -251,7 +251,7 @@ impl Builder {
         key: &Key,
         prev: Option<&Arc<Backend>>,
         ready: &HashMap<(&str, &str), Vec<&str>>,
-        secrets: &Store<Secret>,
+        secrets: &Stores<Secret>,
     ) -> Option<Backend> {
         let (ns, name) = (&key.0, &key.1);
         let state = match prev {
@@ -430,7 +430,7 @@ fn ready_addresses(slices: &[Arc<EndpointSlice>]) -> HashMap<(&str, &str), Vec<&
 /// The value of `key` in the Secret `name`, if the Secret is labelled for `purpose`: a
 /// Secret labelled for the other purpose, or not at all, is never used.
 pub(super) fn secret_value(
-    secrets: &Store<Secret>,
+    secrets: &Stores<Secret>,
     namespace: &str,
     name: &str,
     key: &str,

@@ -6,15 +6,19 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::runtime::reflector::Store;
 
 use super::build::secret_value;
 use crate::api::{CredentialPurpose, ModelRoute, Tenant};
 use crate::gateway::auth::{Caller, Keys, Scope};
+use crate::gateway::cache::Stores;
 
 /// Every accepted key. Tenants are taken oldest first, so when two hold the same key the
 /// older keeps it and a newer Tenant cannot take over another's key.
-pub fn keys(tenants: &Store<Tenant>, secrets: &Store<Secret>, routes: &[Arc<ModelRoute>]) -> Keys {
+pub fn keys(
+    tenants: &Stores<Tenant>,
+    secrets: &Stores<Secret>,
+    routes: &[Arc<ModelRoute>],
+) -> Keys {
     let mut all = tenants.state();
     all.sort_by(|a, b| {
         (

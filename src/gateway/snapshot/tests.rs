@@ -398,11 +398,11 @@ async fn a_burst_of_watch_events_is_one_rebuild_and_a_weight_change_reaches_requ
     let (secrets, _sw) = listed::<Secret>(vec![]);
     let (slices, _lw) = listed::<EndpointSlice>(vec![]);
     let caches = Caches {
-        routes,
-        backends,
-        secrets,
-        slices,
-        tenants: listed::<crate::api::Tenant>(vec![]).0,
+        routes: routes.into(),
+        backends: backends.into(),
+        secrets: secrets.into(),
+        slices: slices.into(),
+        tenants: listed::<crate::api::Tenant>(vec![]).0.into(),
     };
     let registry = prometheus::Registry::new();
     let metrics = Arc::new(Metrics::register(&registry).unwrap());

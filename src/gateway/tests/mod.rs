@@ -379,11 +379,11 @@ impl Harness {
         let registry = prometheus::Registry::new();
         let metrics = Arc::new(Metrics::register(&registry).unwrap());
         let caches = Caches {
-            routes,
-            backends,
-            secrets,
-            slices,
-            tenants,
+            routes: routes.into(),
+            backends: backends.into(),
+            secrets: secrets.into(),
+            slices: slices.into(),
+            tenants: tenants.into(),
         };
         let snapshots = Arc::new(Snapshots::new(metrics.clone(), cfg.outliers));
         snapshots.rebuild(&caches);
