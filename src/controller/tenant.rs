@@ -70,20 +70,12 @@ pub async fn reconcile(t: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action, Erro
         ));
     }
     status.keys = Some(problems.iter().filter(|p| p.is_none()).count() as i32);
-    let ready = readiness(&problems);
-    let waiting = !ready.status;
-    if waiting {
-        let stalled = Desired::new(
-            condition::STALLED,
-            true,
-            ready.reason,
-            ready.message.clone(),
-        );
-        conditions::set(&mut status.conditions, stalled, generation, now);
-    } else {
-        conditions::remove(&mut status.conditions, condition::STALLED);
-    }
-    conditions::set(&mut status.conditions, ready, generation, now);
+    let waiting = conditions::set_ready_or_stalled(
+        &mut status.conditions,
+        readiness(&problems),
+        generation,
+        now,
+    );
     conditions::keep_transition_times(&before.conditions, &mut status.conditions);
     if status != before {
         let api: Api<Tenant> = Api::namespaced(ctx.client.clone(), &ns);

@@ -263,21 +263,13 @@ async fn reconcile_external(
         ),
         None => None,
     };
-    let ready = external_readiness(ext, ns, lookup.as_ref());
-    let waiting = !ready.status;
     // A missing Secret or key does not fix itself: Stalled, with the same reason and message.
-    if waiting {
-        let stalled = Desired::new(
-            condition::STALLED,
-            true,
-            ready.reason,
-            ready.message.clone(),
-        );
-        conditions::set(&mut status.conditions, stalled, generation, now);
-    } else {
-        conditions::remove(&mut status.conditions, condition::STALLED);
-    }
-    conditions::set(&mut status.conditions, ready, generation, now);
+    let waiting = conditions::set_ready_or_stalled(
+        &mut status.conditions,
+        external_readiness(ext, ns, lookup.as_ref()),
+        generation,
+        now,
+    );
     conditions::remove(&mut status.conditions, condition::RECONCILING);
     status.replicas = None;
     status.ready_replicas = None;
