@@ -55,7 +55,7 @@ fn name(caller: Dialect, backend: Dialect) -> String {
 fn requests(c: &mut Criterion) {
     let mut g = c.benchmark_group("request");
     for (caller, backend) in [(OPENAI, OPENAI), (OPENAI, ANTHROPIC), (ANTHROPIC, OPENAI)] {
-        let raw = chat_request(caller);
+        let raw = bytes::Bytes::from(chat_request(caller));
         let t = translator(Operation::Chat, caller, backend);
         g.bench_function(name(caller, backend), |b| {
             b.iter(|| {

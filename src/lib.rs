@@ -11,3 +11,4 @@ pub mod migration;
 pub mod serve;
 pub mod slim;
 pub mod telemetry;
+pub mod tls;

@@ -32,6 +32,7 @@ import select
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import sys
 import threading
@@ -1203,6 +1204,7 @@ def serve(
     require_key: str | None = None,
     faults: dict | None = None,
     quiet: bool = False,
+    tls: tuple[str, str] | None = None,
 ) -> tuple[MockServer, threading.Thread]:
     """Starts a mock provider on a background thread and returns (server, thread).
 
@@ -1210,6 +1212,13 @@ def serve(
     ``server.shutdown(); server.server_close()``. Raises ValueError for a bad dialect or faults.
     """
     server = MockServer((host, port), dialect, model or DEFAULT_MODELS.get(dialect, ""), require_key, faults, quiet)
+    if tls:
+        # `tls` is (certificate chain, key) PEM files. Handshakes run in each connection's
+        # handler thread (on its first read), so a client refusing the certificate never
+        # stalls the accept loop.
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"mock-{dialect}", daemon=True
     )
@@ -1227,6 +1236,8 @@ def main(argv=None) -> int:
     parser.add_argument("--require-key", help="answer 401 unless requests carry this API key")
     parser.add_argument("--faults", help="initial fault configuration, as JSON (see /_mock/faults)")
     parser.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+    parser.add_argument("--tls-cert", help="serve https with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args(argv)
 
     # Block the stop signals before any thread starts so every thread inherits the mask and
@@ -1243,6 +1254,7 @@ def main(argv=None) -> int:
             require_key=args.require_key,
             faults=faults,
             quiet=args.quiet,
+            tls=(args.tls_cert, args.tls_key) if args.tls_cert else None,
         )
     except ValueError as err:  # bad --faults JSON or fields
         parser.error(f"--faults: {err}")
@@ -1256,7 +1268,8 @@ def main(argv=None) -> int:
         with open(tmp, "w") as f:
             f.write(f"{port}\n")
         os.replace(tmp, args.port_file)
-    print(f"listening on http://{f'[{host}]' if ':' in host else host}:{port}", flush=True)
+    scheme = "https" if args.tls_cert else "http"
+    print(f"listening on {scheme}://{f'[{host}]' if ':' in host else host}:{port}", flush=True)
     signal.sigwait(stop_signals)
     server.shutdown()
     server.server_close()

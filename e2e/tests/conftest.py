@@ -166,12 +166,12 @@ def rbac(crds):
     return configs
 
 
-def start_controller(lease_namespace=SYSTEM_NAMESPACE, name="controller", kubeconfig=None):
+def start_controller(lease_namespace=SYSTEM_NAMESPACE, name="controller", kubeconfig=None, extra=(), env=None):
     kubectl("create", "namespace", lease_namespace, check=False)
     port = free_port()
     proc = Process(name, [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
-                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS],
-                   env={"KUBECONFIG": kubeconfig} if kubeconfig else None)
+                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS, *extra],
+                   env={**({"KUBECONFIG": kubeconfig} if kubeconfig else {}), **(env or {})})
     proc.url = f"http://127.0.0.1:{port}"
     return proc
 
@@ -239,7 +239,9 @@ MOCK = REPO / "e2e" / "mock" / "mock_provider.py"
 class Mock:
     """A mock provider on loopback, with its control API."""
 
-    def __init__(self, dialect, key=None, model=None):
+    def __init__(self, dialect, key=None, model=None, tls=None):
+        """`tls`: (certificate, key, CA) PEM paths: the mock serves https, and its control
+        API is called verifying that CA."""
         port_file = E2E_DIR / f"mock-{uuid.uuid4().hex[:8]}.port"
         args = [sys.executable, MOCK, "--dialect", dialect, "--host", "127.0.0.1", "--port", "0",
                 "--port-file", port_file, "--quiet"]
@@ -247,30 +249,33 @@ class Mock:
             args += ["--require-key", key]
         if model:
             args += ["--model", model]
+        if tls:
+            args += ["--tls-cert", tls[0], "--tls-key", tls[1]]
         self.proc = Process(f"mock-{dialect}", args)
         wait_until(lambda: port_file.exists() and port_file.read_text().strip(), timeout=15, what="mock port")
         self.port = int(port_file.read_text())
         port_file.unlink()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify = str(tls[2]) if tls else True
         self.dialect = dialect
 
     def faults(self, **config):
-        r = requests.post(f"{self.url}/_mock/faults", json=config, timeout=5)
+        r = requests.post(f"{self.url}/_mock/faults", json=config, timeout=5, verify=self.verify)
         assert r.status_code == 200, r.text
         return r.json()
 
     def clear_faults(self):
-        requests.delete(f"{self.url}/_mock/faults", timeout=5)
+        requests.delete(f"{self.url}/_mock/faults", timeout=5, verify=self.verify)
 
     def stats(self):
-        return requests.get(f"{self.url}/_mock/stats", timeout=5).json()
+        return requests.get(f"{self.url}/_mock/stats", timeout=5, verify=self.verify).json()
 
     def chat_requests(self):
         path = "/v1/messages" if self.dialect == "anthropic" else "/v1/chat/completions"
         return self.stats()["by_path"].get(path, 0)
 
     def reset(self):
-        requests.post(f"{self.url}/_mock/reset", timeout=5)
+        requests.post(f"{self.url}/_mock/reset", timeout=5, verify=self.verify)
 
     def stop(self):
         self.proc.stop()
@@ -280,8 +285,8 @@ class Mock:
 def mocks():
     started = []
 
-    def start(dialect, key=None, model=None):
-        m = Mock(dialect, key, model)
+    def start(dialect, key=None, model=None, tls=None):
+        m = Mock(dialect, key, model, tls)
         started.append(m)
         return m
 

@@ -163,10 +163,10 @@ RELEASE_NAMESPACE_GRANTS = {
 }
 
 
-def can_i_list(account, namespace):
+def can_i_list(account, namespace, who=None):
     """`kubectl auth can-i --list` as a service account: resource[names] → verbs (URL rows left out)."""
-    out = kubectl("auth", "can-i", "--list", "-n", namespace,
-                  f"--as=system:serviceaccount:switchyard-system:switchyard-{account}").stdout
+    who = who or f"system:serviceaccount:switchyard-system:switchyard-{account}"
+    out = kubectl("auth", "can-i", "--list", "-n", namespace, f"--as={who}").stdout
     grants = {}
     for line in out.splitlines()[1:]:
         cols = line.split()

@@ -125,9 +125,13 @@ impl Dialect {
 /// A hosted provider.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new(
-    "!has(self.credentials) || self.baseUrl.startsWith('https://') || (has(self.allowInsecure) && self.allowInsecure)"
-).message("credentials are sent only over https: use an https:// baseUrl, or set allowInsecure: true for a host inside the cluster you trust"))]
+#[x_kube(
+    validation = Rule::new(
+        "!has(self.credentials) || self.baseUrl.startsWith('https://') || (has(self.allowInsecure) && self.allowInsecure)"
+    ).message("credentials are sent only over https: use an https:// baseUrl, or set allowInsecure: true for a host inside the cluster you trust"),
+    validation = Rule::new("!has(self.tls) || self.baseUrl.startsWith('https://')")
+        .message("tls verifies an https backend's certificate: use an https:// baseUrl, or remove tls"),
+)]
 pub struct ExternalBackend {
     /// Wire format of the provider: `openai` (OpenAI and every OpenAI-compatible host) or `anthropic`.
     pub dialect: Dialect,
@@ -148,6 +152,20 @@ pub struct ExternalBackend {
     /// Without it a backend with credentials must use an `https://` baseUrl.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_insecure: Option<bool>,
+    /// How the backend's certificate is verified: against the system's CA certificates
+    /// unless `tls.caSecretRef` names a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTls>,
+}
+
+/// Verification of an https backend's certificate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTls {
+    /// PEM CA certificates that alone are trusted for this backend, in place of the system's
+    /// (a private CA, e.g. the `ca.crt` cert-manager writes), from a Secret labelled
+    /// `switchyard.dev/credential: ca-bundle`.
+    pub ca_secret_ref: SecretKeyRef,
 }
 
 /// Inference server software for self-hosted pods; picks the image, arguments, ports and

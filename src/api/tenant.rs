@@ -25,17 +25,25 @@ pub enum CredentialPurpose {
     Provider,
     /// A key callers present to the gateway (`Tenant` keys).
     TenantKey,
+    /// CA certificates the gateway verifies a backend's certificate with (`tls.caSecretRef`).
+    /// Not secret, but read through the same opt-in label, so one selector covers
+    /// everything Switchyard reads from Secrets.
+    CaBundle,
 }
 
 impl CredentialPurpose {
-    pub const ALL: [CredentialPurpose; 2] =
-        [CredentialPurpose::Provider, CredentialPurpose::TenantKey];
+    pub const ALL: [CredentialPurpose; 3] = [
+        CredentialPurpose::Provider,
+        CredentialPurpose::TenantKey,
+        CredentialPurpose::CaBundle,
+    ];
 
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialPurpose::Provider => "provider",
             CredentialPurpose::TenantKey => "tenant-key",
+            CredentialPurpose::CaBundle => "ca-bundle",
         }
     }
 
@@ -46,7 +54,8 @@ impl CredentialPurpose {
 
     /// The label selector matching every Secret either component may read.
     pub fn selector() -> String {
-        format!("{CREDENTIAL_LABEL} in (provider,tenant-key)")
+        let values: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
+        format!("{CREDENTIAL_LABEL} in ({})", values.join(","))
     }
 }
 

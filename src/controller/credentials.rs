@@ -51,6 +51,19 @@ pub async fn find(
     })
 }
 
+/// The value of `key` (empty when absent).
+pub fn value(secret: &Secret, key: &str) -> Vec<u8> {
+    if let Some(v) = secret.data.as_ref().and_then(|d| d.get(key)) {
+        return v.0.clone();
+    }
+    secret
+        .string_data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|s| s.as_bytes().to_vec())
+        .unwrap_or_default()
+}
+
 /// Whether `secret` holds a non-empty `key`.
 pub fn has_key(secret: &Secret, key: &str) -> bool {
     secret

@@ -6,6 +6,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Reg
 
 use super::Error;
 
+/// Clones share the same series (one registry, one set per process).
+#[derive(Clone)]
 pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,

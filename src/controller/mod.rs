@@ -199,6 +199,11 @@ pub struct Args {
     /// four of them. Read from Prometheus' configuration API (its global interval) when unset.
     #[arg(long, env = "SWITCHYARD_SCRAPE_INTERVAL", value_parser = parse_duration)]
     pub scrape_interval: Option<Duration>,
+    /// Namespaces to reconcile (repeat the flag, or separate with commas); all namespaces
+    /// when unset. With namespaces given, the controller watches and writes only in those, so
+    /// a Role in each (and one for its Lease) suffices.
+    #[arg(long, env = "SWITCHYARD_NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
     pub lease_namespace: String,
@@ -223,6 +228,40 @@ pub struct Args {
     #[arg(long, env = "SWITCHYARD_MAX_CONCURRENT_RECONCILES", default_value_t = 32,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub max_concurrent_reconciles: u16,
+}
+
+/// Where one set of controllers works: the whole cluster, or one namespace. Every relation the
+/// controller follows (route to backend, backend or tenant to Secret, rival routes claiming a
+/// model) stays within a namespace, so a set per namespace decides exactly what one
+/// cluster-wide set would, on a Role in each namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Cluster,
+    Namespace(String),
+}
+
+impl Scope {
+    /// One scope per namespace named (each once), or the cluster when none is.
+    pub fn from_namespaces(namespaces: &[String]) -> Vec<Scope> {
+        if namespaces.is_empty() {
+            return vec![Scope::Cluster];
+        }
+        let unique: BTreeSet<&String> = namespaces.iter().collect();
+        unique
+            .into_iter()
+            .map(|ns| Scope::Namespace(ns.clone()))
+            .collect()
+    }
+
+    fn api<K>(&self, client: &Client) -> kube::Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match self {
+            Scope::Cluster => kube::Api::all(client.clone()),
+            Scope::Namespace(ns) => kube::Api::namespaced(client.clone(), ns),
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -263,6 +302,8 @@ async fn timed<K: Resource<DynamicType = ()>>(
     let result = fut.await;
     ctx.metrics
         .observe(kind, start.elapsed(), result.as_ref().err());
+    tracing::debug!(kind = %kind, namespace = %obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(), ok = result.is_ok(), "reconciled");
     if result.is_ok() {
         ctx.retries.succeeded(&retry_key(kind, obj));
     }
@@ -333,5 +374,29 @@ fn error_policy<K: Resource<DynamicType = ()>>(
             tracing::warn!(name = %obj.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
             Action::requeue(wait)
         }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Cluster => f.write_str("all namespaces"),
+            Scope::Namespace(ns) => write!(f, "namespace {ns}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scope;
+
+    #[test]
+    fn namespaces_named_once_each_become_one_scope_each() {
+        let named = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(Scope::from_namespaces(&[]), [Scope::Cluster]);
+        assert_eq!(
+            Scope::from_namespaces(&named(&["b", "a", "b"])),
+            [Scope::Namespace("a".into()), Scope::Namespace("b".into())]
+        );
     }
 }

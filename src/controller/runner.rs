@@ -15,8 +15,10 @@ use kube::{Api, Client, ResourceExt};
 use super::backend::warmup::Warmer;
 use super::leadership::Leadership;
 use super::metrics::Metrics;
+use anyhow::Context as _;
+
 use super::{
-    Args, CONTROLLER_NAME, Config, Context, backoff, conflict, error_policy_backend,
+    Args, CONTROLLER_NAME, Config, Context, Scope, backoff, conflict, error_policy_backend,
     error_policy_route, error_policy_tenant, leader, reconcile_backend, reconcile_route,
     reconcile_tenant, usage,
 };
@@ -37,23 +39,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         format!("{}-{}", host.trim(), std::process::id())
     });
-    let (backend_store, backend_writer) = reflector::store();
-    let (route_store, route_writer) = reflector::store();
-    let (backends_listed_tx, backends_listed) = tokio::sync::watch::channel(false);
-    let (routes_listed_tx, routes_listed) = tokio::sync::watch::channel(false);
-    let ctx = Arc::new(Context {
+    let shared = Shared {
         client: client.clone(),
         config: Config {
             unschedulable_grace: args.unschedulable_grace,
             prometheus_url: args.prometheus_url.clone(),
             scrape_interval: args.scrape_interval,
         },
-        scrape_intervals: Default::default(),
-        backends: backend_store,
-        routes: route_store,
-        indexes: Default::default(),
-        backends_listed,
-        routes_listed,
         prometheus: args
             .prometheus_url
             .as_deref()
@@ -68,9 +60,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ),
         warmer: Warmer::new(metrics.warmup_requests.clone()),
         metrics,
-        retries: backoff::Retries::default(),
-        written: Default::default(),
-    });
+    };
+    let scopes: Vec<Scoped> = Scope::from_namespaces(&args.namespace)
+        .into_iter()
+        .map(|scope| Scoped::new(scope, &shared))
+        .collect();
+    let leader_metric = shared.metrics.leader.clone();
 
     let ready = Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -95,14 +90,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let http = tokio::spawn(serve::serve(args.metrics_addr, ops, shutdown.clone()));
 
     // Probe the API once so a missing CRD or RBAC rule fails start-up with a clear error.
-    let backends: Api<InferenceBackend> = Api::all(client.clone());
-    let routes: Api<ModelRoute> = Api::all(client.clone());
-    backends
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
-    routes
-        .list(&kube::api::ListParams::default().limit(1))
-        .await?;
+    let one = kube::api::ListParams::default().limit(1);
+    for s in &scopes {
+        s.scope
+            .api::<InferenceBackend>(&client)
+            .list(&one)
+            .await
+            .with_context(|| format!("listing InferenceBackends in {}", s.scope))?;
+        s.scope
+            .api::<ModelRoute>(&client)
+            .list(&one)
+            .await
+            .with_context(|| format!("listing ModelRoutes in {}", s.scope))?;
+    }
     // A standby is healthy and ready: it is doing its job, which is to wait.
     ready.set(true);
 
@@ -116,23 +116,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    ctx.metrics.leader.set(1);
+    leader_metric.set(1);
 
-    let controllers = run_controllers(
-        client,
-        ctx.clone(),
-        args.max_concurrent_reconciles,
-        (backend_writer, route_writer),
-        (backends_listed_tx, routes_listed_tx),
-        shutdown.clone(),
-    );
+    // Concurrency is per scope: each namespace's reconciles queue on their own.
+    let controllers = futures::future::join_all(scopes.into_iter().map(|s| {
+        run_controllers(
+            client.clone(),
+            s,
+            args.max_concurrent_reconciles,
+            shutdown.clone(),
+        )
+    }));
     // Whichever ends first ends the other: losing the lease drops the controllers (and
     // every reconcile in flight) here, before a standby can have taken over.
     let lost = tokio::select! {
-        () = controllers => None,
+        _ = controllers => None,
         lost = leadership.lost() => Some(lost),
     };
-    ctx.metrics.leader.set(0);
+    leader_metric.set(0);
     match lost {
         None => {
             leadership.release().await;
@@ -209,16 +210,64 @@ fn index_deleting(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<InferenceBack
     }
 }
 
-async fn run_controllers(
+/// What every scope's controllers share: one client, one set of metrics, one Recorder.
+struct Shared {
     client: Client,
+    config: Config,
+    prometheus: Option<crate::analysis::Prometheus>,
+    recorder: Recorder,
+    warmer: Warmer,
+    metrics: Metrics,
+}
+
+/// One scope's context, with the writers and flags of the stores in it.
+struct Scoped {
+    scope: Scope,
     ctx: Arc<Context>,
-    concurrency: u16,
-    (backend_writer, route_writer): (Writer<InferenceBackend>, Writer<ModelRoute>),
-    (backends_listed, routes_listed): (Listed, Listed),
-    shutdown: Shutdown,
-) {
-    let backends: Api<InferenceBackend> = Api::all(client.clone());
-    let routes: Api<ModelRoute> = Api::all(client.clone());
+    writers: (Writer<InferenceBackend>, Writer<ModelRoute>),
+    listed: (Listed, Listed),
+}
+
+impl Scoped {
+    fn new(scope: Scope, shared: &Shared) -> Self {
+        let (backend_store, backend_writer) = reflector::store();
+        let (route_store, route_writer) = reflector::store();
+        let (backends_listed_tx, backends_listed) = tokio::sync::watch::channel(false);
+        let (routes_listed_tx, routes_listed) = tokio::sync::watch::channel(false);
+        let ctx = Arc::new(Context {
+            client: shared.client.clone(),
+            config: shared.config.clone(),
+            scrape_intervals: Default::default(),
+            backends: backend_store,
+            routes: route_store,
+            indexes: Default::default(),
+            backends_listed,
+            routes_listed,
+            prometheus: shared.prometheus.clone(),
+            recorder: shared.recorder.clone(),
+            warmer: shared.warmer.clone(),
+            metrics: shared.metrics.clone(),
+            retries: backoff::Retries::default(),
+            written: Default::default(),
+        });
+        Self {
+            scope,
+            ctx,
+            writers: (backend_writer, route_writer),
+            listed: (backends_listed_tx, routes_listed_tx),
+        }
+    }
+}
+
+async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutdown: Shutdown) {
+    let Scoped {
+        scope,
+        ctx,
+        writers: (backend_writer, route_writer),
+        listed: (backends_listed, routes_listed),
+    } = scoped;
+    let backends: Api<InferenceBackend> = scope.api(&client);
+    let routes: Api<ModelRoute> = scope.api(&client);
     // The stores in Context are fed by the controllers' own watches.
     let backend_stream = watcher(backends.clone(), watcher::Config::default())
         .default_backoff()
@@ -242,7 +291,7 @@ async fn run_controllers(
     // watched or held in memory.
     let credential_events = || {
         watcher(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            scope.api::<PartialObjectMeta<Secret>>(&client),
             watcher::Config::default().labels(&CredentialPurpose::selector()),
         )
         .default_backoff()
@@ -254,8 +303,8 @@ async fn run_controllers(
         let for_routes = ctx.clone();
         Controller::for_stream(backend_stream, ctx.backends.clone())
             .with_config(controller::Config::default().concurrency(concurrency))
-            .owns(Api::<Deployment>::all(client.clone()), ours.clone())
-            .watches(Api::<Pod>::all(client.clone()), ours, |pod| {
+            .owns(scope.api::<Deployment>(&client), ours.clone())
+            .watches(scope.api::<Pod>(&client), ours, |pod| {
                 let name = pod.labels().get(BACKEND_LABEL)?.clone();
                 Some(ObjectRef::new(&name).within(&pod.namespace()?))
             })
@@ -318,10 +367,7 @@ async fn run_controllers(
     };
 
     let tenant_ctl = {
-        let tenants = Controller::new(
-            Api::<Tenant>::all(client.clone()),
-            watcher::Config::default(),
-        );
+        let tenants = Controller::new(scope.api::<Tenant>(&client), watcher::Config::default());
         let store = tenants.store();
         tenants
             .with_config(controller::Config::default().concurrency(concurrency))

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
+
+use super::translate::Pieces;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -19,21 +21,73 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub type Response = axum::http::Response<Incoming>;
+
+fn tls_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    roots: rustls::RootCertStore,
+) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
 pub type Error = hyper_util::client::legacy::Error;
 
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// Shared: a backend's snapshot entry and each attempt at it hold the same pool.
+    client: Arc<Client<HttpsConnector<HttpConnector>, PiecesBody>>,
 }
 
+/// A request body sent as its pieces, none copied (see [`Pieces`]); its length is known, so
+/// it goes with a Content-Length.
+pub struct PiecesBody {
+    parts: std::collections::VecDeque<Bytes>,
+    left: u64,
+}
+
+impl From<Pieces> for PiecesBody {
+    fn from(p: Pieces) -> Self {
+        let parts: std::collections::VecDeque<Bytes> =
+            p.0.into_iter().filter(|b| !b.is_empty()).collect();
+        let left = parts.iter().map(|b| b.len() as u64).sum();
+        Self { parts, left }
+    }
+}
+
+impl hyper::body::Body for PiecesBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        std::task::Poll::Ready(this.parts.pop_front().map(|b| {
+            this.left -= b.len() as u64;
+            Ok(hyper::body::Frame::data(b))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// How long dialling a backend may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an idle pooled connection to a backend is kept.
+pub const POOL_IDLE: Duration = Duration::from_secs(60);
+
 impl Upstream {
-    /// Dials with `connect_timeout`, keeps idle connections for `idle`, and verifies TLS
-    /// against the system's roots.
+    /// Verifies TLS against the system's roots.
     pub fn new(connect_timeout: Duration, idle: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
         // The provider is named here, not taken from the process default, so the client
         // works the same wherever it is built (tests included).
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -45,20 +99,38 @@ impl Upstream {
                 // Without roots no https backend can be verified; say so once, plainly,
                 // rather than refusing to serve in-cluster http backends too.
                 tracing::warn!(error = %e, "no system CA certificates found: https backends will fail TLS verification");
-                let config = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default TLS versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                HttpsConnectorBuilder::new().with_tls_config(config)
+                HttpsConnectorBuilder::new()
+                    .with_tls_config(tls_config(provider, rustls::RootCertStore::empty()))
             }
         };
+        Self::build(tls, connect_timeout, idle)
+    }
+
+    /// Verifies TLS against `roots` alone: a backend behind a private CA. Its own pool,
+    /// since connections verified against one set of roots are no proof under another.
+    pub fn with_roots(roots: rustls::RootCertStore) -> Self {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = HttpsConnectorBuilder::new().with_tls_config(tls_config(provider, roots));
+        Self::build(tls, CONNECT_TIMEOUT, POOL_IDLE)
+    }
+
+    fn build(
+        tls: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+        connect_timeout: Duration,
+        idle: Duration,
+    ) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(connect_timeout));
         let connector = tls.https_or_http().enable_http1().wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(idle)
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Self { client }
+        Self {
+            client: Arc::new(client),
+        }
     }
 
     /// POSTs a JSON body with the given extra headers.
@@ -66,9 +138,9 @@ impl Upstream {
         &self,
         uri: &Uri,
         headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
-        body: Vec<u8>,
+        body: Pieces,
     ) -> Result<Response, Error> {
-        let mut req = Request::new(Full::new(Bytes::from(body)));
+        let mut req = Request::new(PiecesBody::from(body));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = uri.clone();
         let h: &mut HeaderMap = req.headers_mut();

@@ -24,6 +24,8 @@ pub enum Unavailable {
     NoEndpoints,
     /// The credentials Secret or its key is missing.
     NoCredentials,
+    /// The CA bundle Secret is missing, or holds no usable certificate.
+    NoCaBundle,
     /// A 429's Retry-After has not passed.
     CoolingDown,
     /// `maxConcurrency` requests are in flight.
@@ -38,6 +40,7 @@ impl Unavailable {
             Unavailable::Missing => "missing",
             Unavailable::NoEndpoints => "no_endpoints",
             Unavailable::NoCredentials => "no_credentials",
+            Unavailable::NoCaBundle => "no_ca_bundle",
             Unavailable::CoolingDown => "cooling_down",
             Unavailable::Saturated => "saturated",
             Unavailable::Ejected => "ejected",

@@ -14,6 +14,7 @@ use super::pick::Unavailable;
 use super::snapshot::{Backend, BackendState, Kind, Pod, RouteBackend};
 use crate::api::Dialect;
 
+use super::client::Upstream;
 pub use super::translate::Operation;
 
 /// One backend, resolved and admitted for one attempt.
@@ -24,6 +25,8 @@ pub struct Target {
     pub url: Uri,
     /// Header name and value carrying the credential (the value is marked sensitive).
     pub auth: Option<(HeaderName, HeaderValue)>,
+    /// The client that trusts the backend's private CA; `None`: the shared one.
+    pub client: Option<Upstream>,
     /// Time to the first byte, and the longest silence within an answer.
     pub timeout: Duration,
     /// Price per million input and output tokens.
@@ -144,9 +147,12 @@ fn inspect(
         });
     }
     let pods = match &b.kind {
-        Kind::External { auth, .. } => {
+        Kind::External { auth, client, .. } => {
             if let Err(message) = auth {
                 return Err(unavailable(Unavailable::NoCredentials, message.clone()));
+            }
+            if let Err(message) = client {
+                return Err(unavailable(Unavailable::NoCaBundle, message.clone()));
             }
             let ejected = || {
                 b.state
@@ -201,10 +207,11 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
             )
         })?),
     };
-    let (url, auth, pod, hosts) = match &b.kind {
-        Kind::External { urls, auth } => (
+    let (url, auth, client, pod, hosts) = match &b.kind {
+        Kind::External { urls, auth, client } => (
             urls.get(op).clone(),
             auth.as_ref().ok().cloned().flatten(),
+            client.as_ref().ok().cloned().flatten(),
             None,
             1,
         ),
@@ -220,6 +227,7 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
             (
                 guard.pod().urls.get(op).clone(),
                 None,
+                None,
                 Some(guard),
                 all.len(),
             )
@@ -231,6 +239,7 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
         model: b.model.clone(),
         url,
         auth,
+        client,
         timeout: b.timeout,
         price: b.price,
         metrics: rb.metrics.clone(),

@@ -25,9 +25,10 @@ use tracing::instrument;
 use super::conditions::{self, Desired};
 use super::credentials::{self, Lookup};
 use super::{Context, Error, status, usage};
+use crate::api::CredentialPurpose::{CaBundle, Provider};
 use crate::api::{
-    CredentialPurpose, ExternalBackend, InferenceBackend, InferenceBackendSpec,
-    InferenceBackendStatus, condition, find_condition,
+    ExternalBackend, InferenceBackend, InferenceBackendSpec, InferenceBackendStatus, SecretKeyRef,
+    condition, find_condition,
 };
 use finalizer::Guard;
 
@@ -71,27 +72,37 @@ pub fn summarize(spec: &InferenceBackendSpec) -> Option<Summary> {
 pub fn external_readiness(
     ext: &ExternalBackend,
     namespace: &str,
-    lookup: Option<&Lookup>,
+    credentials: Option<&Lookup>,
+    ca: Option<&Lookup>,
 ) -> Desired<'static> {
-    let (Some(creds), Some(lookup)) = (&ext.credentials, lookup) else {
-        return Desired::new(condition::READY, true, "Ready", "no credentials required");
-    };
-    let r = &creds.secret_ref;
-    match credentials::problem(
-        lookup,
-        namespace,
-        &r.name,
-        &r.key,
-        CredentialPurpose::Provider,
-    ) {
-        Some((reason, message)) => Desired::new(condition::READY, false, reason, message),
-        None => Desired::new(
-            condition::READY,
-            true,
-            "Ready",
-            format!("credentials found in Secret {:?}", r.name),
-        ),
+    let not_ready = |(reason, message)| Desired::new(condition::READY, false, reason, message);
+    let mut found = vec![];
+    if let (Some(creds), Some(lookup)) = (&ext.credentials, credentials) {
+        let r = &creds.secret_ref;
+        if let Some(p) = credentials::problem(lookup, namespace, &r.name, &r.key, Provider) {
+            return not_ready(p);
+        }
+        found.push(format!("credentials found in Secret {:?}", r.name));
     }
+    if let (Some(tls), Some(lookup)) = (&ext.tls, ca) {
+        let r = &tls.ca_secret_ref;
+        if let Some(p) = credentials::problem(lookup, namespace, &r.name, &r.key, CaBundle) {
+            return not_ready(p);
+        }
+        if let Lookup::Found(secret) = lookup
+            && let Err(e) = crate::tls::ca_roots(&credentials::value(secret, &r.key))
+        {
+            return not_ready((
+                "CABundleInvalid",
+                format!("Secret {:?} key {:?} {e}", r.name, r.key),
+            ));
+        }
+        found.push(format!("CA bundle found in Secret {:?}", r.name));
+    }
+    if found.is_empty() {
+        return Desired::new(condition::READY, true, "Ready", "no credentials required");
+    }
+    Desired::new(condition::READY, true, "Ready", found.join("; "))
 }
 
 /// Names of the Secrets a backend reads, so a Secret event can be mapped back to it.
@@ -99,6 +110,9 @@ pub fn referenced_secrets(spec: &InferenceBackendSpec) -> Vec<&str> {
     let mut names = vec![];
     if let Some(c) = spec.external.as_ref().and_then(|e| e.credentials.as_ref()) {
         names.push(c.secret_ref.name.as_str());
+    }
+    if let Some(t) = spec.external.as_ref().and_then(|e| e.tls.as_ref()) {
+        names.push(t.ca_secret_ref.name.as_str());
     }
     if let Some(t) = spec
         .self_hosted
@@ -250,23 +264,19 @@ async fn reconcile_external(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Result<Action, Error> {
-    let lookup = match &ext.credentials {
-        Some(c) => Some(
-            credentials::find(
-                &ctx.client,
-                ns,
-                &c.secret_ref.name,
-                CredentialPurpose::Provider,
-            )
+    let find = async |r: Option<&SecretKeyRef>, purpose| match r {
+        Some(r) => credentials::find(&ctx.client, ns, &r.name, purpose)
             .await
-            .map_err(Error::Kube)?,
-        ),
-        None => None,
+            .map(Some)
+            .map_err(Error::Kube),
+        None => Ok(None),
     };
+    let creds = find(ext.credentials.as_ref().map(|c| &c.secret_ref), Provider).await?;
+    let ca = find(ext.tls.as_ref().map(|t| &t.ca_secret_ref), CaBundle).await?;
     // A missing Secret or key does not fix itself: Stalled, with the same reason and message.
     let waiting = conditions::set_ready_or_stalled(
         &mut status.conditions,
-        external_readiness(ext, ns, lookup.as_ref()),
+        external_readiness(ext, ns, creds.as_ref(), ca.as_ref()),
         generation,
         now,
     );
@@ -412,7 +422,7 @@ external:
     fn secret_states_give_distinct_reasons_without_the_value() {
         let spec = openai_backend();
         let ext = spec.external.as_ref().unwrap();
-        let missing = external_readiness(ext, "team", Some(&Lookup::Missing));
+        let missing = external_readiness(ext, "team", Some(&Lookup::Missing), None);
         assert_eq!((missing.status, missing.reason), (false, "SecretNotFound"));
         assert!(missing.message.contains("\"openai\""));
         assert!(
@@ -422,7 +432,7 @@ external:
         );
 
         // Exactly which label to add, and the command that adds it.
-        let plain = external_readiness(ext, "team", Some(&Lookup::NotLabelled { has: None }));
+        let plain = external_readiness(ext, "team", Some(&Lookup::NotLabelled { has: None }), None);
         assert_eq!((plain.status, plain.reason), (false, "SecretNotLabelled"));
         assert!(
             plain
@@ -438,6 +448,7 @@ external:
             Some(&Lookup::NotLabelled {
                 has: Some("tenant-key".into()),
             }),
+            None,
         );
         assert_eq!(tenant_key.reason, "SecretNotLabelled");
         assert!(
@@ -453,18 +464,74 @@ external:
             )])),
             ..Default::default()
         };
-        let no_key =
-            external_readiness(ext, "team", Some(&Lookup::Found(Box::new(secret.clone()))));
+        let no_key = external_readiness(
+            ext,
+            "team",
+            Some(&Lookup::Found(Box::new(secret.clone()))),
+            None,
+        );
         assert_eq!((no_key.status, no_key.reason), (false, "SecretKeyMissing"));
 
         secret.data = Some(BTreeMap::from([(
             "apiKey".to_owned(),
             ByteString(b"sk-secret".to_vec()),
         )]));
-        let ready = external_readiness(ext, "team", Some(&Lookup::Found(Box::new(secret))));
+        let ready = external_readiness(ext, "team", Some(&Lookup::Found(Box::new(secret))), None);
         assert!(ready.status);
         for d in [missing, plain, tenant_key, no_key, ready] {
             assert!(!d.message.contains("sk-secret"));
         }
+    }
+
+    /// A private CA's bundle is checked like a credential (labelled `ca-bundle`, key present)
+    /// and must hold a certificate: a broken bundle shows here, not only as failed requests.
+    #[test]
+    fn a_ca_bundle_must_be_labelled_present_and_hold_a_certificate() {
+        let spec: InferenceBackendSpec = serde_yaml::from_str(
+            "external: {dialect: openai, baseUrl: 'https://llm.internal/v1', model: m, tls: {caSecretRef: {name: private-ca, key: ca.crt}}}",
+        )
+        .unwrap();
+        assert_eq!(referenced_secrets(&spec), ["private-ca"]);
+        let ext = spec.external.as_ref().unwrap();
+        let with = |value: &str| {
+            let secret = Secret {
+                data: Some(BTreeMap::from([(
+                    "ca.crt".to_owned(),
+                    ByteString(value.as_bytes().to_vec()),
+                )])),
+                ..Default::default()
+            };
+            external_readiness(ext, "team", None, Some(&Lookup::Found(Box::new(secret))))
+        };
+        let ca = rcgen::CertificateParams::new(vec![])
+            .unwrap()
+            .self_signed(&rcgen::KeyPair::generate().unwrap())
+            .unwrap()
+            .pem();
+        let ready = with(&ca);
+        assert!(ready.status, "{}", ready.message);
+        let broken = with("not a certificate");
+        assert_eq!((broken.status, broken.reason), (false, "CABundleInvalid"));
+        assert!(
+            broken.message.contains("\"private-ca\""),
+            "{}",
+            broken.message
+        );
+        assert!(
+            broken.message.contains("no PEM certificate"),
+            "{}",
+            broken.message
+        );
+
+        let unlabelled =
+            external_readiness(ext, "team", None, Some(&Lookup::NotLabelled { has: None }));
+        assert_eq!(unlabelled.reason, "SecretNotLabelled");
+        assert!(
+            unlabelled.message.contains(
+                "kubectl label secret private-ca -n team switchyard.dev/credential=ca-bundle"
+            ),
+            "{}",
+            unlabelled.message
+        );
     }
 }

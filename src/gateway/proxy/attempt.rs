@@ -17,6 +17,7 @@ use crate::gateway::client::{self, Upstream};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
 use crate::gateway::scrub::scrub;
+use crate::gateway::translate::Pieces;
 use crate::gateway::translate::{self, error};
 use crate::gateway::upstream::Target;
 
@@ -60,7 +61,7 @@ impl Gateway {
     pub(super) async fn attempt(
         self: &Arc<Self>,
         ctx: &Ctx,
-        body: Vec<u8>,
+        body: Pieces,
         target: Target,
     ) -> Result<Response, Failed> {
         let (caller, op, req, deadline) = (ctx.caller, ctx.op, &ctx.req, ctx.deadline);
@@ -190,7 +191,7 @@ impl Gateway {
     pub(super) async fn send(
         &self,
         target: &Target,
-        body: Vec<u8>,
+        body: Pieces,
         rid: &str,
         client_headers: &HeaderMap,
     ) -> Result<client::Response, client::Error> {
@@ -203,7 +204,7 @@ impl Gateway {
 async fn send(
     http: &Upstream,
     target: &Target,
-    body: Vec<u8>,
+    body: Pieces,
     rid: &str,
     client_headers: &HeaderMap,
 ) -> Result<client::Response, client::Error> {
@@ -221,6 +222,7 @@ async fn send(
             .unwrap_or(HeaderValue::from_static("2023-06-01"));
         headers.push((ANTHROPIC_VERSION, version));
     }
+    let http = target.client.as_ref().unwrap_or(http);
     http.post(&target.url, headers, body).await
 }
 

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::Caller;
-use super::client::Upstream;
+use super::client::{self, Upstream};
 use super::failure::{Failure, RetryBudget};
 use super::metrics::{Metrics, Outcome};
 use super::outlier::OutlierConfig;
@@ -125,7 +125,7 @@ impl Gateway {
             snapshots,
             metrics,
             // Timeouts are per attempt and per phase (see `attempt`), not per client.
-            http: Upstream::new(Duration::from_secs(5), Duration::from_secs(60)),
+            http: Upstream::new(client::CONNECT_TIMEOUT, client::POOL_IDLE),
             balancer: Box::new(Weighted),
             // Finagle's and Linkerd's defaults: 20% of requests plus 10 retries a second.
             budget: RetryBudget::new(0.2, 100, Duration::from_secs(10)),
@@ -487,7 +487,7 @@ fn upstream_body(
     op: Operation,
     req: &Request,
     target: &Target,
-) -> Result<Vec<u8>, String> {
+) -> Result<translate::Pieces, String> {
     translate::translator(op, caller, target.dialect)
         .request(&req.raw, &req.spans, &target.model, req.stream)
         .map_err(|e| e.to_string())

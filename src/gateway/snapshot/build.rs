@@ -22,6 +22,7 @@ use crate::api::conflict::{model_of, precedence};
 use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute};
 use crate::gateway::balance::SmoothWeighted;
 use crate::gateway::cache::{Caches, Stores};
+use crate::gateway::client::Upstream;
 use crate::gateway::metrics::{AttemptMetrics, Metrics};
 use crate::gateway::outlier::OutlierConfig;
 use crate::gateway::upstream::UNKNOWN_PROVIDER;
@@ -42,6 +43,37 @@ pub struct Builder {
     /// nothing holds them (no request of an older snapshot can count into them any more);
     /// a pair that comes back first takes its handle back from here.
     retired: HashMap<MetricsKey, Arc<AttemptMetrics>>,
+    private_cas: PrivateCas,
+}
+
+/// Clients of backends behind private CAs, one per distinct bundle, kept across snapshots
+/// so that their pooled connections survive a rebuild; a bundle no backend uses any more is
+/// dropped at the next one.
+#[derive(Default)]
+struct PrivateCas {
+    clients: HashMap<Vec<u8>, Upstream>,
+    used: HashSet<Vec<u8>>,
+}
+
+impl PrivateCas {
+    fn client(&mut self, pem: &str) -> Result<Upstream, String> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes())
+            .as_ref()
+            .to_vec();
+        self.used.insert(digest.clone());
+        if let Some(c) = self.clients.get(&digest) {
+            return Ok(c.clone());
+        }
+        let client = Upstream::with_roots(crate::tls::ca_roots(pem.as_bytes())?);
+        self.clients.insert(digest, client.clone());
+        Ok(client)
+    }
+
+    /// Drops the clients of bundles the last build did not use.
+    fn prune(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.clients.retain(|k, _| used.contains(k));
+    }
 }
 
 impl Builder {
@@ -50,6 +82,7 @@ impl Builder {
             metrics,
             outliers,
             retired: HashMap::new(),
+            private_cas: PrivateCas::default(),
         }
     }
 
@@ -108,6 +141,7 @@ impl Builder {
             })
         });
         listed.sort_by(|a, b| a.model.cmp(&b.model));
+        self.private_cas.prune();
 
         let mut models = HashMap::with_capacity(winners.len());
         let mut routes = HashMap::with_capacity(winners.len());
@@ -246,7 +280,7 @@ impl Builder {
 
     /// Resolves one InferenceBackend; `None` when it is neither external nor self-hosted.
     fn backend(
-        &self,
+        &mut self,
         ib: &InferenceBackend,
         key: &Key,
         prev: Option<&Arc<Backend>>,
@@ -293,6 +327,27 @@ impl Builder {
                             })
                     }
                 };
+                let client = match &ext.tls {
+                    None => Ok(None),
+                    Some(tls) => {
+                        let r = &tls.ca_secret_ref;
+                        // Client-facing: names no Secret (the backend's status does).
+                        let unusable = || {
+                            format!(
+                                "backend {name:?} has no usable CA bundle; its InferenceBackend's Ready condition says what to fix"
+                            )
+                        };
+                        secret_value(secrets, ns, &r.name, &r.key, CredentialPurpose::CaBundle)
+                            .ok_or_else(unusable)
+                            .and_then(|pem| {
+                                self.private_cas.client(&pem).map_err(|e| {
+                                    tracing::warn!(namespace = %ns, backend = %name, error = %e, "CA bundle unusable");
+                                    unusable()
+                                })
+                            })
+                            .map(Some)
+                    }
+                };
                 let base = ext.base_url.trim_end_matches('/');
                 let urls = match ext.dialect {
                     Dialect::Openai => Urls::parse(
@@ -313,7 +368,7 @@ impl Builder {
                     ext.dialect.as_str(),
                     ext.dialect,
                     ext.model.as_str(),
-                    Kind::External { urls, auth },
+                    Kind::External { urls, auth, client },
                 )
             }
             (None, Some(sh)) => {

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue, Uri};
 use reqwest::Url;
+
+use super::client::Upstream;
 use tokio::sync::Semaphore;
 
 use super::auth::{Caller, Keys};
@@ -139,6 +141,9 @@ pub enum Kind {
         /// The credential header ready to send (value marked sensitive), or why it cannot
         /// be sent (the Secret or key is missing).
         auth: Result<Option<(HeaderName, HeaderValue)>, String>,
+        /// The client of a backend behind a private CA (its own roots), or why its CA
+        /// bundle cannot be used; `Ok(None)`: the shared client, system roots.
+        client: Result<Option<Upstream>, String>,
     },
     /// Pods ready in an EndpointSlice of the backend's Service and warmed up.
     SelfHosted { pods: Vec<Arc<Pod>> },

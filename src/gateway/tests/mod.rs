@@ -61,6 +61,21 @@ pub struct Upstream {
 
 impl Upstream {
     pub async fn start(script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static) -> Self {
+        Self::serve(script, None).await
+    }
+
+    /// Serves https with `tls` (a certificate the test's own CA issued).
+    pub async fn start_tls(
+        tls: Arc<tokio_rustls::rustls::ServerConfig>,
+        script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::serve(script, Some(tokio_rustls::TlsAcceptor::from(tls))).await
+    }
+
+    async fn serve(
+        script: impl Fn(usize, &Value) -> Reply + Send + Sync + 'static,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> Self {
         let calls = Arc::new(AtomicUsize::new(0));
         let script: Arc<Script> = Arc::new(script);
         let counter = calls.clone();
@@ -74,7 +89,28 @@ impl Upstream {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        match tls {
+            None => {
+                tokio::spawn(async move { axum::serve(listener, app).await });
+            }
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let (acceptor, app) = (acceptor.clone(), app.clone());
+                        tokio::spawn(async move {
+                            // A client that refuses the certificate ends the handshake here.
+                            let Ok(stream) = acceptor.accept(tcp).await else {
+                                return;
+                            };
+                            let service = hyper_util::service::TowerToHyperService::new(app);
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            }
+        }
         Self { port, calls }
     }
 

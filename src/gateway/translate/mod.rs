@@ -13,6 +13,7 @@
 pub mod error;
 pub mod pair;
 pub mod passthrough;
+mod pieces;
 pub mod request;
 pub mod response;
 pub mod sse;
@@ -21,6 +22,7 @@ mod util;
 
 pub use error::{anthropic_error, error_message, openai_error};
 pub use pair::{Answer, StreamTranslator, Translator, Verbatim, translator};
+pub use pieces::Pieces;
 pub use response::{Usage, usage_anthropic, usage_openai};
 pub use sse::{SseEvent, SseParser};
 pub use stream::{AnthropicToOpenAi, OpenAiToAnthropic};

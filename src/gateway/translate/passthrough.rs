@@ -7,11 +7,14 @@
 
 use std::ops::Range;
 
+use bytes::Bytes;
+
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::Pieces;
 use super::response::{Usage, usage_anthropic, usage_openai};
 
 /// The top-level keys the gateway reads from a request, each borrowed from the body (`null`
@@ -61,11 +64,12 @@ pub struct Spans {
     pub stream_options: Option<Range<usize>>,
 }
 
-/// The request with the backend's model id. With `include_usage`, `stream_options` asks an
-/// OpenAI upstream for the usage chunk; the caller's other stream options are kept.
-pub fn rewrite_request(raw: &[u8], spans: &Spans, model: &str, include_usage: bool) -> Vec<u8> {
+/// The request with the backend's model id, as pieces of `raw` around the edits (see
+/// [`Pieces`]). With `include_usage`, `stream_options` asks an OpenAI upstream for the usage
+/// chunk; the caller's other stream options are kept.
+pub fn rewrite_request(raw: &Bytes, spans: &Spans, model: &str, include_usage: bool) -> Pieces {
     let model_json = serde_json::to_string(model).unwrap_or_else(|_| "\"\"".into());
-    let mut edits: Vec<(Range<usize>, Vec<u8>)> = vec![(spans.model.clone(), model_json.into())];
+    let mut edits: Vec<(Range<usize>, Bytes)> = vec![(spans.model.clone(), model_json.into())];
     if include_usage {
         match &spans.stream_options {
             Some(r) => {
@@ -74,28 +78,32 @@ pub fn rewrite_request(raw: &[u8], spans: &Spans, model: &str, include_usage: bo
                     v = serde_json::json!({});
                 }
                 v["include_usage"] = Value::Bool(true);
-                edits.push((r.clone(), v.to_string().into_bytes()));
+                edits.push((r.clone(), v.to_string().into()));
             }
             // Right after the model value, which validation made sure is there.
             None => {
                 let at = spans.model.end;
                 edits.push((
                     at..at,
-                    br#","stream_options":{"include_usage":true}"#.to_vec(),
+                    Bytes::from_static(br#","stream_options":{"include_usage":true}"#),
                 ));
             }
         }
     }
     edits.sort_by_key(|(r, _)| r.start);
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut out = Vec::with_capacity(2 * edits.len() + 1);
     let mut pos = 0;
     for (r, with) in edits {
-        out.extend_from_slice(&raw[pos..r.start]);
-        out.extend_from_slice(&with);
+        if r.start > pos {
+            out.push(raw.slice(pos..r.start));
+        }
+        out.push(with);
         pos = r.end;
     }
-    out.extend_from_slice(&raw[pos..]);
-    out
+    if pos < raw.len() {
+        out.push(raw.slice(pos..));
+    }
+    Pieces(out)
 }
 
 /// Which array a successful answer must carry.
@@ -180,8 +188,8 @@ mod tests {
 
     #[test]
     fn a_rewrite_touches_the_model_and_nothing_else() {
-        let raw = br#"{ "a":{"model":"inner"}, "model" :"chat" ,"n": 1.50}"#;
-        let out = rewrite_request(raw, &spans(raw), "up\"stream", false);
+        let raw = Bytes::from_static(br#"{ "a":{"model":"inner"}, "model" :"chat" ,"n": 1.50}"#);
+        let out = rewrite_request(&raw, &spans(&raw), "up\"stream", false).to_vec();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{ "a":{"model":"inner"}, "model" :"up\"stream" ,"n": 1.50}"#
@@ -190,19 +198,44 @@ mod tests {
 
     #[test]
     fn a_stream_asks_for_usage_whether_or_not_the_caller_gave_options() {
-        let raw = br#"{"model":"m","stream":true}"#;
-        let out = rewrite_request(raw, &spans(raw), "b", true);
+        let raw = Bytes::from_static(br#"{"model":"m","stream":true}"#);
+        let out = rewrite_request(&raw, &spans(&raw), "b", true).to_vec();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#"{"model":"b","stream_options":{"include_usage":true},"stream":true}"#
         );
-        let raw = br#"{"stream_options":{"include_usage":false,"x":1},"model":"m"}"#;
+        let raw =
+            Bytes::from_static(br#"{"stream_options":{"include_usage":false,"x":1},"model":"m"}"#);
         let out: Value =
-            serde_json::from_slice(&rewrite_request(raw, &spans(raw), "b", true)).unwrap();
+            serde_json::from_slice(&rewrite_request(&raw, &spans(&raw), "b", true).to_vec())
+                .unwrap();
         assert_eq!(
             out["stream_options"],
             serde_json::json!({"include_usage": true, "x": 1})
         );
+    }
+
+    /// A large request is forwarded as slices of the bytes the caller sent around the edits:
+    /// held once, not once more as a rewritten copy (what bounds memory under a flood of
+    /// large bodies at the in-flight cap).
+    #[test]
+    fn a_rewrite_sends_the_callers_bytes_without_copying_them() {
+        let padding = "x".repeat(1 << 20);
+        let raw = Bytes::from(format!(
+            r#"{{"messages":[{{"role":"user","content":"{padding}"}}],"model":"chat","stream":true,"tail":"{padding}"}}"#
+        ));
+        let pieces = rewrite_request(&raw, &spans(&raw), "backend-model", true);
+        let within = |p: &Bytes| {
+            let (start, end) = (raw.as_ptr() as usize, raw.as_ptr() as usize + raw.len());
+            p.as_ptr() as usize >= start && p.as_ptr() as usize + p.len() <= end
+        };
+        let copied: usize = pieces.0.iter().filter(|p| !within(p)).map(Bytes::len).sum();
+        assert!(copied < 64, "{copied} bytes copied");
+        assert_eq!(pieces.len(), raw.len() + 9 + 40);
+        let v: Value = serde_json::from_slice(&pieces.to_vec()).unwrap();
+        assert_eq!(v["model"], "backend-model");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["tail"].as_str().unwrap().len(), 1 << 20);
     }
 
     #[test]

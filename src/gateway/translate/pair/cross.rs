@@ -6,8 +6,9 @@ use super::super::passthrough::Spans;
 use super::super::response::{self, usage_anthropic, usage_openai};
 use super::super::sse::{SseEvent, encode_into};
 use super::super::stream::{AnthropicToOpenAi, OpenAiToAnthropic};
-use super::super::{TranslateError, Usage, request};
+use super::super::{Pieces, TranslateError, Usage, request};
 use super::{Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event};
+use bytes::Bytes;
 
 /// The caller's request as a tree; validation already accepted it as JSON.
 fn request_tree(raw: &[u8]) -> Result<serde_json::Value, TranslateError> {
@@ -25,15 +26,15 @@ pub struct OpenAiOverAnthropic;
 impl Translator for OpenAiOverAnthropic {
     fn request(
         &self,
-        raw: &[u8],
+        raw: &Bytes,
         _spans: &Spans,
         model: &str,
         _stream: bool,
-    ) -> Result<Vec<u8>, TranslateError> {
-        Ok(to_bytes(&request::openai_to_anthropic(
+    ) -> Result<Pieces, TranslateError> {
+        Ok(Pieces::one(to_bytes(&request::openai_to_anthropic(
             &request_tree(raw)?,
             model,
-        )?))
+        )?)))
     }
 
     fn response(&self, body: Vec<u8>, model: &str, created: i64) -> Result<Answer, TranslateError> {
@@ -98,16 +99,16 @@ pub struct AnthropicOverOpenAi;
 impl Translator for AnthropicOverOpenAi {
     fn request(
         &self,
-        raw: &[u8],
+        raw: &Bytes,
         _spans: &Spans,
         model: &str,
         stream: bool,
-    ) -> Result<Vec<u8>, TranslateError> {
+    ) -> Result<Pieces, TranslateError> {
         let mut body = request::anthropic_to_openai(&request_tree(raw)?, model)?;
         if stream {
             body["stream_options"]["include_usage"] = serde_json::Value::Bool(true);
         }
-        Ok(to_bytes(&body))
+        Ok(Pieces::one(to_bytes(&body)))
     }
 
     fn response(

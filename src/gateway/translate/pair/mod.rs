@@ -10,6 +10,9 @@ mod tests;
 
 use serde_json::Value;
 
+use bytes::Bytes;
+
+use super::Pieces;
 use super::sse::SseEvent;
 use super::{Operation, TranslateError, Usage};
 use crate::api::Dialect;
@@ -32,11 +35,11 @@ pub trait Translator: Sync {
     /// to an OpenAI-dialect backend asks for the usage chunk, for the token metrics.
     fn request(
         &self,
-        raw: &[u8],
+        raw: &Bytes,
         spans: &Spans,
         model: &str,
         stream: bool,
-    ) -> Result<Vec<u8>, TranslateError>;
+    ) -> Result<Pieces, TranslateError>;
 
     /// The caller's answer from a backend's 2xx body. `Malformed` when the body is not the
     /// backend's dialect; `created` stamps answers made in the OpenAI dialect.

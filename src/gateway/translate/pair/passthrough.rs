@@ -9,11 +9,12 @@ use serde_json::Value;
 use super::super::passthrough::{Shape, Spans, rewrite_request, scan};
 use super::super::response::{usage_anthropic, usage_openai};
 use super::super::sse::{SseEvent, encode_into};
-use super::super::{TranslateError, Usage, error};
+use super::super::{Pieces, TranslateError, Usage, error};
 use super::{
     Answer, StreamTranslator, Translator, Verbatim, expect_array, parse_body, parse_event,
 };
 use crate::api::Dialect;
+use bytes::Bytes;
 
 /// Passthrough for one dialect and one answer shape.
 pub struct Passthrough {
@@ -30,11 +31,11 @@ impl Passthrough {
 impl Translator for Passthrough {
     fn request(
         &self,
-        raw: &[u8],
+        raw: &Bytes,
         spans: &Spans,
         model: &str,
         stream: bool,
-    ) -> Result<Vec<u8>, TranslateError> {
+    ) -> Result<Pieces, TranslateError> {
         let include_usage = stream && self.dialect == Dialect::Openai;
         Ok(rewrite_request(raw, spans, model, include_usage))
     }
