@@ -12,7 +12,6 @@ use crate::gateway::client::next_chunk;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use tokio::sync::mpsc;
 
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
 use super::{Ctx, Gateway};
@@ -111,108 +110,46 @@ impl Gateway {
         }
         target.metrics.first_token(started.elapsed().as_secs_f64());
 
-        let (tx, rx) = mpsc::channel::<Bytes>(32);
-        let backend = target.backend.clone();
-        let backend_header = backend.clone();
-        let request_timeout = self.cfg.request_timeout;
-        let tenant = ctx.who.tenant.clone();
-        tokio::spawn(async move {
-            let mut client_gone = false;
-            // Frames of one upstream read go to the client as one write: an upstream that
-            // sends 100 events in one packet costs one syscall, not 100.
-            let mut out = held;
-            let mut failure: Option<(u16, String)> = None;
-            let first = after_first.iter().try_for_each(|ev| {
-                relay.on_event(ev, &mut out).map_err(
-                    |(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"),
-                )
-            });
-            if let Err(m) =
-                first.and_then(|()| relay_chunk(&mut relay, &mut parser, &leftover, &mut out))
-            {
-                failure = Some((
-                    502,
-                    format!("backend {backend:?}{}", scrub(&m, target.credential())),
-                ));
-            }
-            flush(&tx, &mut out, &mut client_gone).await;
-            while failure.is_none() && !client_gone && !relay.done() {
-                match tokio::time::timeout(
-                    wait(target.timeout, deadline),
-                    next_chunk(&mut upstream),
-                )
-                .await
-                {
-                    Err(_) if Instant::now() >= deadline => {
-                        failure = Some((
-                            504,
-                            format!(
-                                "the answer exceeded the gateway's --request-timeout of {}s",
-                                request_timeout.as_secs_f64()
-                            ),
-                        ))
-                    }
-                    Err(_) => {
-                        failure = Some((
-                            502,
-                            format!(
-                                "backend {backend:?} stalled mid-stream for {}s",
-                                target.timeout.as_secs_f64()
-                            ),
-                        ))
-                    }
-                    Ok(None) => {
-                        failure = Some((
-                            502,
-                            format!("backend {backend:?} ended the stream before it was complete"),
-                        ))
-                    }
-                    Ok(Some(Err(e))) => {
-                        failure = Some((
-                            502,
-                            format!("backend {backend:?} stream failed: {}", root_cause(&e)),
-                        ))
-                    }
-                    Ok(Some(Ok(chunk))) => {
-                        if let Err(m) = relay_chunk(&mut relay, &mut parser, &chunk, &mut out) {
-                            failure = Some((
-                                502,
-                                format!("backend {backend:?}{}", scrub(&m, target.credential())),
-                            ));
-                        }
-                        flush(&tx, &mut out, &mut client_gone).await;
-                    }
-                }
-            }
-            // Committed: no failover is possible. End with an error event the caller's SDK
-            // understands, then close.
-            let code = match &failure {
-                Some((status, msg)) => {
-                    let _ = tx.send(Bytes::from(relay.error_frame(*status, msg))).await;
-                    if *status == 504 {
-                        "timeout"
-                    } else {
-                        "stream_error"
-                    }
-                }
-                None if client_gone => "499",
-                None => "200",
-            };
-            let outcome = if failure.is_some() {
-                Outcome::Error
-            } else {
-                Outcome::Success
-            };
-            let m = &target.metrics;
-            m.attempt(&tenant, outcome, code, started.elapsed().as_secs_f64());
-            let usage = relay.usage();
-            m.tokens(&tenant, usage.input, usage.output, target.price);
-            drop(gauge);
-            drop(target);
+        // Frames of one upstream read go to the client as one write: an upstream that sends
+        // 100 events in one packet costs one syscall, not 100. The body itself reads the
+        // upstream as the client's connection polls it (no task, no channel between them),
+        // so a fast upstream's whole answer, headers included, can leave in one write.
+        let mut out = held;
+        let mut failure = None;
+        let first = after_first.iter().try_for_each(|ev| {
+            relay
+                .on_event(ev, &mut out)
+                .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))
         });
-
-        let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+        if let Err(m) =
+            first.and_then(|()| relay_chunk(&mut relay, &mut parser, &leftover, &mut out))
+        {
+            failure = Some((
+                502,
+                format!(
+                    "backend {:?}{}",
+                    target.backend,
+                    scrub(&m, target.credential())
+                ),
+            ));
+        }
+        let backend = target.backend.clone();
+        let committed = Committed {
+            relay,
+            parser,
+            upstream,
+            out,
+            failure,
+            request_timeout: self.cfg.request_timeout,
+            deadline,
+            started,
+            tenant: ctx.who.tenant.clone(),
+            target,
+            _gauge: gauge,
+            ended: false,
+        };
+        let body = Body::from_stream(futures::stream::unfold(committed, |mut c| async move {
+            c.next().await.map(|b| (Ok::<_, Infallible>(b), c))
         }));
         let mut resp = Response::new(body);
         let h = resp.headers_mut();
@@ -221,8 +158,133 @@ impl Gateway {
             HeaderValue::from_static("text/event-stream"),
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        insert_backend(&mut resp, &backend_header);
+        insert_backend(&mut resp, &backend);
         Ok(resp)
+    }
+}
+
+/// A committed stream, read from the upstream as the client takes it. Its attempt is
+/// recorded once: at the end, or when the client goes away (the body is dropped).
+struct Committed {
+    relay: Relay,
+    parser: SseParser,
+    upstream: hyper::body::Incoming,
+    /// The caller's frames not yet sent.
+    out: String,
+    /// Status and message of the failure that ends the stream.
+    failure: Option<(u16, String)>,
+    request_timeout: std::time::Duration,
+    deadline: Instant,
+    started: Instant,
+    tenant: Arc<str>,
+    target: Target,
+    _gauge: InFlightGauge,
+    /// The attempt is recorded.
+    ended: bool,
+}
+
+impl Committed {
+    /// The next frame for the caller; `None` once the stream has ended (recorded then).
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if !self.out.is_empty() {
+                // The last frame of a complete answer: recorded before it goes, so a client
+                // that closes as soon as it has it is not counted as gone.
+                if self.relay.done() && self.failure.is_none() && !self.ended {
+                    self.end(Outcome::Success, "200");
+                }
+                return Some(Bytes::from(std::mem::take(&mut self.out)));
+            }
+            if self.ended {
+                return None;
+            }
+            if let Some((status, msg)) = &self.failure {
+                // Committed: no failover is possible. End with an error event the caller's
+                // SDK understands, then close.
+                let frame = self.relay.error_frame(*status, msg);
+                let code = if *status == 504 {
+                    "timeout"
+                } else {
+                    "stream_error"
+                };
+                self.end(Outcome::Error, code);
+                return Some(Bytes::from(frame));
+            }
+            if self.relay.done() {
+                self.end(Outcome::Success, "200");
+                return None;
+            }
+            let backend = &self.target.backend;
+            match tokio::time::timeout(
+                wait(self.target.timeout, self.deadline),
+                next_chunk(&mut self.upstream),
+            )
+            .await
+            {
+                Err(_) if Instant::now() >= self.deadline => {
+                    self.failure = Some((
+                        504,
+                        format!(
+                            "the answer exceeded the gateway's --request-timeout of {}s",
+                            self.request_timeout.as_secs_f64()
+                        ),
+                    ))
+                }
+                Err(_) => {
+                    self.failure = Some((
+                        502,
+                        format!(
+                            "backend {backend:?} stalled mid-stream for {}s",
+                            self.target.timeout.as_secs_f64()
+                        ),
+                    ))
+                }
+                Ok(None) => {
+                    self.failure = Some((
+                        502,
+                        format!("backend {backend:?} ended the stream before it was complete"),
+                    ))
+                }
+                Ok(Some(Err(e))) => {
+                    self.failure = Some((
+                        502,
+                        format!("backend {backend:?} stream failed: {}", root_cause(&e)),
+                    ))
+                }
+                Ok(Some(Ok(chunk))) => {
+                    if let Err(m) =
+                        relay_chunk(&mut self.relay, &mut self.parser, &chunk, &mut self.out)
+                    {
+                        self.failure = Some((
+                            502,
+                            format!("backend {backend:?}{}", scrub(&m, self.target.credential())),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn end(&mut self, outcome: Outcome, code: &str) {
+        self.ended = true;
+        let m = &self.target.metrics;
+        m.attempt(
+            &self.tenant,
+            outcome,
+            code,
+            self.started.elapsed().as_secs_f64(),
+        );
+        let usage = self.relay.usage();
+        m.tokens(&self.tenant, usage.input, usage.output, self.target.price);
+    }
+}
+
+impl Drop for Committed {
+    /// The client went away before the end: what was relayed so far is counted.
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(Outcome::Success, "499");
+        }
     }
 }
 
@@ -270,12 +332,5 @@ fn precommit(
             Failure::Malformed,
             format!("backend {:?}: {m}", target.backend),
         )),
-    }
-}
-
-/// Sends what `out` holds as one frame.
-async fn flush(tx: &mpsc::Sender<Bytes>, out: &mut String, client_gone: &mut bool) {
-    if !out.is_empty() {
-        *client_gone |= tx.send(Bytes::from(std::mem::take(out))).await.is_err();
     }
 }

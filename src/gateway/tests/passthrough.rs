@@ -156,3 +156,55 @@ async fn a_same_dialect_stream_request_asks_for_usage_and_keeps_the_callers_opti
         json!({"x_keep": 1, "include_usage": true})
     );
 }
+
+/// A caller that leaves mid-stream releases the backend at once: the gateway stops reading
+/// the upstream, the attempt is counted as 499 and nothing is left in flight, without
+/// waiting for the upstream's next event.
+#[tokio::test]
+async fn a_caller_leaving_mid_stream_ends_the_attempt_at_once() {
+    let mut events = openai_stream(&["first"], Duration::ZERO);
+    events.insert(
+        2,
+        (
+            Duration::from_secs(5),
+            sse(&json!({"choices": [{"index": 0, "delta": {"content": "late"}}]}).to_string()),
+        ),
+    );
+    let up = Upstream::always(move || Reply::Sse(events.clone())).await;
+    let h = Harness::new(
+        World::new(
+            route(&[("same", 1)], &[]),
+            vec![external("same", "openai", &up, serde_json::json!({}))],
+        ),
+        config(),
+    );
+    let body =
+        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp =
+        h.gw.clone()
+            .serve(
+                Arc::new(crate::gateway::auth::Caller::anonymous()),
+                Dialect::Openai,
+                Operation::Chat,
+                HeaderMap::new(),
+                Body::from(body.to_string()),
+            )
+            .await;
+    assert_eq!(resp.status(), 200);
+    let mut frames = resp.into_body().into_data_stream();
+    let first = frames.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("first"));
+    let in_flight = || h.metric("switchyard_requests_in_flight", &[("backend", "same")]);
+    assert_eq!(in_flight(), 1.0);
+    drop(frames);
+    // The gateway's side of the stream is its own: a moment for it to notice.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(in_flight(), 0.0, "the attempt is still in flight");
+    assert_eq!(
+        h.metric(
+            "switchyard_requests_total",
+            &[("backend", "same"), ("outcome", "success"), ("code", "499")]
+        ),
+        1.0
+    );
+}
