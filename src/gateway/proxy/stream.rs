@@ -90,20 +90,20 @@ impl Gateway {
             while at < chunk.len() && !relay.has_content() && !relay.done() {
                 let end =
                     memchr::memmem::find(&chunk[at..], b"\n\n").map_or(chunk.len(), |i| at + i + 2);
-                let events = parser.push(&chunk[at..end]);
+                parser.push_each(&chunk[at..end], |ev| {
+                    if relay.has_content() || relay.done() {
+                        after_first.push(ev.clone());
+                        Ok(())
+                    } else {
+                        precommit(&mut relay, ev, &mut held, &target)
+                    }
+                })?;
                 at = end;
                 if parser.too_large() {
                     return Err(Failed::before_answer(
                         Failure::Malformed,
                         format!("backend {:?} {TOO_LARGE}", target.backend),
                     ));
-                }
-                for ev in events {
-                    if relay.has_content() || relay.done() {
-                        after_first.push(ev);
-                    } else {
-                        precommit(&mut relay, &ev, &mut held, &target)?;
-                    }
                 }
             }
             leftover = chunk.slice(at..);
@@ -299,16 +299,16 @@ fn relay_chunk(
 ) -> Result<(), String> {
     let verbatim = relay.verbatim_prefix(chunk, parser);
     out.push_str(verbatim);
-    let events = parser.push(&chunk[verbatim.len()..]);
-    if parser.too_large() {
-        return Err(format!(" {TOO_LARGE}"));
-    }
-    for ev in events {
-        relay
-            .on_event(&ev, out)
-            .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))?;
-    }
-    Ok(())
+    parser
+        .push_each(&chunk[verbatim.len()..], |ev| {
+            relay
+                .on_event(ev, out)
+                .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))
+        })
+        .and_then(|()| match parser.too_large() {
+            true => Err(format!(" {TOO_LARGE}")),
+            false => Ok(()),
+        })
 }
 
 /// One event before the first content: held back; an error here may still fail over.

@@ -8,7 +8,7 @@
 //! neither dialect uses them.
 
 /// One dispatched event.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SseEvent {
     /// The `event:` field, if the event had one.
     pub event: Option<String>,
@@ -77,8 +77,12 @@ pub struct SseParser {
     after_cr: bool,
     /// Whether the first line has been seen (a leading byte-order mark is dropped).
     started: bool,
-    event: Option<String>,
-    data: String,
+    /// The event being read: its `data` lines so far, and its name once dispatched. Its
+    /// buffers are reused from event to event, so a stream's events cost no allocation each.
+    current: SseEvent,
+    /// The `event:` field of the event being read (kept apart so its buffer is reused too).
+    name: String,
+    named: bool,
     has_data: bool,
     /// A line or event went past its cap: the stream is refused (see `too_large`).
     too_large: bool,
@@ -92,8 +96,23 @@ impl SseParser {
     /// Consumes a chunk of the stream and returns the events it completed, in order.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut events = Vec::new();
+        let _ = self.push_each(chunk, |ev| {
+            events.push(ev.clone());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        events
+    }
+
+    /// Consumes a chunk of the stream and hands each event it completes to `f`, in order,
+    /// without copying it. The first error stops the parse and is returned: the stream is
+    /// over then, and the rest of the chunk is dropped.
+    pub fn push_each<E>(
+        &mut self,
+        chunk: &[u8],
+        mut f: impl FnMut(&SseEvent) -> Result<(), E>,
+    ) -> Result<(), E> {
         if self.too_large {
-            return events;
+            return Ok(());
         }
         let mut rest = chunk;
         if self.after_cr {
@@ -105,18 +124,20 @@ impl SseParser {
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', rest) {
             // A line within one chunk is read in place; only a line split across reads is
             // copied (and its buffer kept for the next one).
-            if self.line.is_empty() {
-                if let Some(ev) = self.process_line(&rest[..pos]) {
-                    events.push(ev);
-                }
+            let dispatched = if self.line.is_empty() {
+                self.process_line(&rest[..pos])
             } else {
                 self.line.extend_from_slice(&rest[..pos]);
                 let line = std::mem::take(&mut self.line);
-                if let Some(ev) = self.process_line(&line) {
-                    events.push(ev);
-                }
+                let dispatched = self.process_line(&line);
                 self.line = line;
                 self.line.clear();
+                dispatched
+            };
+            if dispatched {
+                let result = f(&self.current);
+                self.reset();
+                result?;
             }
             if rest[pos] == b'\r' {
                 match rest.get(pos + 1) {
@@ -131,14 +152,14 @@ impl SseParser {
                 rest = &rest[pos + 1..];
             }
         }
-        if self.line.len() + rest.len() > MAX_LINE || self.data.len() > MAX_EVENT {
+        if self.line.len() + rest.len() > MAX_LINE || self.current.data.len() > MAX_EVENT {
             self.too_large = true;
             self.line = Vec::new();
-            self.data = String::new();
-            return events;
+            self.current = SseEvent::default();
+            return Ok(());
         }
         self.line.extend_from_slice(rest);
-        events
+        Ok(())
     }
 
     /// Whether the parser is between events: no partial line, field or line ending held, so
@@ -148,7 +169,7 @@ impl SseParser {
             && self.line.is_empty()
             && !self.after_cr
             && !self.has_data
-            && self.event.is_none()
+            && !self.named
             && !self.too_large
     }
 
@@ -167,10 +188,13 @@ impl SseParser {
             let _ = self.process_line(&line);
         }
         self.after_cr = false;
-        self.dispatch()
+        let ev = self.dispatch().then(|| self.current.clone());
+        self.reset();
+        ev
     }
 
-    fn process_line(&mut self, raw: &[u8]) -> Option<SseEvent> {
+    /// Reads one line; `true` when it ended an event, which `current` then holds.
+    fn process_line(&mut self, raw: &[u8]) -> bool {
         // Valid UTF-8 (the usual case) is checked by the fast validator and borrowed.
         let mut line = match std::str::from_utf8(raw) {
             Ok(s) => std::borrow::Cow::Borrowed(s),
@@ -186,36 +210,53 @@ impl SseParser {
             return self.dispatch();
         }
         if line.starts_with(':') {
-            return None;
+            return false;
         }
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line.as_ref(), ""),
         };
         match field {
-            "event" => self.event = Some(value.to_owned()),
+            "event" => {
+                self.name.clear();
+                self.name.push_str(value);
+                self.named = true;
+            }
             "data" => {
                 if self.has_data {
-                    self.data.push('\n');
+                    self.current.data.push('\n');
                 }
-                self.data.push_str(value);
+                self.current.data.push_str(value);
                 self.has_data = true;
             }
             _ => {}
         }
-        None
+        false
     }
 
-    fn dispatch(&mut self) -> Option<SseEvent> {
-        let event = self.event.take().filter(|e| !e.is_empty());
+    /// At a blank line: whether an event is complete (it has data); `current` then carries
+    /// its name. Without data the name is dropped, as the event-stream rules say.
+    fn dispatch(&mut self) -> bool {
         if !self.has_data {
-            return None;
+            self.named = false;
+            self.name.clear();
+            return false;
         }
+        if self.named && !self.name.is_empty() {
+            self.current.event = Some(std::mem::take(&mut self.name));
+        }
+        true
+    }
+
+    /// Ready for the next event, keeping the buffers.
+    fn reset(&mut self) {
+        if let Some(name) = self.current.event.take() {
+            self.name = name;
+        }
+        self.name.clear();
+        self.named = false;
+        self.current.data.clear();
         self.has_data = false;
-        Some(SseEvent {
-            event,
-            data: std::mem::take(&mut self.data),
-        })
     }
 }
 
@@ -312,7 +353,7 @@ mod tests {
             p.push(&chunk);
         }
         assert!(p.too_large());
-        assert!(p.line.capacity() == 0 && p.data.capacity() == 0);
+        assert!(p.line.capacity() == 0 && p.current.data.capacity() == 0);
         assert!(p.push(b"\n\ndata: late\n\n").is_empty(), "nothing after");
 
         // Many short data lines of one event.

@@ -66,8 +66,7 @@ struct AnthropicToOpenAiStream {
 
 impl StreamTranslator for AnthropicToOpenAiStream {
     fn push(&mut self, ev: &SseEvent, out: &mut String) -> Result<(), TranslateError> {
-        if let Some(chunk) = self.c.text_fast(ev) {
-            encode_into(out, None, &chunk);
+        if self.c.text_fast(ev, out) {
             return Ok(());
         }
         let chunks = self.c.push(ev).map_err(|e| match e {
@@ -152,8 +151,7 @@ impl StreamTranslator for OpenAiToAnthropicStream {
             }
             return Ok(());
         }
-        if let Some(delta) = self.c.text_fast(&ev.data) {
-            encode_into(out, Some("content_block_delta"), &delta);
+        if self.c.text_fast(&ev.data, out) {
             return Ok(());
         }
         let v = parse_event(&ev.data)?;

@@ -7,6 +7,7 @@
 //! tests below hold them to it).
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -31,11 +32,13 @@ struct TextDelta<'a> {
     text: Option<Cow<'a, str>>,
 }
 
-/// An OpenAI chunk: only a plain content delta of choice 0 is taken here.
+/// An OpenAI chunk: only a plain content delta of choice 0 is taken here. `choices` is read
+/// as exactly one element (no vector to allocate); any other count fails the parse and
+/// takes the general path.
 #[derive(Deserialize)]
 struct Chunk<'a> {
     #[serde(borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+    choices: Option<[Choice<'a>; 1]>,
     usage: Option<IgnoredAny>,
     error: Option<IgnoredAny>,
 }
@@ -59,13 +62,53 @@ struct ContentDelta<'a> {
 
 /// `text` as a JSON string.
 fn json_str(text: &str) -> String {
-    serde_json::to_string(text).unwrap_or_default()
+    let mut out = String::with_capacity(text.len() + 2);
+    push_json_str(&mut out, text);
+    out
+}
+
+/// Appends `text` as a JSON string, escaped exactly as serde_json escapes it (`"`, `\\` and
+/// control characters; everything else as it is), without a buffer of its own.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Escaped bytes are ASCII, so `i` is a character boundary.
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
 }
 
 impl AnthropicToOpenAi {
-    /// Writes the OpenAI chunk for a text delta into `out`; `None`: not one, or the role
-    /// still has to be sent.
-    pub fn text_fast(&mut self, ev: &SseEvent) -> Option<String> {
+    /// Writes the OpenAI chunk for a text delta into `out`, framed as a server-sent event;
+    /// `false` (nothing written): not one, or the role still has to be sent.
+    pub fn text_fast(&mut self, ev: &SseEvent, out: &mut String) -> bool {
+        self.text_delta(ev, out).is_some()
+    }
+
+    fn text_delta(&mut self, ev: &SseEvent, out: &mut String) -> Option<()> {
         if self.finished || !self.role_sent || ev.event.as_deref() != Some("content_block_delta") {
             return None;
         }
@@ -91,17 +134,23 @@ impl AnthropicToOpenAi {
                 json_str(&self.model),
             )
         });
-        Some(format!(
-            "{{\"choices\":[{{\"delta\":{{\"content\":{}{tail}",
-            json_str(&text)
-        ))
+        out.reserve(text.len() + tail.len() + 48);
+        out.push_str("data: {\"choices\":[{\"delta\":{\"content\":");
+        push_json_str(out, &text);
+        out.push_str(tail);
+        out.push_str("\n\n");
+        Some(())
     }
 }
 
 impl OpenAiToAnthropic {
-    /// The Anthropic `content_block_delta` for a chunk that only continues the open text
-    /// block; `None` for anything else.
-    pub fn text_fast(&mut self, data: &str) -> Option<String> {
+    /// Writes the Anthropic `content_block_delta` event for a chunk that only continues the
+    /// open text block into `out`; `false` (nothing written) for anything else.
+    pub fn text_fast(&mut self, data: &str, out: &mut String) -> bool {
+        self.text_delta(data, out).is_some()
+    }
+
+    fn text_delta(&mut self, data: &str, out: &mut String) -> Option<()> {
         let Some(OpenBlock::Text { block }) = self.open else {
             return None;
         };
@@ -112,7 +161,7 @@ impl OpenAiToAnthropic {
         if chunk.usage.is_some() || chunk.error.is_some() {
             return None;
         }
-        let [choice] = chunk.choices?.try_into().ok()?;
+        let [choice] = chunk.choices?;
         let delta = choice.delta?;
         if choice.index.unwrap_or(0) != 0
             || choice.finish_reason.is_some()
@@ -123,10 +172,14 @@ impl OpenAiToAnthropic {
             return None;
         }
         let text = delta.content.filter(|t| !t.is_empty())?;
-        Some(format!(
-            "{{\"delta\":{{\"text\":{},\"type\":\"text_delta\"}},\"index\":{block},\"type\":\"content_block_delta\"}}",
-            json_str(&text)
-        ))
+        out.reserve(text.len() + 128);
+        out.push_str("event: content_block_delta\ndata: {\"delta\":{\"text\":");
+        push_json_str(out, &text);
+        let _ = write!(
+            out,
+            ",\"type\":\"text_delta\"}},\"index\":{block},\"type\":\"content_block_delta\"}}\n\n"
+        );
+        Some(())
     }
 }
 
@@ -135,6 +188,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::gateway::translate::sse::encode_into;
 
     fn ev(event: &str, data: Value) -> SseEvent {
         SseEvent {
@@ -146,7 +200,31 @@ mod tests {
     /// What the general path makes of the same event, on a converter in the same state.
     fn general_anthropic(c: &AnthropicToOpenAi, e: &SseEvent) -> String {
         let mut twin = c.clone();
-        twin.push(e).unwrap()[0].to_string()
+        let mut out = String::new();
+        encode_into(&mut out, None, &twin.push(e).unwrap()[0].to_string());
+        out
+    }
+
+    fn fast_anthropic(c: &mut AnthropicToOpenAi, e: &SseEvent) -> Option<String> {
+        let mut out = String::new();
+        c.text_fast(e, &mut out).then_some(out)
+    }
+
+    fn fast_openai(c: &mut OpenAiToAnthropic, data: &str) -> Option<String> {
+        let mut out = String::new();
+        c.text_fast(data, &mut out).then_some(out)
+    }
+
+    /// Every character that needs escaping, and some that do not, escape as serde_json does.
+    #[test]
+    fn strings_escape_as_serde_json_escapes_them() {
+        let all: String = (0u32..0x80)
+            .filter_map(char::from_u32)
+            .chain("é😀\u{2028}/".chars())
+            .collect();
+        for s in [all.as_str(), "", "plain", "\"", "a\\b", "\u{1}x\u{1f}"] {
+            assert_eq!(json_str(s), serde_json::to_string(s).unwrap(), "{s:?}");
+        }
     }
 
     #[test]
@@ -158,10 +236,14 @@ mod tests {
                 "content_block_delta",
                 json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "a \"quoted\"\nline \u{1F600}"}}),
             );
-            assert_eq!(c.text_fast(&delta), None, "the role goes out first");
+            assert_eq!(
+                fast_anthropic(&mut c, &delta),
+                None,
+                "the role goes out first"
+            );
             c.push(&ev("message_start", start)).unwrap();
             let want = general_anthropic(&c, &delta);
-            assert_eq!(c.text_fast(&delta).as_deref(), Some(want.as_str()));
+            assert_eq!(fast_anthropic(&mut c, &delta), Some(want));
         }
     }
 
@@ -174,11 +256,17 @@ mod tests {
         ))
         .unwrap();
         let tool = json!({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{"}});
-        assert_eq!(c.text_fast(&ev("content_block_delta", tool)), None);
+        assert_eq!(
+            fast_anthropic(&mut c, &ev("content_block_delta", tool)),
+            None
+        );
         let empty = json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": ""}});
-        assert_eq!(c.text_fast(&ev("content_block_delta", empty)), None);
+        assert_eq!(
+            fast_anthropic(&mut c, &ev("content_block_delta", empty)),
+            None
+        );
         let stop = json!({"type": "message_stop"});
-        assert_eq!(c.text_fast(&ev("message_stop", stop)), None);
+        assert_eq!(fast_anthropic(&mut c, &ev("message_stop", stop)), None);
     }
 
     #[test]
@@ -187,7 +275,7 @@ mod tests {
         let chunk = |delta: Value, finish: Value| json!({"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
         let first = chunk(json!({"role": "assistant", "content": "Hi"}), Value::Null);
         assert_eq!(
-            c.text_fast(&first.to_string()),
+            fast_openai(&mut c, &first.to_string()),
             None,
             "no block is open yet"
         );
@@ -195,8 +283,9 @@ mod tests {
         let next = chunk(json!({"content": "a \"b\"\n\u{1F600}"}), Value::Null);
         let mut twin = c.clone();
         let (name, want) = twin.push(&next).remove(0);
-        assert_eq!(name, "content_block_delta");
-        assert_eq!(c.text_fast(&next.to_string()), Some(want.to_string()));
+        let mut framed = String::new();
+        encode_into(&mut framed, Some(&name), &want.to_string());
+        assert_eq!(fast_openai(&mut c, &next.to_string()), Some(framed));
 
         for other in [
             chunk(json!({"content": "x"}), json!("stop")),
@@ -206,9 +295,10 @@ mod tests {
             ),
             chunk(json!({"content": "x", "refusal": "no"}), Value::Null),
             json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 1}}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}}, {"index": 1, "delta": {"content": "y"}}]}),
             json!({"error": {"message": "boom"}}),
         ] {
-            assert_eq!(c.text_fast(&other.to_string()), None, "{other}");
+            assert_eq!(fast_openai(&mut c, &other.to_string()), None, "{other}");
         }
     }
 }
