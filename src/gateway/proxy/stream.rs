@@ -116,11 +116,9 @@ impl Gateway {
         // so a fast upstream's whole answer, headers included, can leave in one write.
         let mut out = held;
         let mut failure = None;
-        let first = after_first.iter().try_for_each(|ev| {
-            relay
-                .on_event(ev, &mut out)
-                .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))
-        });
+        let first = after_first
+            .iter()
+            .try_for_each(|ev| relay_event(&mut relay, ev, &mut out));
         if let Err(m) =
             first.and_then(|()| relay_chunk(&mut relay, &mut parser, &leftover, &mut out))
         {
@@ -300,15 +298,19 @@ fn relay_chunk(
     let verbatim = relay.verbatim_prefix(chunk, parser);
     out.push_str(verbatim);
     parser
-        .push_each(&chunk[verbatim.len()..], |ev| {
-            relay
-                .on_event(ev, out)
-                .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))
-        })
+        .push_each(&chunk[verbatim.len()..], |ev| relay_event(relay, ev, out))
         .and_then(|()| match parser.too_large() {
             true => Err(format!(" {TOO_LARGE}")),
             false => Ok(()),
         })
+}
+
+/// One event of a committed stream into `out`; `Err` completes "backend X" with the
+/// upstream's failure.
+fn relay_event(relay: &mut Relay, ev: &SseEvent, out: &mut String) -> Result<(), String> {
+    relay
+        .on_event(ev, out)
+        .map_err(|(RelayError::Upstream(m) | RelayError::Malformed(m))| format!(": {m}"))
 }
 
 /// One event before the first content: held back; an error here may still fail over.

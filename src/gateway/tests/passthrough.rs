@@ -39,25 +39,7 @@ async fn events_that_arrive_together_leave_together() {
         .map(|(_, e)| e)
         .collect();
     let up = Upstream::always(move || Reply::Sse(vec![(Duration::ZERO, all.clone())])).await;
-    let h = Harness::new(
-        World::new(
-            route(&[("same", 1)], &[]),
-            vec![external("same", "openai", &up, serde_json::json!({}))],
-        ),
-        config(),
-    );
-    let body =
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let resp =
-        h.gw.clone()
-            .serve(
-                Arc::new(crate::gateway::auth::Caller::anonymous()),
-                Dialect::Openai,
-                Operation::Chat,
-                HeaderMap::new(),
-                Body::from(body.to_string()),
-            )
-            .await;
+    let (_h, resp) = same_dialect_stream(&up).await;
     assert_eq!(resp.status(), 200);
     let frames: Vec<Bytes> = resp
         .into_body()
@@ -75,6 +57,31 @@ async fn events_that_arrive_together_leave_together() {
         "{} writes for one upstream read",
         frames.len()
     );
+}
+
+/// A gateway whose route `chat` goes to the OpenAI upstream `up`, and its answer to an
+/// OpenAI caller's streamed request.
+async fn same_dialect_stream(up: &Upstream) -> (Harness, Response) {
+    let h = Harness::new(
+        World::new(
+            route(&[("same", 1)], &[]),
+            vec![external("same", "openai", up, serde_json::json!({}))],
+        ),
+        config(),
+    );
+    let body =
+        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let resp =
+        h.gw.clone()
+            .serve(
+                Arc::new(crate::gateway::auth::Caller::anonymous()),
+                Dialect::Openai,
+                Operation::Chat,
+                HeaderMap::new(),
+                Body::from(body.to_string()),
+            )
+            .await;
+    (h, resp)
 }
 
 /// An upstream that records the raw bodies it is sent and answers `answer`.
@@ -171,25 +178,7 @@ async fn a_caller_leaving_mid_stream_ends_the_attempt_at_once() {
         ),
     );
     let up = Upstream::always(move || Reply::Sse(events.clone())).await;
-    let h = Harness::new(
-        World::new(
-            route(&[("same", 1)], &[]),
-            vec![external("same", "openai", &up, serde_json::json!({}))],
-        ),
-        config(),
-    );
-    let body =
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-    let resp =
-        h.gw.clone()
-            .serve(
-                Arc::new(crate::gateway::auth::Caller::anonymous()),
-                Dialect::Openai,
-                Operation::Chat,
-                HeaderMap::new(),
-                Body::from(body.to_string()),
-            )
-            .await;
+    let (h, resp) = same_dialect_stream(&up).await;
     assert_eq!(resp.status(), 200);
     let mut frames = resp.into_body().into_data_stream();
     let first = frames.next().await.unwrap().unwrap();
