@@ -16,8 +16,10 @@ use super::conditions;
 use super::conflict::{self, Verdict};
 use super::{Context, Error, status};
 use crate::analysis;
-use crate::api::{AnalysisResult, ModelRoute, ModelRouteStatus, condition, find_condition};
-use crate::migration::{self, AnalysisPlan, Command, CommandKind, Inputs};
+use crate::api::{
+    AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus, condition, find_condition,
+};
+use crate::migration::{self, AnalysisPlan, AnalysisSource, Command, CommandKind, Inputs};
 
 pub use crate::migration::{same_split, weights_summary};
 
@@ -94,12 +96,17 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         Some(plan) => Some(analyze(&ctx, &mr, &ns, &name, plan, now).await),
         None => None,
     };
+    let prometheus = match prometheus_url(&ctx, &mr.spec, &current) {
+        Some(_) => AnalysisSource::Configured,
+        None => AnalysisSource::NotConfigured,
+    };
     let mut decision = migration::decide(Inputs {
         spec: &mr.spec,
         status: &current,
         generation,
         missing: &missing,
         not_ready: &not_ready,
+        prometheus,
         analysis,
         command: command(&mr),
         now,
@@ -145,11 +152,7 @@ async fn analyze(
         mirror: plan.mirror,
         scrape_interval: ctx.config.scrape_interval,
     };
-    let url = cfg
-        .analysis
-        .prometheus_url
-        .clone()
-        .or_else(|| ctx.config.prometheus_url.clone());
+    let url = prometheus_url(ctx, &mr.spec, &status);
     let result = match url.as_deref().map(analysis::Prometheus::new) {
         Some(Ok(source)) => {
             if request.scrape_interval.is_none() {
@@ -165,6 +168,20 @@ async fn analyze(
     };
     tracing::info!(verdict = ?result.verdict, summary = %analysis::summary(&result), "analysis");
     result
+}
+
+/// The Prometheus a route's migration is judged by: the running migration's own setting
+/// (its snapshot in status), else the controller's `--prometheus-url`.
+fn prometheus_url(
+    ctx: &Context,
+    spec: &ModelRouteSpec,
+    status: &ModelRouteStatus,
+) -> Option<String> {
+    migration::settings(spec, status)
+        .analysis
+        .prometheus_url
+        .clone()
+        .or_else(|| ctx.config.prometheus_url.clone())
 }
 
 async fn publish(

@@ -21,6 +21,15 @@ use crate::api::{
 /// Most migrations kept in `status.history`.
 pub const HISTORY_LIMIT: usize = 10;
 
+/// Whether the controller has a Prometheus to judge steps by. Without one nothing that needs
+/// judging starts: a migration holds before step 1 (or mirroring) and says what to set,
+/// rather than holding for `maxHold` and rolling back as if the new backend were at fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalysisSource {
+    Configured,
+    NotConfigured,
+}
+
 pub struct Inputs<'a> {
     pub spec: &'a ModelRouteSpec,
     pub status: &'a ModelRouteStatus,
@@ -29,6 +38,7 @@ pub struct Inputs<'a> {
     pub missing: &'a [String],
     /// Backends of the desired split that exist but are not Ready.
     pub not_ready: &'a [String],
+    pub prometheus: AnalysisSource,
     /// A fresh analysis of the current step, when one was due and ran.
     pub analysis: Option<AnalysisResult>,
     pub command: Option<Command>,
@@ -134,6 +144,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
         generation,
         missing,
         not_ready,
+        prometheus,
         analysis,
         command,
         now,
@@ -193,6 +204,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
             &cfg,
             missing,
             not_ready,
+            prometheus,
             analysis,
             now,
             &mut events,
@@ -211,7 +223,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
     }
 
     let cfg = settings(spec, &st);
-    health::set_conditions(&mut st, spec, missing, generation, now);
+    health::set_conditions(&mut st, spec, missing, prometheus, generation, now);
     st.weights_summary = Some(weights_summary(&st.weights));
     st.step_summary = match (st.phase, st.step) {
         (Some(Phase::Mirroring), _) => Some("mirror".into()),
@@ -353,6 +365,7 @@ fn progress(
     cfg: &Settings,
     missing: &[String],
     not_ready: &[String],
+    prometheus: AnalysisSource,
     analysis: Option<AnalysisResult>,
     now: Timestamp,
     events: &mut Vec<Event>,
@@ -381,7 +394,9 @@ fn progress(
         cfg.progress_deadline,
     );
     if !st.paused && now >= deadline {
-        let waiting = if step == 0 && !mirroring {
+        let waiting = if step == 0 && !mirroring && prometheus == AnalysisSource::NotConfigured {
+            "waiting for a Prometheus to be configured".to_owned()
+        } else if step == 0 && !mirroring {
             format!(
                 "waiting for {} to become Ready",
                 names(&intersect(&targets, not_ready))
@@ -408,7 +423,10 @@ fn progress(
         if st.paused {
             return;
         }
-        if !missing.is_empty() || !not_ready.is_empty() {
+        if !missing.is_empty()
+            || !not_ready.is_empty()
+            || prometheus == AnalysisSource::NotConfigured
+        {
             st.phase = Some(Phase::Holding);
             return;
         }

@@ -58,6 +58,7 @@ struct Sim {
     now: Timestamp,
     missing: Vec<String>,
     not_ready: Vec<String>,
+    prometheus: AnalysisSource,
     events: Vec<Event>,
 }
 
@@ -69,6 +70,7 @@ impl Sim {
             now: Timestamp::from_second(1_800_000_000).unwrap(),
             missing: vec![],
             not_ready: vec![],
+            prometheus: AnalysisSource::Configured,
             events: vec![],
         };
         sim.run(None, None);
@@ -93,6 +95,7 @@ impl Sim {
             generation: Some(1),
             missing: &self.missing,
             not_ready: &self.not_ready,
+            prometheus: self.prometheus,
             analysis,
             command,
             now: self.now,
@@ -291,6 +294,39 @@ fn targets_not_ready_hold_before_step_one() {
 }
 
 #[test]
+fn without_prometheus_a_migration_holds_before_step_one_and_says_so() {
+    let mut sim = Sim::new(&format!("backends: [{{name: a, weight: 1}}]{STEPS}"));
+    sim.prometheus = AnalysisSource::NotConfigured;
+    sim.change("[{name: b, weight: 1}]");
+    for _ in 0..3 {
+        sim.tick(60, Verdict::Inconclusive);
+    }
+    assert_eq!(sim.status.phase, Some(Phase::Holding));
+    assert_eq!(sim.status.step, Some(0), "no traffic moves unjudged");
+    assert_eq!(sim.status.weights, split(&[("a", 1000)]));
+    let ready = crate::api::find_condition(&sim.status.conditions, "Ready").unwrap();
+    assert_eq!(ready.reason, "PrometheusNotConfigured");
+    // Waiting does not fix it: kstatus reads Stalled as Failed, so GitOps tools show it.
+    let (reason, message) = stalled(&sim.status).unwrap();
+    assert_eq!(reason, "PrometheusNotConfigured");
+    assert!(message.contains("--prometheus-url"), "{message}");
+    assert!(message.contains("controller.prometheus.url"), "{message}");
+
+    // Configured (the controller restarted with the flag): the migration goes on.
+    sim.prometheus = AnalysisSource::Configured;
+    sim.tick(1, Verdict::Pass);
+    assert_eq!(sim.status.step, Some(1));
+    assert!(stalled(&sim.status).is_none());
+
+    // Lost mid-migration (restarted without it): held at the step, with the same reason.
+    sim.prometheus = AnalysisSource::NotConfigured;
+    sim.tick(30, Verdict::Inconclusive);
+    assert_eq!(sim.status.step, Some(1));
+    let ready = crate::api::find_condition(&sim.status.conditions, "Ready").unwrap();
+    assert_eq!(ready.reason, "PrometheusNotConfigured");
+}
+
+#[test]
 fn sixty_thirty_ten_to_ten_thirty_sixty_is_exact_at_every_step() {
     let mut sim = Sim::new(&format!(
         "backends: [{{name: a, weight: 60}}, {{name: b, weight: 30}}, {{name: c, weight: 10}}]{STEPS}"
@@ -460,6 +496,7 @@ fn random_runs_keep_the_invariants() {
                 generation: Some(1),
                 missing: &[],
                 not_ready: &[],
+                prometheus: AnalysisSource::Configured,
                 analysis: None,
                 command: None,
                 now: sim.now,

@@ -4,6 +4,7 @@
 
 use k8s_openapi::jiff::Timestamp;
 
+use super::engine::AnalysisSource;
 use super::settings::edited_mid_migration;
 use super::split::{same_split, weights_summary};
 use crate::api::conditions::{self, Desired};
@@ -13,6 +14,7 @@ pub fn set_conditions(
     st: &mut ModelRouteStatus,
     spec: &ModelRouteSpec,
     missing: &[String],
+    prometheus: AnalysisSource,
     generation: Option<i64>,
     now: Timestamp,
 ) {
@@ -62,6 +64,22 @@ pub fn set_conditions(
             None,
             None,
         ),
+        Phase::Holding if prometheus == AnalysisSource::NotConfigured => {
+            // Waiting does not fix this, so it is Stalled (kstatus: Failed) at once.
+            let reason = "PrometheusNotConfigured";
+            let message = format!(
+                "no Prometheus to judge the migration by: start the controller with --prometheus-url \
+                 (chart value controller.prometheus.url), or set spec.rollout.analysis.prometheusUrl \
+                 for migrations that start after the change; holding at step {} with {}",
+                st.step.unwrap_or(0),
+                weights_summary(&st.weights)
+            );
+            (
+                Desired::new(condition::READY, false, reason, message.clone()),
+                None,
+                Some(Desired::new(condition::STALLED, true, reason, message)),
+            )
+        }
         _ => {
             let unreachable = st
                 .last_analysis

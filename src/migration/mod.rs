@@ -12,6 +12,6 @@ pub mod settings;
 pub mod split;
 
 pub use commands::{Command, CommandKind, CommandResult, IGNORED};
-pub use engine::{AnalysisPlan, Decision, Event, Inputs, analysis_due, decide};
+pub use engine::{AnalysisPlan, AnalysisSource, Decision, Event, Inputs, analysis_due, decide};
 pub use settings::{Settings, effective_rollout, settings};
 pub use split::{same_split, weights_summary};
