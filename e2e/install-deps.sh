@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need on a fresh machine, and nothing twice:
-# Debian packages (Prometheus, iproute2, openssl, curl), the Rust lint components, a Python
+# Debian packages (Prometheus, iproute2, openssl, curl, umoci, skopeo), the Rust lint components, a Python
 # virtualenv with the test clients, and the cluster binaries built from their Go modules.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,6 +12,10 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl ca-certificates)
+# The image is assembled without a container engine: umoci writes the OCI layout, skopeo
+# reads its config back in the tests.
+command -v umoci >/dev/null || missing+=(umoci)
+command -v skopeo >/dev/null || missing+=(skopeo)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

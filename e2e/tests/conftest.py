@@ -192,6 +192,37 @@ def controller(crds, rbac):
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def image():
+    """The OCI image, built by image/build.sh from the suite's (debug) binary, and its root
+    filesystem unpacked by umoci the way a runtime unpacks it."""
+    out = E2E_DIR / "image"
+    tag = "e2e"
+    subprocess.run(["bash", str(REPO / "image" / "build.sh"), "--binary", str(switchyard_binary()),
+                    "--out", str(out), "--tag", tag], check=True, capture_output=True)
+    bundle = out / "bundle"
+    subprocess.run(["rm", "-rf", str(bundle)], check=True)
+    subprocess.run(["umoci", "unpack", "--image", f"{out / 'layout'}:{tag}", str(bundle)],
+                   check=True, capture_output=True)
+    return {"layout": out / "layout", "tag": tag, "archive": out / f"switchyard-{tag}.oci.tar",
+            "rootfs": bundle / "rootfs", "sbom": out / "sbom.spdx.json", "ref": f"switchyard:{tag}"}
+
+
+def service_account_kubeconfig(account, namespace=SYSTEM_NAMESPACE, server=None, duration="1h"):
+    """A kubeconfig holding a token from the TokenRequest API for a ServiceAccount, with the
+    cluster's CA inline: what a pod's credentials amount to."""
+    token = kubectl("create", "token", account, "-n", namespace, f"--duration={duration}").stdout.strip()
+    admin = yaml.safe_load(kubectl("config", "view", "--raw", "--flatten", "--minify").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    if server:
+        cluster["server"] = server
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": account}}]})
+
+
 @pytest.fixture
 def namespace(request):
     name = f"e2e-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
