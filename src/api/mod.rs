@@ -6,6 +6,7 @@ mod backend;
 mod common;
 pub mod conditions;
 pub mod conflict;
+pub mod reason;
 mod route;
 mod tenant;
 
