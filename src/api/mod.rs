@@ -7,6 +7,7 @@ mod common;
 pub mod conditions;
 pub mod conflict;
 pub mod reason;
+pub mod reference;
 mod route;
 mod tenant;
 
