@@ -8,9 +8,9 @@ demo:
 test:
 	bash e2e/test.sh
 
-# Regenerate crds/ from the Rust types.
+# Regenerate crds/ and the API reference from the Rust types.
 crds:
-	cargo run --quiet -- crds --dir crds
+	cargo run --quiet -- crds --dir crds --api-reference docs/api-reference.md
 	cargo run --quiet -- crds --dir charts/switchyard/crds
 
 # Stop the local cluster and everything started on it.

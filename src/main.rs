@@ -24,6 +24,9 @@ enum Command {
         /// Write `<crd name>.yaml` files into this directory instead of printing.
         #[arg(long)]
         dir: Option<std::path::PathBuf>,
+        /// Also write the API reference generated from the CRDs (Markdown) to this file.
+        #[arg(long, value_name = "FILE")]
+        api_reference: Option<std::path::PathBuf>,
     },
     /// Reconcile InferenceBackends and ModelRoutes.
     Controller(switchyard::controller::Args),
@@ -61,14 +64,19 @@ async fn main() -> anyhow::Result<()> {
     // for the whole process so TLS clients never have to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli.command {
-        Command::Crds { dir: None } => {
-            std::io::stdout().write_all(switchyard::api::crds_yaml()?.as_bytes())?;
-            Ok(())
-        }
-        Command::Crds { dir: Some(dir) } => {
-            std::fs::create_dir_all(&dir)?;
-            for (name, yaml) in switchyard::api::crd_files()? {
-                std::fs::write(dir.join(name), yaml)?;
+        Command::Crds { dir, api_reference } => {
+            if let Some(path) = api_reference {
+                let crds = switchyard::api::crds();
+                std::fs::write(path, switchyard::api::reference::markdown(&crds))?;
+            }
+            match dir {
+                None => std::io::stdout().write_all(switchyard::api::crds_yaml()?.as_bytes())?,
+                Some(dir) => {
+                    std::fs::create_dir_all(&dir)?;
+                    for (name, yaml) in switchyard::api::crd_files()? {
+                        std::fs::write(dir.join(name), yaml)?;
+                    }
+                }
             }
             Ok(())
         }

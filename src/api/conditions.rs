@@ -4,17 +4,19 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+pub use super::reason::Reason;
+
 /// What a condition should say now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired<'a> {
     pub type_: &'a str,
     pub status: bool,
-    pub reason: &'a str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl<'a> Desired<'a> {
-    pub fn new(type_: &'a str, status: bool, reason: &'a str, message: impl Into<String>) -> Self {
+    pub fn new(type_: &'a str, status: bool, reason: Reason, message: impl Into<String>) -> Self {
         Self {
             type_,
             status,
@@ -39,14 +41,14 @@ pub fn set(
                 c.last_transition_time = Time(now);
             }
             c.status = status;
-            c.reason = want.reason.to_owned();
+            c.reason = want.reason.as_str().to_owned();
             c.message = want.message;
             c.observed_generation = generation;
         }
         None => conditions.push(Condition {
             type_: want.type_.to_owned(),
             status,
-            reason: want.reason.to_owned(),
+            reason: want.reason.as_str().to_owned(),
             message: want.message,
             observed_generation: generation,
             last_transition_time: Time(now),
@@ -85,13 +87,13 @@ mod tests {
         let mut cs = vec![];
         set(
             &mut cs,
-            Desired::new("Ready", false, "SecretNotFound", "a"),
+            Desired::new("Ready", false, Reason::SecretNotFound, "a"),
             Some(1),
             ts(10),
         );
         set(
             &mut cs,
-            Desired::new("Ready", false, "SecretKeyMissing", "b"),
+            Desired::new("Ready", false, Reason::SecretKeyMissing, "b"),
             Some(2),
             ts(20),
         );
@@ -106,7 +108,7 @@ mod tests {
         let mut before = vec![];
         set(
             &mut before,
-            Desired::new("Reconciling", true, "InUse", "a"),
+            Desired::new("Reconciling", true, Reason::InUse, "a"),
             Some(1),
             ts(10),
         );
@@ -114,13 +116,13 @@ mod tests {
         remove(&mut after, "Reconciling");
         set(
             &mut after,
-            Desired::new("Reconciling", true, "InUse", "a"),
+            Desired::new("Reconciling", true, Reason::InUse, "a"),
             Some(1),
             ts(20),
         );
         set(
             &mut after,
-            Desired::new("Ready", true, "Ready", "ok"),
+            Desired::new("Ready", true, Reason::Ready, "ok"),
             Some(1),
             ts(20),
         );
@@ -134,13 +136,13 @@ mod tests {
         let mut cs = vec![];
         set(
             &mut cs,
-            Desired::new("Ready", false, "SecretNotFound", "a"),
+            Desired::new("Ready", false, Reason::SecretNotFound, "a"),
             Some(1),
             ts(10),
         );
         set(
             &mut cs,
-            Desired::new("Ready", true, "Ready", "ok"),
+            Desired::new("Ready", true, Reason::Ready, "ok"),
             Some(1),
             ts(30),
         );

@@ -6,6 +6,8 @@ mod backend;
 mod common;
 pub mod conditions;
 pub mod conflict;
+pub mod reason;
+pub mod reference;
 mod route;
 mod tenant;
 

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use super::conditions::{self, Desired};
+use super::conditions::{self, Desired, Reason};
 use crate::api::conflict::{model_of, serving};
 use crate::api::{ModelRoute, ModelRouteStatus, condition, find_condition};
 
 /// Condition type on the route that keeps serving a contested name.
 pub const CONDITION: &str = "ModelConflict";
 /// Reason on both routes.
-pub const REASON: &str = "ModelConflict";
+pub const REASON: Reason = Reason::ModelConflict;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -85,7 +85,7 @@ pub fn reports(mr: &ModelRoute) -> bool {
     mr.status.as_ref().is_some_and(|s| {
         s.conditions
             .iter()
-            .any(|c| c.reason == REASON && c.status == "True")
+            .any(|c| c.reason == REASON.as_str() && c.status == "True")
     })
 }
 
@@ -136,7 +136,7 @@ pub fn news(before: &ModelRouteStatus, after: &ModelRouteStatus) -> Option<Strin
         [CONDITION, condition::STALLED]
             .into_iter()
             .filter_map(|t| find_condition(&st.conditions, t))
-            .find(|c| c.reason == REASON && c.status == "True")
+            .find(|c| c.reason == REASON.as_str() && c.status == "True")
             .map(|c| c.message.clone())
     };
     let now = said(after)?;
@@ -196,13 +196,13 @@ mod tests {
         let stalled = find_condition(&loser.conditions, "Stalled").unwrap();
         assert_eq!(
             (stalled.status.as_str(), stalled.reason.as_str()),
-            ("True", REASON)
+            ("True", REASON.as_str())
         );
         assert!(stalled.message.contains("ModelRoute old"));
         let ready = find_condition(&loser.conditions, "Ready").unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            ("False", REASON)
+            ("False", REASON.as_str())
         );
         assert!(news(&ModelRouteStatus::default(), &loser).is_some());
         assert!(

@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PartialObjectMeta};
 use kube::{Api, Client};
 
+use crate::api::reason::Reason;
 use crate::api::{CREDENTIAL_LABEL, CredentialPurpose};
 
 /// What a lookup found.
@@ -84,16 +85,16 @@ pub fn problem(
     name: &str,
     key: &str,
     purpose: CredentialPurpose,
-) -> Option<(&'static str, String)> {
+) -> Option<(Reason, String)> {
     let label = format!("{CREDENTIAL_LABEL}={}", purpose.as_str());
     match lookup {
         Lookup::Found(s) if has_key(s, key) => None,
         Lookup::Found(_) => Some((
-            "SecretKeyMissing",
+            Reason::SecretKeyMissing,
             format!("Secret {name:?} has no non-empty key {key:?}"),
         )),
         Lookup::NotLabelled { has } => Some((
-            "SecretNotLabelled",
+            Reason::SecretNotLabelled,
             match has {
                 Some(other) => format!(
                     "Secret {name:?} is labelled {CREDENTIAL_LABEL}={other}, which may not be used here; this needs a Secret labelled {label} (kubectl label secret {name} -n {namespace} --overwrite {label}, or use a separate Secret)"
@@ -104,7 +105,7 @@ pub fn problem(
             },
         )),
         Lookup::Missing => Some((
-            "SecretNotFound",
+            Reason::SecretNotFound,
             format!("Secret {name:?} not found; create it with key {key:?} and the label {label}"),
         )),
     }

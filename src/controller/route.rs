@@ -201,7 +201,7 @@ async fn publish(
         super::wrote("modelroute", mr, ctx);
     }
     if let Some(message) = conflict::news(before, &after) {
-        ctx.event(mr, EventType::Warning, conflict::REASON, message)
+        ctx.event(mr, EventType::Warning, conflict::REASON.as_str(), message)
             .await;
     }
     Ok(())

@@ -12,7 +12,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
-use super::conditions::{self, Desired};
+use super::conditions::{self, Desired, Reason};
 use super::credentials;
 use super::{Context, Error, status};
 use crate::api::{CredentialPurpose, Tenant, condition};
@@ -21,20 +21,20 @@ use crate::api::{CredentialPurpose, Tenant, condition};
 const RECHECK: Duration = Duration::from_secs(30);
 
 /// Readiness from each key's problem (`None` when the key is usable).
-pub fn readiness(problems: &[Option<(&'static str, String)>]) -> Desired<'static> {
+pub fn readiness(problems: &[Option<(Reason, String)>]) -> Desired<'static> {
     let ok = problems.iter().filter(|p| p.is_none()).count();
-    let bad: Vec<&(&str, String)> = problems.iter().flatten().collect();
+    let bad: Vec<&(Reason, String)> = problems.iter().flatten().collect();
     match bad.first() {
         None => Desired::new(
             condition::READY,
             true,
-            "Ready",
+            Reason::Ready,
             format!("{ok} of {} keys accepted", problems.len()),
         ),
         Some((reason, _)) => Desired::new(
             condition::READY,
             false,
-            reason,
+            *reason,
             format!(
                 "{ok} of {} keys accepted; {}",
                 problems.len(),
@@ -101,8 +101,11 @@ mod tests {
         assert_eq!(ok.message, "2 of 2 keys accepted");
         let bad = readiness(&[
             None,
-            Some(("SecretNotLabelled", "Secret \"a\" is not labelled".into())),
-            Some(("SecretNotFound", "Secret \"b\" not found".into())),
+            Some((
+                Reason::SecretNotLabelled,
+                "Secret \"a\" is not labelled".into(),
+            )),
+            Some((Reason::SecretNotFound, "Secret \"b\" not found".into())),
         ]);
         assert!(!bad.status);
         assert_eq!(bad.reason, "SecretNotLabelled");

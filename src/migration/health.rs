@@ -7,7 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::engine::AnalysisSource;
 use super::settings::edited_mid_migration;
 use super::split::{same_split, weights_summary};
-use crate::api::conditions::{self, Desired};
+use crate::api::conditions::{self, Desired, Reason};
 use crate::api::{MigrationOutcome, ModelRouteSpec, ModelRouteStatus, Phase, condition};
 
 pub fn set_conditions(
@@ -22,10 +22,10 @@ pub fn set_conditions(
     let (ready, reconciling, stalled) = match phase {
         Phase::RolledBack => {
             let last = st.history.last();
-            let reason = last.map_or("RolledBack", |h| match h.outcome {
-                MigrationOutcome::Aborted => "Aborted",
-                MigrationOutcome::ProgressDeadlineExceeded => "ProgressDeadlineExceeded",
-                _ => "RolledBack",
+            let reason = last.map_or(Reason::RolledBack, |h| match h.outcome {
+                MigrationOutcome::Aborted => Reason::Aborted,
+                MigrationOutcome::ProgressDeadlineExceeded => Reason::ProgressDeadlineExceeded,
+                _ => Reason::RolledBack,
             });
             let why = last.and_then(|h| h.reason.clone()).unwrap_or_default();
             let message = format!(
@@ -47,7 +47,7 @@ pub fn set_conditions(
             let message = format!(
                 "InferenceBackend {names} not found in this namespace; create it or remove it from spec"
             );
-            let reason = "BackendNotFound";
+            let reason = Reason::BackendNotFound;
             (
                 Desired::new(condition::READY, false, reason, message.clone()),
                 None,
@@ -58,7 +58,7 @@ pub fn set_conditions(
             Desired::new(
                 condition::READY,
                 true,
-                "SplitInEffect",
+                Reason::SplitInEffect,
                 "the desired split is fully in effect",
             ),
             None,
@@ -66,7 +66,7 @@ pub fn set_conditions(
         ),
         Phase::Holding if prometheus == AnalysisSource::NotConfigured => {
             // Waiting does not fix this, so it is Stalled (kstatus: Failed) at once.
-            let reason = "PrometheusNotConfigured";
+            let reason = Reason::PrometheusNotConfigured;
             let message = format!(
                 "no Prometheus to judge the migration by: start the controller with --prometheus-url \
                  (chart value controller.prometheus.url), or set spec.rollout.analysis.prometheusUrl \
@@ -86,14 +86,14 @@ pub fn set_conditions(
                 .as_ref()
                 .is_some_and(crate::analysis::unreachable);
             let reason = match phase {
-                Phase::Mirroring => "Mirroring",
-                Phase::Paused => "Paused",
+                Phase::Mirroring => Reason::Mirroring,
+                Phase::Paused => Reason::Paused,
                 Phase::Holding if st.step == Some(0) || st.target_not_ready_since.is_some() => {
-                    "TargetNotReady"
+                    Reason::TargetNotReady
                 }
-                Phase::Holding if unreachable => "PrometheusUnreachable",
-                Phase::Holding => "Holding",
-                _ => "Progressing",
+                Phase::Holding if unreachable => Reason::PrometheusUnreachable,
+                Phase::Holding => Reason::Holding,
+                _ => Reason::Progressing,
             };
             let mut message = format!(
                 "migrating to {} (step {}), now {}",

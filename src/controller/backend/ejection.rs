@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::analysis::{Source, SourceError};
 use crate::api::InferenceBackendStatus;
-use crate::controller::conditions::{self, Desired};
+use crate::controller::conditions::{self, Desired, Reason};
 
 /// Condition type while any endpoint is ejected.
 pub const CONDITION: &str = "EndpointsEjected";
@@ -49,7 +49,7 @@ pub fn show(
     let message = format!(
         "{ejected} endpoint(s) ejected by the gateway's outlier detection (consecutive 5xx or connection failures); each returns after its ejection time"
     );
-    let want = Desired::new(CONDITION, true, "OutlierEjection", message);
+    let want = Desired::new(CONDITION, true, Reason::OutlierEjection, message);
     conditions::set(&mut status.conditions, want, generation, now);
     true
 }

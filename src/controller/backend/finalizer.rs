@@ -11,8 +11,6 @@ use crate::api::InferenceBackend;
 
 /// Finalizer the controller puts on every InferenceBackend.
 pub const IN_USE: &str = "switchyard.dev/in-use";
-/// Condition reason while deletion waits for routes.
-pub const IN_USE_REASON: &str = "InUse";
 
 /// What one reconcile does about the finalizer.
 #[derive(Debug, PartialEq, Eq)]

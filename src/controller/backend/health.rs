@@ -6,21 +6,13 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt;
 
-/// Waiting reasons that mean the pod is stuck until someone changes something.
-const STUCK: &[&str] = &[
-    "CrashLoopBackOff",
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-];
+use crate::api::reason::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stuck {
-    /// The kubelet's waiting reason, e.g. `CrashLoopBackOff`; `ErrImagePull` is reported as
-    /// `ImagePullBackOff`, which is what it turns into, so the reason does not flap.
-    pub reason: &'static str,
+    /// The kubelet's waiting reason, e.g. `CrashLoopBackOff` (see
+    /// [`Reason::of_stuck_container`]).
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -31,7 +23,7 @@ pub fn stuck(pods: &[Pod]) -> Option<Stuck> {
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
     pods.sort_by_key(|p| p.name_any());
-    let mut found: Vec<(&Pod, &ContainerStatus, &'static str)> = vec![];
+    let mut found: Vec<(&Pod, &ContainerStatus, Reason)> = vec![];
     for pod in pods {
         let Some(st) = pod.status.as_ref() else {
             continue;
@@ -47,14 +39,9 @@ pub fn stuck(pods: &[Pod]) -> Option<Stuck> {
                 .as_ref()
                 .and_then(|s| s.waiting.as_ref())
                 .and_then(|w| w.reason.as_deref())
-                .and_then(|r| STUCK.iter().find(|s| **s == r))
+                .and_then(Reason::of_stuck_container)
             else {
                 continue;
-            };
-            let reason = if *reason == "ErrImagePull" {
-                "ImagePullBackOff"
-            } else {
-                reason
             };
             found.push((pod, cs, reason));
         }
@@ -68,7 +55,7 @@ pub fn stuck(pods: &[Pod]) -> Option<Stuck> {
         .and_then(|s| s.waiting.as_ref())
         .and_then(|w| w.message.as_deref())
         .map(str::trim)
-        .filter(|m| !m.is_empty() && reason != "CrashLoopBackOff");
+        .filter(|m| !m.is_empty() && reason != Reason::CrashLoopBackOff);
     let last_exit = cs
         .last_state
         .as_ref()
@@ -85,8 +72,12 @@ pub fn stuck(pods: &[Pod]) -> Option<Stuck> {
         })
         .unwrap_or_default();
     let hint = match reason {
-        "CrashLoopBackOff" => "the inference server keeps crashing; see `kubectl logs --previous`",
-        "ImagePullBackOff" | "InvalidImageName" => "check spec.selfHosted.image and pull access",
+        Reason::CrashLoopBackOff => {
+            "the inference server keeps crashing; see `kubectl logs --previous`"
+        }
+        Reason::ImagePullBackOff | Reason::InvalidImageName => {
+            "check spec.selfHosted.image and pull access"
+        }
         _ => "a Secret or ConfigMap the pod needs is missing or lacks the key",
     };
     let others = found.len() - 1;

@@ -22,7 +22,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
-use super::conditions::{self, Desired};
+use super::conditions::{self, Desired, Reason};
 use super::credentials::{self, Lookup};
 use super::{Context, Error, status, usage};
 use crate::api::CredentialPurpose::{CaBundle, Provider};
@@ -93,16 +93,21 @@ pub fn external_readiness(
             && let Err(e) = crate::tls::ca_roots(&credentials::value(secret, &r.key))
         {
             return not_ready((
-                "CABundleInvalid",
+                Reason::CABundleInvalid,
                 format!("Secret {:?} key {:?} {e}", r.name, r.key),
             ));
         }
         found.push(format!("CA bundle found in Secret {:?}", r.name));
     }
     if found.is_empty() {
-        return Desired::new(condition::READY, true, "Ready", "no credentials required");
+        return Desired::new(
+            condition::READY,
+            true,
+            Reason::Ready,
+            "no credentials required",
+        );
     }
-    Desired::new(condition::READY, true, "Ready", found.join("; "))
+    Desired::new(condition::READY, true, Reason::Ready, found.join("; "))
 }
 
 /// Names of the Secrets a backend reads, so a Secret event can be mapped back to it.
@@ -159,7 +164,7 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
             Desired::new(
                 condition::STALLED,
                 true,
-                "InvalidSpec",
+                Reason::InvalidSpec,
                 "set exactly one of spec.external or spec.selfHosted",
             ),
             generation,
@@ -215,7 +220,7 @@ pub async fn reconcile(ib: Arc<InferenceBackend>, ctx: Arc<Context>) -> Result<A
             Desired::new(
                 condition::RECONCILING,
                 true,
-                finalizer::IN_USE_REASON,
+                Reason::InUse,
                 finalizer::in_use_message(holders),
             ),
             generation,
@@ -308,7 +313,7 @@ async fn publish(
         super::wrote("inferencebackend", ib, ctx);
     }
     if let Some(c) = find_condition(&after.conditions, condition::RECONCILING)
-        && c.reason == finalizer::IN_USE_REASON
+        && c.reason == Reason::InUse.as_str()
         && find_condition(&before.conditions, condition::RECONCILING)
             .is_none_or(|b| b.message != c.message)
     {
@@ -423,7 +428,10 @@ external:
         let spec = openai_backend();
         let ext = spec.external.as_ref().unwrap();
         let missing = external_readiness(ext, "team", Some(&Lookup::Missing), None);
-        assert_eq!((missing.status, missing.reason), (false, "SecretNotFound"));
+        assert_eq!(
+            (missing.status, missing.reason),
+            (false, Reason::SecretNotFound)
+        );
         assert!(missing.message.contains("\"openai\""));
         assert!(
             missing
@@ -433,7 +441,10 @@ external:
 
         // Exactly which label to add, and the command that adds it.
         let plain = external_readiness(ext, "team", Some(&Lookup::NotLabelled { has: None }), None);
-        assert_eq!((plain.status, plain.reason), (false, "SecretNotLabelled"));
+        assert_eq!(
+            (plain.status, plain.reason),
+            (false, Reason::SecretNotLabelled)
+        );
         assert!(
             plain
                 .message
@@ -470,7 +481,10 @@ external:
             Some(&Lookup::Found(Box::new(secret.clone()))),
             None,
         );
-        assert_eq!((no_key.status, no_key.reason), (false, "SecretKeyMissing"));
+        assert_eq!(
+            (no_key.status, no_key.reason),
+            (false, Reason::SecretKeyMissing)
+        );
 
         secret.data = Some(BTreeMap::from([(
             "apiKey".to_owned(),
@@ -511,7 +525,10 @@ external:
         let ready = with(&ca);
         assert!(ready.status, "{}", ready.message);
         let broken = with("not a certificate");
-        assert_eq!((broken.status, broken.reason), (false, "CABundleInvalid"));
+        assert_eq!(
+            (broken.status, broken.reason),
+            (false, Reason::CABundleInvalid)
+        );
         assert!(
             broken.message.contains("\"private-ca\""),
             "{}",

@@ -6,11 +6,12 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 
 use super::workload::GPU_RESOURCE;
+use crate::api::reason::Reason;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unschedulable {
     /// `InsufficientGPU` when GPUs are what is missing, else `Unschedulable`.
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
@@ -43,9 +44,9 @@ pub fn unschedulable(
         .collect();
     let (_, scheduler_says, _) = stuck.iter().min_by_key(|(_, _, since)| *since)?;
     let reason = if scheduler_says.contains(&format!("Insufficient {GPU_RESOURCE}")) {
-        "InsufficientGPU"
+        Reason::InsufficientGPU
     } else {
-        "Unschedulable"
+        Reason::Unschedulable
     };
     let asks = match (gpus, product) {
         (0, _) => "no GPUs".to_owned(),

@@ -21,7 +21,7 @@ use super::workload::{self, BACKEND_LABEL};
 use crate::api::{
     BackendEndpoint, InferenceBackend, InferenceBackendStatus, SelfHostedBackend, condition,
 };
-use crate::controller::conditions::{self, Desired};
+use crate::controller::conditions::{self, Desired, Reason};
 use crate::controller::{Context, Error, FIELD_MANAGER};
 
 /// What the pods and the Deployment look like, reduced to what the conditions depend on.
@@ -47,7 +47,7 @@ pub fn conditions_for(
     Option<Desired<'static>>,
     Option<Desired<'static>>,
 ) {
-    let stalled = |reason: &'static str, message: String| {
+    let stalled = |reason: Reason, message: String| {
         (
             Desired::new(condition::READY, false, reason, message.clone()),
             None,
@@ -62,7 +62,7 @@ pub fn conditions_for(
     }
     if let Some(pod) = &o.warmup_failing {
         return stalled(
-            "WarmupFailed",
+            Reason::WarmupFailed,
             format!(
                 "pod {pod} keeps failing its warm-up (its inference server does not answer chat completions); retrying every {}s",
                 warmup::RETRY_AFTER.as_secs()
@@ -71,7 +71,12 @@ pub fn conditions_for(
     }
     if o.desired == 0 {
         return (
-            Desired::new(condition::READY, false, "ScaledToZero", "replicas is 0"),
+            Desired::new(
+                condition::READY,
+                false,
+                Reason::ScaledToZero,
+                "replicas is 0",
+            ),
             None,
             None,
         );
@@ -79,15 +84,15 @@ pub fn conditions_for(
     if o.ready >= o.desired && o.rolled_out {
         let msg = format!("{}/{} pods ready and warmed up", o.ready, o.desired);
         return (
-            Desired::new(condition::READY, true, "Ready", msg),
+            Desired::new(condition::READY, true, Reason::Ready, msg),
             None,
             None,
         );
     }
     let reason = if o.warming > 0 {
-        "WarmingUp"
+        Reason::WarmingUp
     } else {
-        "PodsStarting"
+        Reason::PodsStarting
     };
     let msg = format!(
         "{}/{} pods ready and warmed up, {} warming up",
@@ -108,11 +113,11 @@ pub fn rejected(kind: &str, e: &kube::Error) -> Option<Desired<'static>> {
     };
     let (reason, fix) = match s.code {
         403 => (
-            "ApplyForbidden",
+            Reason::ApplyForbidden,
             "grant the controller's ServiceAccount this permission (see the chart's RBAC)",
         ),
         422 => (
-            "ApplyInvalid",
+            Reason::ApplyInvalid,
             "fix spec.selfHosted so that the generated object is valid",
         ),
         _ => return None,
@@ -325,9 +330,9 @@ mod tests {
         let (r, rec, st) = conditions_for(o);
         (
             r.status,
-            r.reason,
-            rec.map(|d| d.reason),
-            st.map(|d| d.reason),
+            r.reason.as_str(),
+            rec.map(|d| d.reason.as_str()),
+            st.map(|d| d.reason.as_str()),
         )
     }
 
@@ -340,9 +345,9 @@ mod tests {
 
     #[test]
     fn stalled_states_have_their_reason_and_are_not_reconciling() {
-        let stuck = |reason| Observed {
+        let stuck = |reason: &str| Observed {
             stuck: Some(Stuck {
-                reason,
+                reason: Reason::of_stuck_container(reason).unwrap(),
                 message: "m".into(),
             }),
             warming: 1,
@@ -366,7 +371,7 @@ mod tests {
         );
         let unsched = Observed {
             unschedulable: Some(Unschedulable {
-                reason: "InsufficientGPU",
+                reason: Reason::InsufficientGPU,
                 message: "m".into(),
             }),
             ..base()
@@ -416,7 +421,7 @@ mod tests {
         };
         let d = rejected("Deployment", &err(403, "deployments.apps is forbidden")).unwrap();
         assert_eq!(
-            (d.type_, d.status, d.reason),
+            (d.type_, d.status, d.reason.as_str()),
             ("Stalled", true, "ApplyForbidden")
         );
         assert!(d.message.contains("deployments.apps is forbidden"));
