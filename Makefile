@@ -13,6 +13,12 @@ crds:
 	cargo run --quiet -- crds --dir crds --api-reference docs/api-reference.md
 	cargo run --quiet -- crds --dir charts/switchyard/crds
 
+# Regenerate argocd/argocd-cm.yaml from the Lua scripts in argocd/ (a test fails when it drifts).
+.PHONY: argocd
+argocd:
+	bash -c '. e2e/cluster/versions.sh && cd e2e/argocd-lua && GOTOOLCHAIN=$$GO_TOOLCHAIN go run . configmap ../../argocd' >argocd/argocd-cm.yaml.tmp
+	mv argocd/argocd-cm.yaml.tmp argocd/argocd-cm.yaml
+
 # Stop the local cluster and everything started on it.
 down:
 	bash e2e/cluster/down.sh

@@ -91,10 +91,20 @@ build_kstatus() {
   mv "$KSTATUS_BIN_DIR/kstatus.tmp" "$KSTATUS_BIN_DIR/kstatus"
 }
 
+build_argocd_lua() {
+  [[ -x $ARGOCD_LUA_BIN_DIR/argocd-lua ]] && return 0
+  log "building argocd-lua (the Lua runtime of Argo CD $ARGOCD_VERSION)"
+  mkdir -p "$ARGOCD_LUA_BIN_DIR"
+  # e2e/argocd-lua pins gopher-lua and its other modules in its go.mod and go.sum.
+  (cd "$ARGOCD_LUA_SRC_DIR" && GOFLAGS=-mod=readonly go build -trimpath -ldflags "-s -w" -o "$ARGOCD_LUA_BIN_DIR/argocd-lua.tmp" .)
+  mv "$ARGOCD_LUA_BIN_DIR/argocd-lua.tmp" "$ARGOCD_LUA_BIN_DIR/argocd-lua"
+}
+
 start=$(date +%s)
 build_etcd
 build_kwok
 build_helm
 build_kstatus
+build_argocd_lua
 build_kubernetes
 log "all binaries present ($(($(date +%s) - start))s)"

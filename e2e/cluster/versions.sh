@@ -8,6 +8,9 @@ KWOK_VERSION=v0.7.0
 HELM_VERSION=v3.19.0
 # kstatus (sigs.k8s.io/cli-utils) judges the controller's conditions in the suite.
 CLI_UTILS_VERSION=v0.37.2
+# The Argo CD release whose Lua runtime e2e/argocd-lua reproduces (its go.mod pins the same
+# gopher-lua) to run argocd/'s health checks and actions in the suite.
+ARGOCD_VERSION=v3.5.1
 # Kubernetes 1.33 is built and tested with Go 1.24; the Go module proxy serves that toolchain.
 GO_TOOLCHAIN=go1.24.13
 
@@ -19,3 +22,6 @@ HELM_BIN_DIR=$SWITCHYARD_CACHE/helm-$HELM_VERSION
 # Keyed by the cli-utils version and the wrapper's own source, so editing it rebuilds it.
 KSTATUS_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../kstatus" && pwd)
 KSTATUS_BIN_DIR=$SWITCHYARD_CACHE/kstatus-$CLI_UTILS_VERSION-$(cat "$KSTATUS_SRC_DIR/main.go" "$KSTATUS_SRC_DIR/go.sum" | sha256sum | cut -c1-8)
+# Keyed by the Argo CD version and the tool's own source, so editing it rebuilds it.
+ARGOCD_LUA_SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../argocd-lua" && pwd)
+ARGOCD_LUA_BIN_DIR=$SWITCHYARD_CACHE/argocd-lua-$ARGOCD_VERSION-$(cat "$ARGOCD_LUA_SRC_DIR"/*.go "$ARGOCD_LUA_SRC_DIR/go.sum" | sha256sum | cut -c1-8)
