@@ -1,4 +1,4 @@
-.PHONY: demo test crds down bench
+.PHONY: demo test crds down bench install-plugin krew-manifest
 
 # The demo on the local cluster.
 demo:
@@ -26,3 +26,19 @@ down:
 # Benchmarks (release build): the gateway beside nginx and LiteLLM, 10,000 routes, time to roll back.
 bench:
 	bash e2e/bench/run.sh
+
+# The kubectl plugin: `kubectl switchyard …` and its completion helper, installed into
+# $(PREFIX)/bin (put it on PATH). PROFILE=dev installs the debug build instead.
+PREFIX ?= $(HOME)/.local
+PROFILE ?= release
+PROFILE_DIR = $(if $(filter dev,$(PROFILE)),debug,$(PROFILE))
+TARGET_DIR = $(or $(CARGO_TARGET_DIR),target)
+install-plugin:
+	cargo build --quiet --profile $(PROFILE)
+	install -d $(PREFIX)/bin
+	install -m 0755 $(TARGET_DIR)/$(PROFILE_DIR)/switchyard $(PREFIX)/bin/kubectl-switchyard
+	ln -sfn kubectl-switchyard $(PREFIX)/bin/kubectl_complete-switchyard
+
+# plugins/krew/switchyard.yaml from the release binary's archive (written to dist/).
+krew-manifest:
+	bash plugins/krew/package.sh

@@ -43,3 +43,5 @@ fi
 ln -sfn "$venv" "$SWITCHYARD_CACHE/venv"
 
 bash "$here/cluster/build.sh"
+# krew and its manifest validator, for the plugin packaging test.
+bash "$here/../plugins/krew/tools.sh" >/dev/null

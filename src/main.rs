@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use switchyard::cli::Action;
 
 #[derive(Parser)]
@@ -49,7 +49,16 @@ enum Command {
     /// Try a rolled-back migration again.
     Retry(switchyard::cli::Target),
     /// Show a route's steps, weights, last analysis against thresholds, and history.
-    Status(switchyard::cli::Target),
+    Status(switchyard::cli::status::StatusArgs),
+    /// List ModelRoutes (phase, step, weights) and InferenceBackends (readiness, pods).
+    Get(switchyard::cli::get::GetArgs),
+    /// Print a shell completion script for `kubectl-switchyard` and `switchyard`.
+    Completion {
+        #[arg(value_enum)]
+        shell: switchyard::cli::completion::Shell,
+    },
+    /// Print the version.
+    Version,
 }
 
 // The gateway allocates a few small buffers per request and frees them on another worker;
@@ -57,12 +66,23 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> anyhow::Result<()> {
     // Two rustls crypto providers are compiled in (kube uses ring, reqwest aws-lc-rs); pick one
     // for the whole process so TLS clients never have to guess.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A shell or kubectl asking for completions gets them before anything else runs (and
+    // before a runtime exists: route names are looked up on a small one of their own).
+    if switchyard::cli::completion::complete_if_asked(Cli::command)? {
+        return Ok(());
+    }
+    let cli = Cli::parse();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Crds { dir, api_reference } => {
             if let Some(path) = api_reference {
@@ -95,6 +115,16 @@ async fn main() -> anyhow::Result<()> {
         Command::Pause(t) => switchyard::cli::act(t, Action::Pause).await,
         Command::Resume(t) => switchyard::cli::act(t, Action::Resume).await,
         Command::Retry(t) => switchyard::cli::act(t, Action::Retry).await,
-        Command::Status(t) => switchyard::cli::status(t).await,
+        Command::Status(args) => switchyard::cli::status::run(args).await,
+        Command::Get(args) => switchyard::cli::get::run(args).await,
+        Command::Completion { shell } => {
+            let mut script = Vec::new();
+            switchyard::cli::completion::script(shell, &mut script)?;
+            Ok(switchyard::cli::write_stdout(&script)?)
+        }
+        Command::Version => {
+            println!("switchyard {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
     }
 }
