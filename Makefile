@@ -1,4 +1,4 @@
-.PHONY: demo test crds down bench install-plugin krew-manifest
+.PHONY: demo test crds down bench image install-plugin krew-manifest
 
 # The demo on the local cluster.
 demo:
@@ -26,6 +26,11 @@ down:
 # Benchmarks (release build): the gateway beside nginx and LiteLLM, 10,000 routes, time to roll back.
 bench:
 	bash e2e/bench/run.sh
+
+# The OCI image from the release binary, without a container engine: target/image/layout,
+# target/image/switchyard-VERSION.oci.tar and its SBOM (image/Dockerfile builds the same with Docker).
+image:
+	bash image/build.sh
 
 # The kubectl plugin: `kubectl switchyard …` and its completion helper, installed into
 # $(PREFIX)/bin (put it on PATH). PROFILE=dev installs the debug build instead.
