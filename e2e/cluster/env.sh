@@ -21,5 +21,10 @@ PROMETHEUS_PORT=${PROMETHEUS_PORT:-19090}
 # Pod addresses kwok hands out; each node gets a /24 of it.
 POD_CIDR=10.244.0.0/16
 SERVICE_CIDR=10.96.0.0/16
+# The host's side of the pod network (netns.sh): pods reach the API server, Prometheus and
+# the mock providers here, as a node's pods reach its host network.
+POD_HOST_ADDR=169.254.244.1
+# Network namespaces of pods that run a loaded image (pod_runtime.py) share this prefix.
+POD_NETNS_PREFIX=swy-p-
 
 log() { printf '[cluster] %s\n' "$*" >&2; }

@@ -5,6 +5,11 @@
 # answers HTTP from the host (the controller's warm-up, the gateway). A blackhole route
 # under it keeps pod traffic on this machine whenever the veth is missing while the
 # cluster exists.
+#
+# That namespace is also the node's router for pods that run a real image (pod_runtime.py):
+# each such pod gets a namespace of its own, joined to this one by a veth whose pod end holds
+# the pod's IP, so every pod may bind 0.0.0.0 and its ports as a real pod does. Those pods
+# reach the host at $POD_HOST_ADDR and nothing beyond it.
 #   netns.sh up | down | add-ip IP | del-ip IP
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -12,7 +17,7 @@ set -euo pipefail
 NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
 HOST_IF=swy-host
 NS_IF=swy-pods
-HOST_ADDR=169.254.244.1
+HOST_ADDR=$POD_HOST_ADDR
 NS_ADDR=169.254.244.2
 
 case ${1:-} in
@@ -27,10 +32,19 @@ up)
   ip netns exec "$NETNS" ip addr add "$NS_ADDR/30" dev "$NS_IF"
   ip netns exec "$NETNS" ip link set "$NS_IF" up
   ip netns exec "$NETNS" ip link set lo up
+  # Routes between the host and the pods' own namespaces; strict reverse-path filtering
+  # would drop a pod's packets arriving on its veth when the kernel's default is strict.
+  ip netns exec "$NETNS" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
   # Only the host's veth address is reachable from inside: no default route out.
   ip route replace "$POD_CIDR" via "$NS_ADDR" dev "$HOST_IF"
   ;;
 down)
+  # Pods' own namespaces (and whatever a killed agent left running in them) first.
+  for ns in $(ip netns list | awk -v p="$POD_NETNS_PREFIX" 'index($1, p) == 1 {print $1}'); do
+    pids=$(ip netns pids "$ns" || true)
+    [[ -n $pids ]] && kill -9 $pids 2>/dev/null
+    ip netns del "$ns" 2>/dev/null || true
+  done
   # Anything still running inside (mock servers orphaned by a killed agent) goes first.
   if ip netns list | grep -qw "$NETNS"; then
     pids=$(ip netns pids "$NETNS" || true)

@@ -7,6 +7,9 @@ pod_host.py (one process inside the pod network namespace, netns.sh) add the IP 
 mock vLLM there, bound to that IP and the pod's `http` container port, serving the pod's model
 name. When the pod goes away, so does its server and address. One host process serves every
 pod, so hundreds of pods (the scale benchmark) cost sockets, not interpreters.
+
+Pods whose images were loaded into the cluster (the Helm chart's controller and gateway run
+from Switchyard's own image) run for real instead: pod_runtime.py.
 """
 
 import json
@@ -17,6 +20,8 @@ import subprocess
 import sys
 import time
 
+import pod_runtime
+
 HERE = pathlib.Path(__file__).resolve().parent
 NETNS = os.environ.get("SWITCHYARD_NETNS", "switchyard-pods")
 LOG_DIR = pathlib.Path(os.environ["LOG_DIR"])
@@ -24,6 +29,7 @@ SELECTOR = "switchyard.dev/backend"
 
 servers = {}  # pod uid -> ip
 host = None  # the pod_host.py process
+runtime = None  # pods of loaded images (pod_runtime.Runtime)
 
 
 def log(msg):
@@ -106,6 +112,8 @@ def sync(pods):
 
 
 def shutdown(*_):
+    if runtime is not None:
+        runtime.shutdown()
     if host is not None and host.poll() is None:
         host.stdin.close()  # the host stops every server and exits on end of input
         try:
@@ -115,11 +123,25 @@ def shutdown(*_):
     sys.exit(0)
 
 
+def sync_loaded():
+    """Pods of loaded images: any pod but the mock backends (the backend label), listed only
+    once an image was loaded, so the scale runs' hundreds of pods cost no second list."""
+    if not pod_runtime.INDEX.exists():
+        return
+    proc = subprocess.run(["kubectl", "get", "pods", "-A", "-l", f"!{SELECTOR}", "-o", "json"],
+                          capture_output=True, text=True)
+    if proc.returncode == 0:
+        runtime.sync(json.loads(proc.stdout)["items"])
+
+
 def main():
+    global runtime
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
+    runtime = pod_runtime.Runtime()
     while True:
         ensure_host()
+        sync_loaded()
         # Polling, not `kubectl get --watch`: kubectl's watch output reached this agent minutes
         # late when few events flowed. A list every quarter second survives API restarts too.
         # With hundreds of pods a list costs more: wait at least as long as it took.

@@ -108,7 +108,9 @@ bash "$CLUSTER_DIR/nodes.sh" | kubectl apply -f - >/dev/null
 kubectl wait --for=condition=Ready node --all --timeout=60s >/dev/null
 
 bash "$CLUSTER_DIR/netns.sh" up
-export LOG_DIR
+start host-forward python3 "$CLUSTER_DIR/host_forward.py" "$POD_HOST_ADDR" "$APISERVER_PORT" "$PROMETHEUS_PORT"
+wait_for host-forward 10 bash -c "exec 3<>/dev/tcp/$POD_HOST_ADDR/$APISERVER_PORT"
+export LOG_DIR E2E_DIR PKI_DIR APISERVER_PORT POD_HOST_ADDR POD_NETNS_PREFIX
 start pod-agent python3 "$CLUSTER_DIR/pod_agent.py"
 
 cat >"$E2E_DIR/prometheus/prometheus.yml" <<EOF
@@ -138,6 +140,8 @@ PROMETHEUS_URL=http://127.0.0.1:$PROMETHEUS_PORT
 PROMETHEUS_TARGETS_DIR=$E2E_DIR/prometheus/targets
 POD_CIDR=$POD_CIDR
 POD_NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
+POD_HOST_ADDR=$POD_HOST_ADDR
+IMAGES_INDEX=$E2E_DIR/images/index.json
 HELM=$HELM_BIN_DIR/helm
 KSTATUS=$KSTATUS_BIN_DIR/kstatus
 EOF

@@ -4,6 +4,7 @@ Each test gets its own namespace; when a test fails, the state of the Switchyard
 pods and events in it is printed, so a CI log explains the failure on its own.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -208,6 +209,28 @@ def image():
             "rootfs": bundle / "rootfs", "sbom": out / "sbom.spdx.json", "ref": f"switchyard:{tag}"}
 
 
+def load_image(image):
+    """Makes the image runnable by the cluster's pods (as `kind load` does): an entry in the
+    pod agent's index with its root filesystem and the parts of its OCI config a runtime
+    uses. Pods naming the image's reference then run it (e2e/cluster/pod_runtime.py)."""
+    config = json.loads(subprocess.run(
+        ["skopeo", "inspect", "--config", f"oci:{image['layout']}:{image['tag']}"],
+        check=True, capture_output=True, text=True).stdout)["config"]
+    uid, _, gid = config.get("User", "0").partition(":")
+    index = pathlib.Path(CLUSTER["IMAGES_INDEX"])
+    index.parent.mkdir(parents=True, exist_ok=True)
+    with open(index.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = json.loads(index.read_text()) if index.exists() else {}
+        entries[image["ref"]] = {"rootfs": str(image["rootfs"]), "entrypoint": config.get("Entrypoint") or [],
+                                 "cmd": config.get("Cmd") or [], "env": config.get("Env") or [],
+                                 "uid": int(uid or 0), "gid": int(gid or uid or 0),
+                                 "workdir": config.get("WorkingDir") or "/"}
+        tmp = index.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries, indent=1))
+        tmp.rename(index)
+
+
 def service_account_kubeconfig(account, namespace=SYSTEM_NAMESPACE, server=None, duration="1h"):
     """A kubeconfig holding a token from the TokenRequest API for a ServiceAccount, with the
     cluster's CA inline: what a pod's credentials amount to."""
@@ -270,11 +293,12 @@ MOCK = REPO / "e2e" / "mock" / "mock_provider.py"
 class Mock:
     """A mock provider on loopback, with its control API."""
 
-    def __init__(self, dialect, key=None, model=None, tls=None):
+    def __init__(self, dialect, key=None, model=None, tls=None, host="127.0.0.1"):
         """`tls`: (certificate, key, CA) PEM paths: the mock serves https, and its control
-        API is called verifying that CA."""
+        API is called verifying that CA. `host`: CLUSTER["POD_HOST_ADDR"] for a provider that
+        pods (the chart's gateway) can reach."""
         port_file = E2E_DIR / f"mock-{uuid.uuid4().hex[:8]}.port"
-        args = [sys.executable, MOCK, "--dialect", dialect, "--host", "127.0.0.1", "--port", "0",
+        args = [sys.executable, MOCK, "--dialect", dialect, "--host", host, "--port", "0",
                 "--port-file", port_file, "--quiet"]
         if key:
             args += ["--require-key", key]
@@ -286,7 +310,7 @@ class Mock:
         wait_until(lambda: port_file.exists() and port_file.read_text().strip(), timeout=15, what="mock port")
         self.port = int(port_file.read_text())
         port_file.unlink()
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.verify = str(tls[2]) if tls else True
         self.dialect = dialect
 
@@ -316,8 +340,8 @@ class Mock:
 def mocks():
     started = []
 
-    def start(dialect, key=None, model=None, tls=None):
-        m = Mock(dialect, key, model, tls)
+    def start(dialect, key=None, model=None, tls=None, host="127.0.0.1"):
+        m = Mock(dialect, key, model, tls, host)
         started.append(m)
         return m
 

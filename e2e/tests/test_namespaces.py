@@ -5,14 +5,15 @@ serving and reconciling those namespaces only."""
 import json
 import pathlib
 import subprocess
+import time
 import uuid
 
 import pytest
 import requests
 import yaml
 
-from conftest import (CLUSTER, E2E_DIR, REPO, ensure_tenant, kubectl, start_controller, start_gateway,
-                      wait_until)
+from conftest import (CLUSTER, E2E_DIR, REPO, condition, ensure_tenant, kubectl, kubectl_json, start_controller,
+                      start_gateway, wait_until)
 from test_controller import EXPECTED_GRANTS, RELEASE_NAMESPACE_GRANTS, SELF_REVIEW, can_i_list
 from test_gateway_sdk import apply, backend, route
 
@@ -138,3 +139,49 @@ def test_rendered_namespaces_are_joined_into_one_flag():
     out = render("switchyard-system", ("team-a", "team-b"), "gateway", "controller")
     assert out.count("--namespace=team-a,team-b") == 2
     assert "--admin-addr=0.0.0.0:9090" in out
+
+
+def test_a_controller_with_an_instance_id_reconciles_only_what_carries_its_id(controller, crds, mocks):
+    """Two installs in one cluster (a second Switchyard while upgrading, or the chart beside the
+    suite's controller): a controller with --instance-id reconciles exactly the objects labelled
+    with it, and the controller without an id (the session's) leaves those alone."""
+    ns = f"e2e-instance-{uuid.uuid4().hex[:5]}"
+    kubectl("create", "namespace", ns)
+    instance = f"blue-{uuid.uuid4().hex[:5]}"
+    mock = mocks("openai")
+    mine = {"switchyard.dev/controller-instance-id": instance}
+    labelled = [backend("openai", mock, "gpt-4o"), route("mine", [("openai", 100)])]
+    for obj in (doc for group in labelled for doc in group):
+        obj["metadata"].setdefault("labels", {}).update(mine)
+    apply(ns, *labelled)
+    apply(ns, backend("other", mock, "gpt-4o"), route("theirs", [("other", 100)]))
+    # A second install lives in a release namespace of its own, where its Lease is.
+    proc = start_controller(lease_namespace=ns, name="instance-controller", extra=["--instance-id", instance],
+                            env={"RUST_LOG": "info,switchyard=debug", "SWITCHYARD_LOG_JSON": "true"})
+    try:
+        want = {("inferencebackend", ns, "openai"), ("modelroute", ns, "mine")}
+        wait_until(lambda: want <= reconciled(proc) or proc.proc.poll() is not None, timeout=60,
+                   what="the labelled objects reconciled by the controller with the id")
+        assert proc.proc.poll() is None, proc.output()
+        assert {(k, n) for k, s, n in reconciled(proc) if s == ns} == {("inferencebackend", "openai"),
+                                                                       ("modelroute", "mine")}
+        # Nothing outside its id anywhere in the cluster (the other tests' objects included).
+        assert {(k, s, n) for k, s, n in reconciled(proc)} == want
+        ready = lambda name: condition(kubectl_json("get", "modelroute", name, namespace=ns), "Ready")
+        wait_until(lambda: ready("mine").get("status") == "True", timeout=60, what="the labelled route Ready")
+        wait_until(lambda: ready("theirs").get("status") == "True", timeout=60, what="the unlabelled route Ready")
+    finally:
+        proc.stop()
+    # With the instance's controller gone, a change to its route is nobody's business: the
+    # session's controller does not observe it, while it does observe the unlabelled one.
+    observed = lambda name: kubectl_json("get", "modelroute", name, namespace=ns)["status"].get("observedGeneration")
+    before = observed("mine")
+    for name in ("mine", "theirs"):
+        kubectl("patch", "modelroute", name, "--type=merge", "-p", '{"spec":{"rollout":{"maxHold":"17m"}}}',
+                namespace=ns)
+    generation = lambda name: kubectl_json("get", "modelroute", name, namespace=ns)["metadata"]["generation"]
+    wait_until(lambda: observed("theirs") == generation("theirs"), timeout=30,
+               what="the session's controller observing the unlabelled route")
+    time.sleep(3)
+    assert observed("mine") == before < generation("mine")
+    kubectl("delete", "namespace", ns, "--wait=false", check=False)

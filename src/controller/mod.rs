@@ -39,6 +39,33 @@ use metrics::Metrics;
 pub const FIELD_MANAGER: &str = "switchyard-controller";
 /// Name of the controller in Events and of its leader-election Lease.
 pub const CONTROLLER_NAME: &str = "switchyard-controller";
+/// The label that gives an InferenceBackend, ModelRoute or Tenant to one of several
+/// controllers in a cluster (`--instance-id`), as Argo Rollouts' controller-instance-id does.
+pub const INSTANCE_LABEL: &str = "switchyard.dev/controller-instance-id";
+
+/// The label selector of the objects a controller reconciles: those carrying its instance id,
+/// or, without an id, those carrying none, so two installs never both act on one object.
+pub fn instance_selector(instance_id: Option<&str>) -> String {
+    match instance_id {
+        Some(id) => format!("{INSTANCE_LABEL}={id}"),
+        None => format!("!{INSTANCE_LABEL}"),
+    }
+}
+
+/// An instance id must be a label value, or no object could carry it.
+fn parse_instance_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("a label value: at most 63 letters, digits, '-', '_' or '.', beginning and ending with a letter or digit".into())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -84,6 +111,8 @@ pub struct Config {
     /// Prometheus' scrape interval of the gateway's metrics; read from its configuration
     /// API when not set.
     pub scrape_interval: Option<Duration>,
+    /// Which objects are this controller's (`--instance-id`).
+    pub instance_id: Option<String>,
 }
 
 /// Shared by every reconcile.
@@ -204,6 +233,11 @@ pub struct Args {
     /// a Role in each (and one for its Lease) suffices.
     #[arg(long, env = "SWITCHYARD_NAMESPACE", value_delimiter = ',')]
     pub namespace: Vec<String>,
+    /// Reconcile only InferenceBackends, ModelRoutes and Tenants labelled
+    /// switchyard.dev/controller-instance-id=ID, for several controllers in one cluster (a
+    /// second install while upgrading). Without it, only objects without that label.
+    #[arg(long, env = "SWITCHYARD_INSTANCE_ID", value_parser = parse_instance_id)]
+    pub instance_id: Option<String>,
     /// Namespace of the leader-election Lease.
     #[arg(long, env = "POD_NAMESPACE", default_value = "switchyard-system")]
     pub lease_namespace: String,
@@ -388,7 +422,28 @@ impl std::fmt::Display for Scope {
 
 #[cfg(test)]
 mod tests {
-    use super::Scope;
+    use super::{Scope, instance_selector, parse_instance_id};
+
+    #[test]
+    fn a_controller_with_an_id_selects_its_label_and_one_without_selects_its_absence() {
+        assert_eq!(
+            instance_selector(Some("blue")),
+            "switchyard.dev/controller-instance-id=blue"
+        );
+        assert_eq!(
+            instance_selector(None),
+            "!switchyard.dev/controller-instance-id"
+        );
+    }
+
+    #[test]
+    fn an_instance_id_must_be_a_label_value() {
+        assert_eq!(parse_instance_id("blue-2.a_b"), Ok("blue-2.a_b".into()));
+        for bad in ["", "-blue", "blue.", "blue green", "a/b", &"x".repeat(64)] {
+            let err = parse_instance_id(bad).unwrap_err();
+            assert!(err.contains("63 letters"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn namespaces_named_once_each_become_one_scope_each() {

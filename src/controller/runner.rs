@@ -45,6 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             unschedulable_grace: args.unschedulable_grace,
             prometheus_url: args.prometheus_url.clone(),
             scrape_interval: args.scrape_interval,
+            instance_id: args.instance_id.clone(),
         },
         prometheus: args
             .prometheus_url
@@ -268,15 +269,18 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
     } = scoped;
     let backends: Api<InferenceBackend> = scope.api(&client);
     let routes: Api<ModelRoute> = scope.api(&client);
+    // Only this instance's objects (see `instance_selector`), in every watch of the three kinds.
+    let mine = watcher::Config::default()
+        .labels(&super::instance_selector(ctx.config.instance_id.as_deref()));
     // The stores in Context are fed by the controllers' own watches.
-    let backend_stream = watcher(backends.clone(), watcher::Config::default())
+    let backend_stream = watcher(backends.clone(), mine.clone())
         .default_backoff()
         .modify(crate::slim::slim)
         .reflect(backend_writer)
         .inspect_ok(index_deleting(ctx.clone()))
         .inspect_ok(flag_when_listed(backends_listed))
         .applied_objects();
-    let route_stream = watcher(routes.clone(), watcher::Config::default())
+    let route_stream = watcher(routes.clone(), mine.clone())
         .default_backoff()
         .modify(crate::slim::slim)
         .reflect(route_writer)
@@ -322,7 +326,7 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
                     .collect::<Vec<_>>()
             })
             // A route taking up or letting go of a backend changes whether it may be deleted.
-            .watches(routes.clone(), watcher::Config::default(), move |mr| {
+            .watches(routes.clone(), mine.clone(), move |mr| {
                 let ns = mr.namespace().unwrap_or_default();
                 usage::backends_to_recheck(&mr, &for_routes.deleting_backends(&ns))
                     .into_iter()
@@ -342,7 +346,7 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
             .with_config(controller::Config::default().concurrency(concurrency))
             // A backend appearing, disappearing or changing readiness changes the routes
             // naming it.
-            .watches(backends, watcher::Config::default(), move |ib| {
+            .watches(backends, mine.clone(), move |ib| {
                 let ns = ib.namespace().unwrap_or_default();
                 for_backends
                     .naming(&ns, &ib.name_any())
@@ -351,7 +355,7 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
                     .collect::<Vec<_>>()
             })
             // A route claiming, or letting go of, a model name changes the other claimants.
-            .watches(routes, watcher::Config::default(), move |mr| {
+            .watches(routes, mine.clone(), move |mr| {
                 let ns = mr.namespace().unwrap_or_default();
                 let model = mr
                     .spec
@@ -367,7 +371,7 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
     };
 
     let tenant_ctl = {
-        let tenants = Controller::new(scope.api::<Tenant>(&client), watcher::Config::default());
+        let tenants = Controller::new(scope.api::<Tenant>(&client), mine);
         let store = tenants.store();
         tenants
             .with_config(controller::Config::default().concurrency(concurrency))
