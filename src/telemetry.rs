@@ -1,5 +1,7 @@
 //! Logging set-up shared by every subcommand.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the global subscriber: human-readable by default, one JSON object per line with
@@ -17,6 +19,10 @@ pub fn init(json: bool) {
             )
             .init();
     } else {
-        registry.with(fmt::layer().with_target(false)).init();
+        // Colours only on a terminal: in a pod's log or a file, escape codes are noise.
+        let ansi = std::io::stdout().is_terminal();
+        registry
+            .with(fmt::layer().with_target(false).with_ansi(ansi))
+            .init();
     }
 }

@@ -35,6 +35,10 @@ up)
   # Routes between the host and the pods' own namespaces; strict reverse-path filtering
   # would drop a pod's packets arriving on its veth when the kernel's default is strict.
   ip netns exec "$NETNS" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  # A pod address nobody serves yet (kwok reports a pod Running before the agent has bound
+  # its IP) drops packets silently, as before forwarding was on: the client's SYN retry
+  # finds the server, where forwarding's ICMP "network unreachable" would fail it at once.
+  ip netns exec "$NETNS" ip route replace blackhole "$POD_CIDR"
   # Only the host's veth address is reachable from inside: no default route out.
   ip route replace "$POD_CIDR" via "$NS_ADDR" dev "$HOST_IF"
   ;;

@@ -137,3 +137,6 @@ def test_the_installed_chart_runs_its_pods_and_carries_a_migration_end_to_end(re
                             namespace=ns)["items"]
     assert promoted and {e.get("reportingInstance") for e in promoted} <= names, promoted
     assert events(ns, "StepAdvanced")
+    # What the pods wrote is their log as `kubectl logs` would show it: no terminal escapes.
+    logs = list((E2E_DIR / "logs" / "pods").glob(f"{ns}_*.log"))
+    assert len(logs) == 4 and not [f.name for f in logs if "\x1b[" in f.read_text()], logs
