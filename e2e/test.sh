@@ -36,7 +36,8 @@ phase "cluster up" bash "$here/cluster/up.sh"
 # a test that passes only on that rerun is reported as flaky, never hidden. A selection with
 # no test in it (exit code 5, e.g. a -k filter matching no chaos scenario) is not a failure.
 run_e2e() {
-  local pytest=("$SWITCHYARD_CACHE/venv/bin/pytest" -q -o "cache_dir=$E2E_DIR/pytest-cache")
+  # --durations: the slowest scenarios, where the time budget goes.
+  local pytest=("$SWITCHYARD_CACHE/venv/bin/pytest" -q -o "cache_dir=$E2E_DIR/pytest-cache" --durations=15)
   local status=0
   "${pytest[@]}" "$here/mock" "$here/tests" "$@" || status=$?
   if ((status == 0 || status == 5)); then
