@@ -140,6 +140,7 @@ POD_CIDR=$POD_CIDR
 POD_NETNS=${SWITCHYARD_NETNS:-switchyard-pods}
 HELM=$HELM_BIN_DIR/helm
 KSTATUS=$KSTATUS_BIN_DIR/kstatus
+KUBECONFORM=$KUBECONFORM_BIN_DIR/kubeconform
 EOF
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start_time}")
 log "up in ${elapsed}s; export KUBECONFIG=$KUBECONFIG_FILE"
