@@ -82,6 +82,34 @@ build_helm() {
   rmdir "$HELM_BIN_DIR.tmp"
 }
 
+build_kubeconform() {
+  [[ -x $KUBECONFORM_BIN_DIR/kubeconform ]] && return 0
+  log "building kubeconform $KUBECONFORM_VERSION"
+  mkdir -p "$KUBECONFORM_BIN_DIR"
+  GOFLAGS= GOBIN=$KUBECONFORM_BIN_DIR.tmp go install -trimpath -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
+    "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  mv "$KUBECONFORM_BIN_DIR.tmp/kubeconform" "$KUBECONFORM_BIN_DIR/kubeconform"
+  rmdir "$KUBECONFORM_BIN_DIR.tmp"
+}
+
+# The monitoring.coreos.com CRDs, copied out of the Prometheus Operator's Go module (the module
+# proxy serves its source; nothing of it is built).
+fetch_prometheus_operator_crds() {
+  local crds=(servicemonitors podmonitors) mod f
+  [[ -f $PROMETHEUS_OPERATOR_CRDS_DIR/monitoring.coreos.com_podmonitors.yaml ]] && return 0
+  log "fetching the Prometheus Operator $PROMETHEUS_OPERATOR_VERSION CRDs"
+  mod=github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION
+  (cd / && GOFLAGS= go mod download "$mod")
+  rm -rf "$PROMETHEUS_OPERATOR_CRDS_DIR.tmp"
+  mkdir -p "$PROMETHEUS_OPERATOR_CRDS_DIR.tmp"
+  for f in "${crds[@]}"; do
+    cp "$(go env GOMODCACHE)/$mod/example/prometheus-operator-crd/monitoring.coreos.com_$f.yaml" "$PROMETHEUS_OPERATOR_CRDS_DIR.tmp/"
+  done
+  # The module cache is read-only; the copies need not be.
+  chmod -R u+w "$PROMETHEUS_OPERATOR_CRDS_DIR.tmp"
+  mv "$PROMETHEUS_OPERATOR_CRDS_DIR.tmp" "$PROMETHEUS_OPERATOR_CRDS_DIR"
+}
+
 build_kstatus() {
   [[ -x $KSTATUS_BIN_DIR/kstatus ]] && return 0
   log "building kstatus (sigs.k8s.io/cli-utils $CLI_UTILS_VERSION)"
@@ -104,6 +132,8 @@ start=$(date +%s)
 build_etcd
 build_kwok
 build_helm
+build_kubeconform
+fetch_prometheus_operator_crds
 build_kstatus
 build_argocd_lua
 build_kubernetes

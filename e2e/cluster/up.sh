@@ -144,6 +144,7 @@ POD_HOST_ADDR=$POD_HOST_ADDR
 IMAGES_INDEX=$E2E_DIR/images/index.json
 HELM=$HELM_BIN_DIR/helm
 KSTATUS=$KSTATUS_BIN_DIR/kstatus
+KUBECONFORM=$KUBECONFORM_BIN_DIR/kubeconform
 EOF
 elapsed=$(awk "BEGIN{printf \"%.1f\", $(date +%s.%N) - $start_time}")
 log "up in ${elapsed}s; export KUBECONFIG=$KUBECONFIG_FILE"
