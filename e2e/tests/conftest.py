@@ -155,7 +155,14 @@ def rbac(crds):
          "--namespace", SYSTEM_NAMESPACE, "--kube-version", "1.33.0",
          "--show-only", "templates/serviceaccounts.yaml", "--show-only", "templates/rbac.yaml"],
         capture_output=True, text=True, check=True).stdout
-    kubectl("apply", "-f", "-", input=rendered)
+    # Owned by the release `switchyard` in switchyard-system as far as Helm can tell, so that a
+    # `helm install --dry-run` of that release (the chart tests read its NOTES) passes Helm's
+    # ownership check of the objects it would create.
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
+    for d in docs:
+        d["metadata"].setdefault("annotations", {}).update({
+            "meta.helm.sh/release-name": "switchyard", "meta.helm.sh/release-namespace": SYSTEM_NAMESPACE})
+    kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
     admin = yaml.safe_load(pathlib.Path(CLUSTER["KUBECONFIG"]).read_text())
     configs = {}
     for component in ("controller", "gateway"):
