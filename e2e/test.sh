@@ -55,7 +55,9 @@ run_e2e() {
   for f in "$LOG_DIR"/*.log; do echo "## $f"; tail -n 15 "$f"; done
   return $status
 }
-phase "e2e (pytest)" run_e2e -m "not chaos" "$@"
+# Independent scenarios (a namespace each) run in parallel, E2E_WORKERS at a time (pytest-xdist;
+# most of a scenario's time is waiting on steps, scrapes and leases, not CPU).
+phase "e2e (pytest)" run_e2e -m "not chaos" -n "${E2E_WORKERS:-2}" "$@"
 # Scenarios that restart the API server or etcd, or kill the controller's leader, disturb
 # every test beside them: they run alone, after the main suite, on the same cluster.
 phase "e2e chaos (serial)" run_e2e -m chaos "$@"

@@ -4,6 +4,7 @@ Each test gets its own namespace; when a test fails, the state of the Switchyard
 pods and events in it is printed, so a CI log explains the failure on its own.
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -128,9 +129,94 @@ class Process:
         return self.log_path.read_text(errors="replace")
 
 
+@contextlib.contextmanager
+def session_lock(name):
+    """Serialises session-wide setup across pytest-xdist workers: each worker runs the
+    session fixtures itself, and two `kubectl apply`s of one object at once can conflict."""
+    path = E2E_DIR / "locks" / f"{name}.lock"
+    path.parent.mkdir(exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def alive(pid):
+    """Whether a process runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    try:
+        state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class SharedProcess:
+    """A process every pytest-xdist worker shares: the session's controller. Two controllers
+    would split the work by their Lease (only one leads), so a test watching "the" controller's
+    metrics or restarting it must reach the one that acts. The first worker to need it starts
+    it in a session of its own; the others find it by its state file. Its PID file sits beside
+    the cluster's, so `down.sh` stops it after the last phase; any worker may restart it."""
+
+    def __init__(self, name, args, env, url):
+        self.name, self.args, self.env, self.url = name, [str(a) for a in args], env, url
+        self.log_path = E2E_DIR / "logs" / f"shared-{name}.log"
+        self.pid_path = E2E_DIR / "pids" / f"shared-{name}.pid"
+        self.child = None  # the Popen, in the worker that started it (to reap it)
+
+    @classmethod
+    def attach_or_start(cls, name, make_args, env):
+        """`make_args(port)`: the command line for a process serving on `port`."""
+        state = E2E_DIR / "shared" / f"{name}.json"
+        state.parent.mkdir(exist_ok=True)
+        with session_lock(f"shared-{name}"):
+            if state.exists():
+                saved = json.loads(state.read_text())
+                shared = cls(name, saved["args"], {**os.environ, **env}, saved["url"])
+                if shared.running():
+                    return shared
+            else:
+                port = free_port()
+                shared = cls(name, make_args(port), {**os.environ, **env}, f"http://127.0.0.1:{port}")
+                state.write_text(json.dumps({"args": shared.args, "url": shared.url}))
+            shared.spawn()
+            return shared
+
+    def pid(self):
+        try:
+            return int(self.pid_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def running(self):
+        pid = self.pid()
+        return pid is not None and alive(pid)
+
+    def spawn(self):
+        with open(self.log_path, "a") as log:
+            self.child = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+        self.pid_path.write_text(str(self.child.pid))
+
+    def restart(self, sig=signal.SIGTERM):
+        """Stops the process (SIGKILL simulates a crash) and starts it again, same arguments."""
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+            wait_until(lambda: not alive(pid), timeout=15, what=f"{self.name} (pid {pid}) to exit")
+        if self.child is not None and self.child.pid == pid:
+            self.child.wait()
+        self.spawn()
+
+    def output(self):
+        return self.log_path.read_text(errors="replace")
+
+
 @pytest.fixture(scope="session")
 def crds():
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    with session_lock("crds"):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "crd/inferencebackends.switchyard.dev",
             "crd/modelroutes.switchyard.dev", "crd/tenants.switchyard.dev", "--timeout=60s")
     # Discovery must list the new kinds before kubectl can use them by short name.
@@ -149,7 +235,6 @@ def rbac(crds):
     """Installs the Helm chart's ServiceAccounts and RBAC, and returns kubeconfigs that act
     as those accounts, so the controller and gateway run here with exactly the permissions
     the chart grants them in production."""
-    kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
     rendered = subprocess.run(
         [CLUSTER["HELM"], "template", "switchyard", str(REPO / "charts" / "switchyard"),
          "--namespace", SYSTEM_NAMESPACE, "--kube-version", "1.33.0",
@@ -162,15 +247,17 @@ def rbac(crds):
     for d in docs:
         d["metadata"].setdefault("annotations", {}).update({
             "meta.helm.sh/release-name": "switchyard", "meta.helm.sh/release-namespace": SYSTEM_NAMESPACE})
-    kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
     admin = yaml.safe_load(pathlib.Path(CLUSTER["KUBECONFIG"]).read_text())
     configs = {}
-    for component in ("controller", "gateway"):
-        cfg = json.loads(json.dumps(admin))
-        cfg["users"][0]["user"]["as"] = f"system:serviceaccount:{SYSTEM_NAMESPACE}:switchyard-{component}"
-        path = E2E_DIR / f"{component}.kubeconfig"
-        path.write_text(yaml.safe_dump(cfg))
-        configs[component] = str(path)
+    with session_lock("rbac"):
+        kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+        kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(d) for d in docs))
+        for component in ("controller", "gateway"):
+            cfg = json.loads(json.dumps(admin))
+            cfg["users"][0]["user"]["as"] = f"system:serviceaccount:{SYSTEM_NAMESPACE}:switchyard-{component}"
+            path = E2E_DIR / f"{component}.kubeconfig"
+            path.write_text(yaml.safe_dump(cfg))
+            configs[component] = str(path)
     return configs
 
 
@@ -186,18 +273,23 @@ def start_controller(lease_namespace=SYSTEM_NAMESPACE, name="controller", kubeco
 
 @pytest.fixture(scope="session")
 def controller(crds, rbac):
-    proc = start_controller(kubeconfig=rbac["controller"])
-    url = proc.url
+    """The session's controller, one for every xdist worker (see SharedProcess), with the
+    chart's RBAC and short timings."""
+    kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
+    proc = SharedProcess.attach_or_start(
+        "controller",
+        lambda port: [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
+                      "--lease-namespace", SYSTEM_NAMESPACE, *CONTROLLER_FLAGS],
+        env={"KUBECONFIG": rbac["controller"]})
 
     def ready():
         try:
-            return requests.get(f"{url}/readyz", timeout=1).status_code == 200
+            return requests.get(f"{proc.url}/readyz", timeout=1).status_code == 200
         except requests.RequestException:
-            return proc.proc.poll() is not None and pytest.fail(f"controller exited:\n{proc.output()}")
+            return not proc.running() and pytest.fail(f"controller exited:\n{proc.output()[-5000:]}")
 
     wait_until(ready, timeout=30, what="controller /readyz")
-    yield proc
-    proc.stop()
+    return proc
 
 
 @pytest.fixture(scope="session")
@@ -206,12 +298,19 @@ def image():
     filesystem unpacked by umoci the way a runtime unpacks it."""
     out = E2E_DIR / "image"
     tag = "e2e"
-    subprocess.run(["bash", str(REPO / "image" / "build.sh"), "--binary", str(switchyard_binary()),
-                    "--out", str(out), "--tag", tag], check=True, capture_output=True)
     bundle = out / "bundle"
-    subprocess.run(["rm", "-rf", str(bundle)], check=True)
-    subprocess.run(["umoci", "unpack", "--image", f"{out / 'layout'}:{tag}", str(bundle)],
-                   check=True, capture_output=True)
+    binary = switchyard_binary()
+    built_from = f"{binary}:{binary.stat().st_mtime_ns}:{binary.stat().st_size}"
+    stamp = out / "built-from"
+    # Every xdist worker asks for it; the first builds it, the rest find it built.
+    with session_lock("image"):
+        if not stamp.exists() or stamp.read_text() != built_from:
+            subprocess.run(["bash", str(REPO / "image" / "build.sh"), "--binary", str(binary),
+                            "--out", str(out), "--tag", tag], check=True, capture_output=True)
+            subprocess.run(["rm", "-rf", str(bundle)], check=True)
+            subprocess.run(["umoci", "unpack", "--image", f"{out / 'layout'}:{tag}", str(bundle)],
+                           check=True, capture_output=True)
+            stamp.write_text(built_from)
     return {"layout": out / "layout", "tag": tag, "archive": out / f"switchyard-{tag}.oci.tar",
             "rootfs": bundle / "rootfs", "sbom": out / "sbom.spdx.json", "ref": f"switchyard:{tag}"}
 
@@ -277,21 +376,38 @@ def pytest_configure(config):
                             "lease); run alone, in e2e/test.sh's chaos phase")
 
 
+# Figures reach the run's summary through the test reports, which pytest-xdist sends from its
+# workers to the process that prints the summary.
+REPORTED_FIGURES = []
+_figures_sent = 0
+
+
 def pytest_terminal_summary(terminalreporter):
     """The figures scenarios print under load (requests, failures, durations), repeated at the
     end so a CI log shows them for passing tests too."""
-    from traffic import FIGURES
-    if FIGURES:
+    if REPORTED_FIGURES:
         terminalreporter.section("figures")
-        for line in FIGURES:
+        for line in REPORTED_FIGURES:
             terminalreporter.line(line)
+
+
+def pytest_runtest_logreport(report):
+    for name, value in report.user_properties:
+        if name == "figures":
+            REPORTED_FIGURES.extend(value)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
+    global _figures_sent
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+    if rep.when == "teardown":
+        from traffic import FIGURES
+        if len(FIGURES) > _figures_sent:
+            rep.user_properties.append(("figures", FIGURES[_figures_sent:]))
+            _figures_sent = len(FIGURES)
 
 
 MOCK = REPO / "e2e" / "mock" / "mock_provider.py"
