@@ -57,10 +57,11 @@ run_e2e() {
 }
 # Independent scenarios (a namespace each) run in parallel, E2E_WORKERS at a time (pytest-xdist;
 # most of a scenario's time is waiting on steps, scrapes and leases, not CPU).
-phase "e2e (pytest)" run_e2e -m "not chaos" -n "${E2E_WORKERS:-2}" "$@"
+phase "e2e (pytest)" run_e2e -m "not chaos and not serial" -n "${E2E_WORKERS:-2}" "$@"
 # Scenarios that restart the API server or etcd, or kill the controller's leader, disturb
-# every test beside them: they run alone, after the main suite, on the same cluster.
-phase "e2e chaos (serial)" run_e2e -m chaos "$@"
+# every test beside them, and a few measure what any test beside them would add to: they
+# run alone, one at a time, after the main suite, on the same cluster.
+phase "e2e serial (chaos)" run_e2e -m "chaos or serial" "$@"
 phase "cluster down" bash "$here/cluster/down.sh"
 trap - EXIT
 

@@ -212,6 +212,48 @@ class SharedProcess:
     def output(self):
         return self.log_path.read_text(errors="replace")
 
+    @property
+    def proc(self):
+        return _SharedPopen(self)
+
+
+class _SharedPopen:
+    """The parts of Popen the tests use (pid, poll, send_signal, wait), for a shared process
+    that may be another worker's child."""
+
+    def __init__(self, shared):
+        self.shared = shared
+        self.returncode = None
+
+    @property
+    def pid(self):
+        return self.shared.pid()
+
+    def _reap(self):
+        child = self.shared.child
+        if child is not None and child.pid == self.pid:
+            self.returncode = child.wait()
+        elif self.returncode is None:
+            self.returncode = -1  # not ours to reap: its status is unknown here
+
+    def poll(self):
+        if self.shared.running():
+            return None
+        self._reap()
+        return self.returncode
+
+    def send_signal(self, sig):
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout=15):
+        pid = self.pid
+        wait_until(lambda: not alive(pid), timeout=timeout, interval=0.05, what=f"pid {pid} to exit")
+        self._reap()
+        return self.returncode
+
 
 @pytest.fixture(scope="session")
 def crds():
@@ -373,7 +415,9 @@ def namespace(request):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "chaos: disrupts the whole cluster (API server, etcd, the controller's "
-                            "lease); run alone, in e2e/test.sh's chaos phase")
+                            "lease); run alone, in e2e/test.sh's serial phase")
+    config.addinivalue_line("markers", "serial: measures something cluster-wide that scenarios beside it would "
+                            "disturb (the API server's request counters); runs in e2e/test.sh's serial phase")
 
 
 # Figures reach the run's summary through the test reports, which pytest-xdist sends from its

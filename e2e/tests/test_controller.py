@@ -5,6 +5,7 @@ its operational endpoints."""
 import textwrap
 import time
 
+import pytest
 import requests
 
 from conftest import condition, kubectl, kubectl_json, wait_until
@@ -196,6 +197,7 @@ def apiserver_requests(resource, verb, scope="resource"):
     return total
 
 
+@pytest.mark.serial  # counts the API server's GETs of every client: alone, or others' GETs count
 def test_route_reconciles_read_backends_from_the_watch_cache(controller, namespace):
     kubectl("apply", "-f", "-", input=BACKEND, namespace=namespace)
     kubectl("apply", "-f", "-", namespace=namespace, input=textwrap.dedent("""

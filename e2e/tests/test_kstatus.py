@@ -134,3 +134,56 @@ def test_warm_up_in_progress_then_current_and_repeated_failure_is_failed(control
             namespace=namespace)
     becomes(namespace, "ib", "warm", "Current", timeout=60)
     assert kubectl_json("get", "ib", "warm", namespace=namespace)["status"]["readyReplicas"] == 1
+
+
+def test_a_route_through_every_phase_of_a_migration(controller, namespace):
+    """What Flux's health checks see of a route as a migration goes through its phases: the
+    split in effect is Current; a migration on its way (mirroring, progressing, holding) is
+    InProgress, so a Kustomization waits for it; a paused one is InProgress too (it waits on
+    a person, and a health check that waits must not pass it); rolled back, aborted, or
+    stalled without a Prometheus is Failed, with the reason, so a deployment fails fast
+    instead of waiting out its timeout."""
+    from test_argocd import external, run_action
+    from migration import rollout
+    from test_gateway_sdk import apply, route
+
+    roll = rollout(steps=(10, 50, 100), step_duration="10m", interval="5s")
+    apply(namespace, external("openai"), external("candidate", "gpt-4o-mini"),
+          route("chat", [("openai", 100)], rollout=roll))
+    becomes(namespace, "ib", "candidate", "Current", timeout=30)
+    becomes(namespace, "mr", "chat", "Current", timeout=30)
+
+    apply(namespace, route("chat", [("candidate", 100)], rollout=roll))
+    wait_until(lambda: kubectl_json("get", "mr", "chat", namespace=namespace)["status"].get("step") == 1,
+               timeout=30, what="step 1")
+    r = becomes(namespace, "mr", "chat", "InProgress", timeout=30)
+    assert "step 1" in r["message"], r
+
+    run_action(namespace, "chat", "pause")
+    r = becomes(namespace, "mr", "chat", "InProgress", timeout=30)
+    assert "Paused" in r.get("reason", "") + r["message"], r
+    run_action(namespace, "chat", "resume")
+    # Held on analyses without traffic (inconclusive): still on its way.
+    wait_until(lambda: kubectl_json("get", "mr", "chat", namespace=namespace)["status"]["phase"] == "Holding",
+               timeout=30, what="Holding")
+    becomes(namespace, "mr", "chat", "InProgress", timeout=30)
+
+    run_action(namespace, "chat", "abort")
+    r = becomes(namespace, "mr", "chat", "Failed", timeout=30)
+    assert "abort" in r["message"].lower(), r
+
+    run_action(namespace, "chat", "retry")
+    becomes(namespace, "mr", "chat", "InProgress", timeout=30)
+    run_action(namespace, "chat", "promote-full")
+    becomes(namespace, "mr", "chat", "Current", timeout=30)
+
+    # Mirroring, then rolled back by its own analysis (no traffic and onInconclusive: Rollback).
+    mirror = {**rollout(steps=(50, 100), interval="8s", onInconclusive="Rollback"),
+              "mirror": {"percent": 100, "duration": "10m"}}
+    apply(namespace, route("chat", [("candidate", 100)], rollout=mirror))
+    apply(namespace, route("chat", [("openai", 100)], rollout=mirror))
+    wait_until(lambda: kubectl_json("get", "mr", "chat", namespace=namespace)["status"].get("phase") == "Mirroring",
+               timeout=30, what="Mirroring")
+    becomes(namespace, "mr", "chat", "InProgress", timeout=10)
+    r = becomes(namespace, "mr", "chat", "Failed", timeout=60)
+    assert "RolledBack" in r.get("reason", "") + r["message"], r
