@@ -3,7 +3,7 @@ runtime would, without a container engine.
 
 kwok schedules pods and reports them Running with an IP; for a pod whose every container
 image is in the loaded-image index ($E2E_DIR/images/index.json, written by the suite after it
-builds and unpacks the image: `ref -> {rootfs, entrypoint, env, user, workdir}`), this:
+builds and unpacks the image: `ref -> {rootfs, entrypoint, cmd, env, uid, gid}`), this:
 
 - gives the pod a network namespace of its own, joined by a veth to the node's router (the
   shared pod namespace of netns.sh), with the pod's IP on the pod's end and a default route

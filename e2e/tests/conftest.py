@@ -303,11 +303,16 @@ def rbac(crds):
     return configs
 
 
+def controller_args(port, lease_namespace=SYSTEM_NAMESPACE, extra=()):
+    """A test controller's command line: metrics on loopback `port`, the suite's timings."""
+    return [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
+            "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS, *extra]
+
+
 def start_controller(lease_namespace=SYSTEM_NAMESPACE, name="controller", kubeconfig=None, extra=(), env=None):
     kubectl("create", "namespace", lease_namespace, check=False)
     port = free_port()
-    proc = Process(name, [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
-                          "--lease-namespace", lease_namespace, *CONTROLLER_FLAGS, *extra],
+    proc = Process(name, controller_args(port, lease_namespace, extra),
                    env={**({"KUBECONFIG": kubeconfig} if kubeconfig else {}), **(env or {})})
     proc.url = f"http://127.0.0.1:{port}"
     return proc
@@ -320,8 +325,7 @@ def controller(crds, rbac):
     kubectl("create", "namespace", SYSTEM_NAMESPACE, check=False)
     proc = SharedProcess.attach_or_start(
         "controller",
-        lambda port: [switchyard_binary(), "controller", "--metrics-addr", f"127.0.0.1:{port}",
-                      "--lease-namespace", SYSTEM_NAMESPACE, *CONTROLLER_FLAGS],
+        controller_args,
         env={"KUBECONFIG": rbac["controller"]})
 
     def ready():
@@ -372,8 +376,7 @@ def load_image(image):
         entries = json.loads(index.read_text()) if index.exists() else {}
         entries[image["ref"]] = {"rootfs": str(image["rootfs"]), "entrypoint": config.get("Entrypoint") or [],
                                  "cmd": config.get("Cmd") or [], "env": config.get("Env") or [],
-                                 "uid": int(uid or 0), "gid": int(gid or uid or 0),
-                                 "workdir": config.get("WorkingDir") or "/"}
+                                 "uid": int(uid or 0), "gid": int(gid or uid or 0)}
         tmp = index.with_suffix(".tmp")
         tmp.write_text(json.dumps(entries, indent=1))
         tmp.rename(index)

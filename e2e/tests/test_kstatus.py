@@ -10,7 +10,10 @@ import textwrap
 import requests
 
 from conftest import CLUSTER, kubectl, kubectl_json, wait_until
+from migration import rollout
+from test_argocd import external, run_action
 from test_backends import pods_of, self_hosted
+from test_gateway_sdk import apply, route
 
 
 def kstatus(namespace, kind, name):
@@ -143,10 +146,6 @@ def test_a_route_through_every_phase_of_a_migration(controller, namespace):
     a person, and a health check that waits must not pass it); rolled back, aborted, or
     stalled without a Prometheus is Failed, with the reason, so a deployment fails fast
     instead of waiting out its timeout."""
-    from test_argocd import external, run_action
-    from migration import rollout
-    from test_gateway_sdk import apply, route
-
     roll = rollout(steps=(10, 50, 100), step_duration="10m", interval="5s")
     apply(namespace, external("openai"), external("candidate", "gpt-4o-mini"),
           route("chat", [("openai", 100)], rollout=roll))
