@@ -167,7 +167,8 @@ def test_a_controller_with_an_instance_id_reconciles_only_what_carries_its_id(co
                                                                        ("modelroute", "mine")}
         # Nothing outside its id anywhere in the cluster (the other tests' objects included).
         assert {(k, s, n) for k, s, n in reconciled(proc)} == want
-        ready = lambda name: condition(kubectl_json("get", "modelroute", name, namespace=ns), "Ready")
+        # No condition at all until its controller first writes status: None, not yet Ready.
+        ready = lambda name: condition(kubectl_json("get", "modelroute", name, namespace=ns), "Ready") or {}
         wait_until(lambda: ready("mine").get("status") == "True", timeout=60, what="the labelled route Ready")
         wait_until(lambda: ready("theirs").get("status") == "True", timeout=60, what="the unlabelled route Ready")
     finally:
