@@ -37,6 +37,38 @@ class Cpu:
         return total / TICK
 
 
+class CoreFence:
+    """Keeps one core for the proxy under test: every task on the machine that may move (the
+    cluster's API server, etcd, Prometheus, the controller, this script) is moved to the
+    other cores, and put back by `restore()`. Proxies pinned to the kept core afterwards
+    have it to themselves, so their latency is theirs and not the cluster's, as on a node
+    where the proxy has a dedicated CPU. Per-CPU kernel threads refuse and stay."""
+
+    def __init__(self, keep):
+        self.saved = {}
+        others = os.sched_getaffinity(0) - {keep}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in map(int, tids):
+                try:
+                    before = os.sched_getaffinity(tid)
+                    if keep in before and before - {keep}:
+                        os.sched_setaffinity(tid, before - {keep})
+                        self.saved[tid] = before
+                except OSError:
+                    pass  # gone, or a kernel thread bound to its CPU
+
+    def restore(self):
+        for tid, cpus in self.saved.items():
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:
+                pass
+
+
 def production_controller_flags(conftest):
     """The suite's controller runs with a 4 s lease so hand-overs fit a test; a benchmark
     measures the controller as deployed (default lease timings)."""

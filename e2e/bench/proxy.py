@@ -180,11 +180,14 @@ def main():
 
     conftest.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     conftest.kubectl("create", "namespace", NS, check=False)
+    measure.production_controller_flags(conftest)
+    controller = conftest.start_controller()
+    # Core 1 is the proxies' alone: the cluster (API server, etcd, Prometheus, the
+    # controller) shares core 0 with the load generator and the upstream from here on.
+    fence = measure.CoreFence(PROXY_CORE)
     up = upstream.static_upstream(work, UPSTREAM_PORT, LOAD_CORE)
     nginx = upstream.reverse_proxy(work, NGINX_PORT, UPSTREAM_PORT, PROXY_CORE)
     paced = upstream.PacedSse(PACED_PORT)
-    measure.production_controller_flags(conftest)
-    controller = conftest.start_controller()
     # One worker thread for one core, as a pod limited to one CPU gets by itself (tokio reads
     # the cgroup's quota; here the core is taken by pinning after the start).
     os.environ["TOKIO_WORKER_THREADS"] = "1"
@@ -319,6 +322,7 @@ def main():
         paced.stop()
         nginx.stop()
         up.stop()
+        fence.restore()
         conftest.kubectl("delete", "namespace", NS, "--wait=false", check=False)
     if args.out:
         pathlib.Path(args.out).write_text("\n".join(report) + "\n")

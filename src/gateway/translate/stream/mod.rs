@@ -30,6 +30,8 @@ pub struct AnthropicToOpenAi {
     finished: bool,
     /// What follows the text in a text delta's chunk (see `fast`); reset when the id changes.
     chunk_tail: Option<String>,
+    /// The bytes around the text of the upstream's text deltas (see `fast`).
+    shape: Option<fast::Shape>,
 }
 
 impl AnthropicToOpenAi {
@@ -47,6 +49,7 @@ impl AnthropicToOpenAi {
             finish_sent: false,
             finished: false,
             chunk_tail: None,
+            shape: None,
         }
     }
 
@@ -264,6 +267,8 @@ pub struct OpenAiToAnthropic {
     stopped: bool,
     failed: bool,
     usage: Usage,
+    /// The bytes around the text of the upstream's content chunks (see `fast`).
+    shape: Option<fast::Shape>,
 }
 
 impl OpenAiToAnthropic {
@@ -280,6 +285,7 @@ impl OpenAiToAnthropic {
             stopped: false,
             failed: false,
             usage: Usage::default(),
+            shape: None,
         }
     }
 
