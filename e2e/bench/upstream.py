@@ -106,6 +106,15 @@ http {{
 """)
         self.proc = subprocess.Popen(["taskset", "-c", str(core), "nginx", "-c", str(conf), "-p", str(self.dir)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "logs" / "stderr", "w"))
+        # A port held by another process (an nginx left over from a killed run) makes this one
+        # exit at once while the old one answers: its CPU would then read as zero. Wait for the
+        # worker and fail loudly instead.
+        deadline = time.monotonic() + 10
+        while len(self.pids()) < 2:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx {name} did not start: "
+                                   f"{(self.dir / 'logs' / 'stderr').read_text()[-500:]}")
+            time.sleep(0.05)
 
     def pids(self):
         """The master and its worker: both count for CPU."""
