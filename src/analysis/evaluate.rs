@@ -6,6 +6,7 @@ use std::time::Duration;
 use futures::future::join_all;
 
 use super::queries::{Queries, Traffic, render_template};
+use super::relative::{self, Kind, Side, Tolerance};
 use super::source::{Source, SourceError};
 use super::{DEFAULT_MAX_ERROR_RATE, MAX_TOKEN_DIFFERENCE, Request, UNREACHABLE_PREFIX};
 use crate::api::{CheckResult, Verdict};
@@ -62,6 +63,12 @@ enum Measure {
         baseline: Option<usize>,
     },
     Custom(usize),
+    /// Compared with the stable backends: the gaining backend's query and the stable one's.
+    Relative {
+        tolerance: Tolerance,
+        gaining: usize,
+        stable: usize,
+    },
     /// The check cannot be measured as configured; the reason says why.
     Misconfigured(String),
 }
@@ -105,6 +112,7 @@ fn result(
         name: p.name.clone(),
         backend: p.backend.as_ref().map(|(b, _)| b.clone()),
         value: value.filter(|v| v.is_finite()),
+        baseline: None,
         threshold: p.bound.threshold(),
         verdict,
         reason,
@@ -183,13 +191,44 @@ pub(crate) async fn checks<S: Source>(
     let q = Queries::new(req.namespace, req.route, window);
 
     let mut queries: Vec<String> = vec![];
+    // The same PromQL is sent once (the stable side of every relative check is shared).
     let mut ask = |promql: String| {
+        if let Some(i) = queries.iter().position(|q| *q == promql) {
+            return i;
+        }
         queries.push(promql);
         queries.len() - 1
     };
     let latency_bound = a.max_latency_p95.as_ref().map(|max| max.parse());
     let baseline_tokens = (req.mirror && !req.baseline.is_empty())
         .then(|| ask(q.tokens_per_request_live(&req.baseline)));
+    // Relative checks compare with the stable backends that are not gaining themselves.
+    let stable_only: Vec<String> = req
+        .baseline
+        .iter()
+        .filter(|b| !req.gaining.contains(b))
+        .cloned()
+        .collect();
+    let mut tolerances = a
+        .relative
+        .as_ref()
+        .map(relative::tolerances)
+        .unwrap_or_default();
+    if req.mirror {
+        // Mirror copies are never streamed: TTFT has no shadow data to judge, and a check
+        // that can only be inconclusive would hold the mirror phase until maxHold.
+        tolerances.retain(|t| {
+            !matches!(
+                t,
+                Ok(Tolerance {
+                    kind: Kind::TtftP95,
+                    ..
+                }) | Err((Kind::TtftP95, _))
+            )
+        });
+    }
+    let stable_volume = (!tolerances.is_empty() && !stable_only.is_empty())
+        .then(|| ask(q.volume(&stable_only, Traffic::Live)));
     let mut pending = vec![];
     for b in &req.gaining {
         let one = std::slice::from_ref(b);
@@ -225,6 +264,52 @@ pub(crate) async fn checks<S: Source>(
                     gaining: ask(q.tokens_per_request_shadow(one)),
                     baseline: baseline_tokens,
                 },
+            });
+        }
+        for t in &tolerances {
+            let (kind, measure) = match t {
+                Err((kind, why)) => (*kind, Measure::Misconfigured(why.clone())),
+                Ok(t) if stable_only.is_empty() => (
+                    t.kind,
+                    Measure::Misconfigured(
+                        "no stable backend outside the ones gaining traffic to compare with".into(),
+                    ),
+                ),
+                Ok(t) => {
+                    let (gaining, stable) = match t.kind {
+                        Kind::ErrorRate => (
+                            q.error_rate(one, traffic),
+                            q.error_rate(&stable_only, Traffic::Live),
+                        ),
+                        Kind::LatencyP95 => (
+                            q.latency_p95(one, traffic),
+                            q.latency_p95(&stable_only, Traffic::Live),
+                        ),
+                        Kind::TtftP95 => (q.ttft_p95(one), q.ttft_p95(&stable_only)),
+                        Kind::OutputTokens if req.mirror => (
+                            q.tokens_per_request_shadow(one),
+                            q.tokens_per_request_live(&stable_only),
+                        ),
+                        Kind::OutputTokens => (
+                            q.tokens_per_request_live(one),
+                            q.tokens_per_request_live(&stable_only),
+                        ),
+                    };
+                    (
+                        t.kind,
+                        Measure::Relative {
+                            tolerance: *t,
+                            gaining: ask(gaining),
+                            stable: ask(stable),
+                        },
+                    )
+                }
+            };
+            pending.push(Pending {
+                name: kind.name().into(),
+                backend: Some((b.clone(), volume)),
+                bound: Bound::Unset,
+                measure,
             });
         }
     }
@@ -309,6 +394,23 @@ pub(crate) async fn checks<S: Source>(
                     req,
                 ),
                 Measure::Custom(i) => judge(p, read(&answers[*i]), None),
+                Measure::Relative {
+                    tolerance,
+                    gaining,
+                    stable,
+                } => {
+                    let stable_gate =
+                        stable_volume.and_then(|i| stable_gate(req, &answers[i], window));
+                    let why = gate.map(|g| g.reason.clone()).or(stable_gate);
+                    let backend = p.backend.as_ref().map_or("", |(b, _)| b.as_str());
+                    relative::judge(
+                        tolerance,
+                        backend,
+                        side(&answers[*gaining]),
+                        side(&answers[*stable]),
+                        why.as_deref(),
+                    )
+                }
                 Measure::Misconfigured(reason) => inconclusive(p, None, reason),
             }
         })
@@ -348,6 +450,39 @@ fn gate(
                 volume: Some(n),
             })
         }
+        Reading::Value(_) => None,
+    }
+}
+
+/// A relative check's reading of one side.
+fn side(answer: &Result<Option<f64>, SourceError>) -> Side {
+    match (answer, read(answer)) {
+        (Ok(Some(v)), _) if *v == f64::INFINITY => Side::AboveBuckets,
+        (_, Reading::Value(v)) => Side::Value(v),
+        (_, Reading::NoData(why) | Reading::Failed(why)) => Side::Missing(why),
+    }
+}
+
+/// Why the stable side holds too little traffic to compare with, if it does.
+fn stable_gate(
+    req: &Request<'_>,
+    volume: &Result<Option<f64>, SourceError>,
+    window: Duration,
+) -> Option<String> {
+    let min = req.analysis.min_requests;
+    if min <= 0 {
+        return None;
+    }
+    let window = crate::duration::format(window);
+    match read(volume) {
+        Reading::Failed(reason) => Some(format!("stable request count: {reason}")),
+        Reading::NoData(_) => Some(format!(
+            "no requests to the stable backends in {window}, fewer than minRequests {min}"
+        )),
+        Reading::Value(n) if n < f64::from(min) => Some(format!(
+            "{} requests to the stable backends in {window}, fewer than minRequests {min}",
+            (n * 10.0).floor() / 10.0
+        )),
         Reading::Value(_) => None,
     }
 }

@@ -13,7 +13,12 @@
 //! 3. `token-difference`, in the mirror phase only: the relative difference of output tokens
 //!    per successful request between the gaining backends and the baseline's live traffic.
 //!    Fails above [`MAX_TOKEN_DIFFERENCE`] (5%).
-//! 4. Each custom `metrics` check, its query's placeholders substituted (see
+//! 4. With `relative`, checks that compare each gaining backend with the stable backends
+//!    not gaining traffic, measured in the same window (see [`relative`]):
+//!    `error-rate-vs-stable`, `latency-p95-vs-stable`, `ttft-p95-vs-stable` and
+//!    `output-tokens-vs-stable`, each reporting both values (`value`, `baseline`) and the
+//!    limit the stable value sets. Too little traffic on either side makes them inconclusive.
+//! 5. Each custom `metrics` check, its query's placeholders substituted (see
 //!    [`render_template`]), compared with its `min` and/or `max` (both inclusive).
 //!
 //! The window is `analysis.window`, by default four scrape intervals of the Prometheus asked
@@ -32,6 +37,7 @@
 
 mod evaluate;
 mod queries;
+mod relative;
 mod source;
 
 use std::time::Duration;

@@ -10,6 +10,7 @@ const REQUESTS: &str = "switchyard_requests_total";
 const DURATION_COUNT: &str = "switchyard_request_duration_seconds_count";
 const DURATION_BUCKET: &str = "switchyard_request_duration_seconds_bucket";
 const TOKENS: &str = "switchyard_tokens_total";
+const TTFT_BUCKET: &str = "switchyard_time_to_first_token_seconds_bucket";
 
 /// A duration as a PromQL range: whole seconds as `60s`, anything finer as `1500ms`.
 pub fn render_window(d: Duration) -> String {
@@ -162,6 +163,16 @@ impl Queries {
         format!(
             "histogram_quantile(0.95, sum by (le) ({}))",
             self.rate(DURATION_BUCKET, backends, outcome)
+        )
+    }
+
+    /// 95th percentile of time to first token in seconds. The gateway records it for
+    /// successful streamed attempts, live and shadow alike (the histogram has no `outcome`),
+    /// so in the mirror phase a gaining backend's value is its shadow copies'.
+    pub(crate) fn ttft_p95(&self, backends: &[String]) -> String {
+        format!(
+            "histogram_quantile(0.95, sum by (le) ({}))",
+            self.rate(TTFT_BUCKET, backends, "")
         )
     }
 

@@ -76,6 +76,7 @@ fn analysis() -> Analysis {
         min_requests: 50,
         max_error_rate: Some(0.005),
         max_latency_p95: Some(Duration::from("2s")),
+        relative: None,
         metrics: vec![],
         failure_limit: 1,
         on_inconclusive: InconclusivePolicy::Hold,
@@ -147,6 +148,7 @@ async fn live_step_passes_with_the_exact_queries() {
                 name: "error-rate".into(),
                 backend: Some("vllm".into()),
                 value: Some(0.001),
+                baseline: None,
                 threshold: "<= 0.005".into(),
                 verdict: Verdict::Pass,
                 reason: None,
@@ -155,6 +157,7 @@ async fn live_step_passes_with_the_exact_queries() {
                 name: "latency-p95".into(),
                 backend: Some("vllm".into()),
                 value: Some(0.41),
+                baseline: None,
                 threshold: "<= 2".into(),
                 verdict: Verdict::Pass,
                 reason: None,
@@ -721,6 +724,7 @@ fn the_overall_verdict_is_the_worst() {
         backend: None,
         name: "x".into(),
         value: None,
+        baseline: None,
         threshold: "<= 1".into(),
         verdict,
         reason: None,
@@ -739,6 +743,7 @@ fn summary_words_ranges_and_valueless_checks() {
         backend: None,
         name: name.into(),
         value,
+        baseline: None,
         threshold: threshold.into(),
         verdict,
         reason: reason.map(str::to_owned),
@@ -912,3 +917,5 @@ async fn the_window_fits_the_scrape_interval() {
         )
     );
 }
+
+mod relative;

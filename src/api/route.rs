@@ -205,6 +205,12 @@ pub struct Analysis {
     /// Highest tolerated 95th-percentile request latency on the backends gaining traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_latency_p95: Option<Duration>,
+    /// Checks that judge the backends gaining traffic against the stable backends measured
+    /// in the same window (as Kayenta does), so a regression is caught relative to what the
+    /// route gets today rather than against a fixed number. Each has an absolute floor, so the
+    /// resolution of a histogram cannot decide alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<RelativeChecks>,
     /// Extra PromQL checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 16))]
@@ -239,6 +245,7 @@ impl Default for Analysis {
             min_requests: default_min_requests(),
             max_error_rate: None,
             max_latency_p95: None,
+            relative: None,
             metrics: vec![],
             failure_limit: default_failure_limit(),
             on_inconclusive: InconclusivePolicy::default(),
@@ -262,6 +269,88 @@ fn default_failure_limit() -> i32 {
 
 fn default_max_hold() -> Duration {
     Duration::from("30m")
+}
+
+/// Checks relative to the stable backends. A check fails when the gaining backend's value
+/// exceeds the stable one's by more than `maxIncrease` of it *and* by more than `floor`:
+/// the limit is `stable + max(stable × maxIncrease, floor)`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RelativeChecks {
+    /// Share of failed requests (`error-rate-vs-stable`); `floor` is a fraction of requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<RelativeRate>,
+    /// 95th-percentile request duration of successful requests (`latency-p95-vs-stable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_p95: Option<RelativeLatency>,
+    /// 95th-percentile time to first token of streamed answers (`ttft-p95-vs-stable`), e.g.
+    /// `{maxIncrease: 0.015, floor: 50ms}` for the usual 1.5% tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_p95: Option<RelativeLatency>,
+    /// Output tokens per successful request (`output-tokens-vs-stable`), in either
+    /// direction: answers much shorter or longer than today's mean the prompts need work.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<RelativeTokens>,
+}
+
+/// A rate compared with the stable backends'.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelativeRate {
+    /// Largest tolerated increase over the stable value, as a fraction of it (0.5: 50% more).
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message(
+        "maxIncrease is a fraction of the stable value between 0 and 100, e.g. 0.5 for 50% more"
+    ))]
+    pub max_increase: f64,
+    /// An increase up to this many percentage points (as a fraction) always passes. Default
+    /// 0.005 (half a percent of requests).
+    #[serde(default = "default_rate_floor")]
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 1.0").message(
+        "floor is a fraction of requests between 0 and 1, e.g. 0.005"
+    ))]
+    pub floor: f64,
+}
+
+/// A latency percentile compared with the stable backends'.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelativeLatency {
+    /// Largest tolerated increase over the stable value, as a fraction of it (0.015: 1.5%).
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message(
+        "maxIncrease is a fraction of the stable value between 0 and 100, e.g. 0.015 for 1.5%"
+    ))]
+    pub max_increase: f64,
+    /// An increase up to this always passes, so the width of a histogram bucket cannot decide
+    /// alone. Default 50ms.
+    #[serde(default = "default_latency_floor")]
+    pub floor: Duration,
+}
+
+/// Output tokens per request compared with the stable backends'.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RelativeTokens {
+    /// Largest tolerated difference either way, as a fraction of the stable value (0.05: 5%).
+    #[x_kube(validation = Rule::new("self >= 0.0 && self <= 100.0").message(
+        "maxDifference is a fraction of the stable value, e.g. 0.05 for 5%"
+    ))]
+    pub max_difference: f64,
+    /// A difference up to this many tokens per request always passes. Default 2.
+    #[serde(default = "default_token_floor")]
+    #[x_kube(validation = Rule::new("self >= 0.0").message("floor is a number of tokens, 0 or more"))]
+    pub floor: f64,
+}
+
+fn default_rate_floor() -> f64 {
+    0.005
+}
+
+fn default_latency_floor() -> Duration {
+    Duration::from("50ms")
+}
+
+fn default_token_floor() -> f64 {
+    2.0
 }
 
 /// What an inconclusive analysis does.
@@ -450,6 +539,9 @@ pub struct CheckResult {
     /// Measured value, absent when there was none (no data, NaN, unreachable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
+    /// For a check relative to the stable backends, their value in the same window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<f64>,
     /// The threshold, as written, e.g. `<= 0.005`.
     pub threshold: String,
     /// Pass, Fail or Inconclusive.

@@ -38,6 +38,7 @@ fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
             } else {
                 0.0
             }),
+            baseline: None,
             threshold: "<= 0.005".into(),
             verdict,
             reason: None,
