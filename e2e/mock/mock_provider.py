@@ -10,7 +10,7 @@ One process plays one provider dialect:
 Answers are deterministic (an echo of the last user message, a tool call, or a summary of a
 tool result), tokens are whitespace-separated words, and every request is counted. Tests steer
 the server over HTTP: ``/_mock/stats``, ``/_mock/reset`` and ``/_mock/faults`` (errors, rate
-limits, latency, slow or cut streams, malformed bodies, hangs). See README.md beside this file.
+limits, latency, slow or cut streams, malformed bodies, spoiled JSON answers, hangs). See README.md beside this file.
 
 Standard library only, so it runs under any ``python3`` (3.11+), also inside a network
 namespace. Run ``python3 mock_provider.py --help`` for the command line; in-process use goes
@@ -124,7 +124,8 @@ class Prompt:
     tool: str | None = None  # tool to call instead of answering with text
     max_tokens: int | None = None
     stops: list[str] = field(default_factory=list)
-    json_mode: bool = False
+    json_mode: bool = False  # answer with a JSON object (JSON mode, or a schema below)
+    json_schema: dict | None = None  # the schema structured output asked for
 
 
 @dataclass
@@ -156,7 +157,103 @@ def choose_tool(names: list[str], forced: str | None, allowed: bool, prompt_text
     return None
 
 
-def answer(prompt: Prompt) -> Answer:
+def _resolve(schema, root: dict, depth: int = 0):
+    """Follows a local `$ref` (`#`, `#/$defs/x`, `#/definitions/x`) to the schema it names."""
+    while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and depth < 16:
+        target = root
+        for part in schema["$ref"].lstrip("#").split("/")[1:]:
+            target = target.get(part.replace("~1", "/").replace("~0", "~"), {}) if isinstance(target, dict) else {}
+        schema, depth = target, depth + 1
+    return schema if isinstance(schema, dict) else {}
+
+
+def example(schema, root: dict, text: str, depth: int = 0):
+    """A value that fits `schema`'s types, enums and required properties; strings carry `text`."""
+    schema = _resolve(schema, root)
+    if depth > 8:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if isinstance(schema.get(combinator), list) and schema[combinator]:
+            return example(schema[combinator][0], root, text, depth + 1)
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+        required = [name for name in schema.get("required") or [] if isinstance(name, str)]
+        return {name: example(properties.get(name, {}), root, text, depth + 1) for name in required}
+    if kind == "array":
+        count = schema.get("minItems", 0) if _is_int(schema.get("minItems")) else 0
+        return [example(schema.get("items", {}), root, text, depth + 1) for _ in range(count)]
+    if kind in ("integer", "number"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        value = low if _is_number(low) else 0
+        if _is_number(schema.get("exclusiveMinimum")):
+            value = max(value, schema["exclusiveMinimum"] + 1)
+        if _is_number(high) and value > high:
+            value = high
+        return math.ceil(value) if kind == "integer" else value
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    low = schema.get("minLength", 0) if _is_int(schema.get("minLength")) else 0
+    high = schema.get("maxLength") if _is_int(schema.get("maxLength")) else None
+    value = text.ljust(low, ".")
+    return value[:high] if high is not None else value
+
+
+def json_reply(prompt: Prompt, text: str, fault: str | None) -> str:
+    """The JSON text of a JSON-mode or schema answer, spoiled as `fault` (invalid_json,
+    schema_mismatch) asks."""
+    if prompt.json_schema is None:
+        value = {"reply": text}
+        required = ["reply"]
+    else:
+        value = example(prompt.json_schema, prompt.json_schema, text)
+        required = [n for n in prompt.json_schema.get("required") or [] if isinstance(n, str)]
+    if fault == "schema_mismatch":
+        # Valid JSON that misses a required property (or, with none to miss, is not an object).
+        value = {k: v for k, v in value.items() if k != required[0]} if required and isinstance(value, dict) else "mismatch"
+    out = json.dumps(value)
+    # Truncated mid-object, as an answer cut short is: a 200 whose text does not parse.
+    return out[: max(1, len(out) - 2)] if fault == "invalid_json" else out
+
+
+def structured_request(body: dict, dialect: str) -> tuple[bool, dict | None]:
+    """Whether a request asks for JSON, and its schema: OpenAI `response_format`, Anthropic
+    `output_config.format` (or the beta `output_format`), or a system prompt that asks for a
+    JSON object (what a gateway translating JSON mode to Anthropic writes), with the schema
+    after "JSON Schema:" when it gives one."""
+    if dialect != "anthropic":
+        rf = body.get("response_format")
+        kind = rf.get("type") if isinstance(rf, dict) else None
+        if kind == "json_schema":
+            schema = (rf.get("json_schema") or {}).get("schema")
+            return True, schema if isinstance(schema, dict) else None
+        return kind == "json_object", None
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return True, fmt.get("schema") if isinstance(fmt.get("schema"), dict) else None
+    system = text_of(body.get("system") or "")
+    if "JSON object" not in system:
+        return False, None
+    at = system.find("JSON Schema:")
+    if at < 0:
+        return True, None
+    try:
+        schema, _ = json.JSONDecoder().raw_decode(system[at + len("JSON Schema:"):].lstrip())
+    except ValueError:
+        return True, None
+    return True, schema if isinstance(schema, dict) else None
+
+
+def answer(prompt: Prompt, fault: str | None = None) -> Answer:
     if prompt.tool:
         return Answer(pieces(json.dumps(TOOL_ARGUMENTS)), "tool", tool_name=prompt.tool)
     if prompt.tool_result is not None:
@@ -166,7 +263,7 @@ def answer(prompt: Prompt) -> Answer:
     body_words = body.split()[:MAX_ECHO_WORDS]
     text = " ".join([prefix, *body_words]) if body_words else FALLBACK_REPLY
     if prompt.json_mode:
-        text = json.dumps({"reply": text})
+        text = json_reply(prompt, text, fault)
     finish, stop_sequence = "stop", None
     hits = [(text.find(s), s) for s in prompt.stops if s and s in text]
     if hits:
@@ -204,7 +301,7 @@ def openai_prompt(body: dict, messages: list[dict], max_tokens: int | None, stop
         forced = (choice.get("function") or {}).get("name")
     elif choice == "required" and names:
         forced = names[0]
-    response_format = body.get("response_format")
+    json_mode, json_schema = structured_request(body, "openai")
     return Prompt(
         input_tokens=input_tokens,
         last_text=last_text,
@@ -212,7 +309,8 @@ def openai_prompt(body: dict, messages: list[dict], max_tokens: int | None, stop
         tool=choose_tool(names, forced, choice != "none", last_text, tool_result),
         max_tokens=max_tokens,
         stops=stops,
-        json_mode=isinstance(response_format, dict) and response_format.get("type") == "json_object",
+        json_mode=json_mode,
+        json_schema=json_schema,
     )
 
 
@@ -226,6 +324,7 @@ def anthropic_prompt(body: dict, messages: list[dict], max_tokens: int, stops: l
             tool_result = " ".join(text_of(b.get("content", "")) for b in results)
     last_text = next((text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
 
+    json_mode, json_schema = structured_request(body, "anthropic")
     names = [t["name"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
     choice = body.get("tool_choice")
     kind = choice.get("type") if isinstance(choice, dict) else "auto"
@@ -241,6 +340,8 @@ def anthropic_prompt(body: dict, messages: list[dict], max_tokens: int, stops: l
         tool=choose_tool(names, forced, kind != "none", last_text, tool_result),
         max_tokens=max_tokens,
         stops=stops,
+        json_mode=json_mode,
+        json_schema=json_schema,
     )
 
 
@@ -289,9 +390,12 @@ def anthropic_error_type(status: int) -> str:
 
 # Rate fields and the failure each causes, in precedence order.
 RATE_FAULTS = {"rate_limit_rate": "rate_limit", "error_rate": "error", "malformed_rate": "malformed"}
+# Rate fields that spoil a JSON-mode or schema answer (still a 200), drawn among those answers only.
+ANSWER_FAULTS = {"invalid_json_rate": "invalid_json", "schema_mismatch_rate": "schema_mismatch"}
 FAULT_FIELDS = frozenset(
     {
         *RATE_FAULTS,
+        *ANSWER_FAULTS,
         "error_status",
         "retry_after",
         "latency_ms",
@@ -326,7 +430,7 @@ def validate_faults(config) -> dict:
     if unknown:
         raise ValueError(f"unknown fault fields {unknown}; known: {sorted(FAULT_FIELDS)}")
     for name, value in config.items():
-        if name in RATE_FAULTS:
+        if name in RATE_FAULTS or name in ANSWER_FAULTS:
             ok = _is_number(value) and 0 <= value <= 1
         elif name == "error_status":
             ok = _is_int(value) and 400 <= value <= 599
@@ -350,8 +454,9 @@ def validate_faults(config) -> dict:
     for name in ("latency", "ttft"):
         if f"{name}_ms" in config and f"{name}_ms_range" in config:
             raise ValueError(f"set either {name}_ms or {name}_ms_range, not both")
-    if sum(config.get(name, 0) for name in RATE_FAULTS) > 1:
-        raise ValueError(f"the rates {sorted(RATE_FAULTS)} must add up to at most 1")
+    for group in (RATE_FAULTS, ANSWER_FAULTS):
+        if sum(config.get(name, 0) for name in group) > 1:
+            raise ValueError(f"the rates {sorted(group)} must add up to at most 1")
     return config
 
 
@@ -369,7 +474,7 @@ class Faults:
             self._rng = random.Random(config.get("seed"))
             # Deterministic mode: each rate adds to its credit per request; a full unit of credit
             # fails the request. Fractions keep e.g. 0.1 * 10 exactly 1.
-            self._credit = dict.fromkeys(RATE_FAULTS, Fraction(0))
+            self._credit = dict.fromkeys([*RATE_FAULTS, *ANSWER_FAULTS], Fraction(0))
         return dict(config)
 
     def get(self) -> dict:
@@ -384,21 +489,29 @@ class Faults:
         """Returns the configuration for one request and its failure: rate_limit, error, malformed or None."""
         with self._lock:
             config = dict(self._config)
-            if config.get("deterministic"):
-                for name in RATE_FAULTS:
-                    self._credit[name] += Fraction(config.get(name, 0)).limit_denominator(10**6)
-                for name, kind in RATE_FAULTS.items():
-                    if self._credit[name] >= 1:
-                        self._credit[name] -= 1
-                        return config, kind
-                return config, None
-            # Random mode: the rates are consecutive slices of [0, 1).
-            roll, edge = self._rng.random(), 0.0
-            for name, kind in RATE_FAULTS.items():
-                edge += config.get(name, 0)
-                if roll < edge:
-                    return config, kind
-            return config, None
+            return config, self._draw(config, RATE_FAULTS)
+
+    def draw_answer(self) -> str | None:
+        """How one JSON-mode or schema answer is spoiled: invalid_json, schema_mismatch or None."""
+        with self._lock:
+            return self._draw(self._config, ANSWER_FAULTS)
+
+    def _draw(self, config: dict, group: dict) -> str | None:
+        if config.get("deterministic"):
+            for name in group:
+                self._credit[name] += Fraction(config.get(name, 0)).limit_denominator(10**6)
+            for name, kind in group.items():
+                if self._credit[name] >= 1:
+                    self._credit[name] -= 1
+                    return kind
+            return None
+        # Random mode: the rates are consecutive slices of [0, 1).
+        roll, edge = self._rng.random(), 0.0
+        for name, kind in group.items():
+            edge += config.get(name, 0)
+            if roll < edge:
+                return kind
+        return None
 
     def delay(self, config: dict, name: str) -> float:
         """Seconds of the `latency` or `ttft` delay: fixed `<name>_ms` or uniform in `<name>_ms_range`."""
@@ -877,6 +990,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b'{"id": "malformed", "object": ', JSON_CONTENT_TYPE)
         return config, True
 
+    def _answer_fault(self, prompt: Prompt) -> str | None:
+        """The answer fault drawn for a JSON-mode or schema request (counted in by_fault)."""
+        if not prompt.json_mode or prompt.tool:
+            return None
+        fault = self.server.faults.draw_answer()
+        if fault:
+            self.server.stats.fault(self.record, fault)
+        return fault
+
     def _stream(self, config: dict, preamble: list[bytes], content: list[bytes], closing: list[bytes]):
         """Writes an SSE answer with the stream faults of `config` applied.
 
@@ -948,7 +1070,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if answered:
             return
         with server.metrics.gauge("running"):
-            reply = answer(prompt)
+            reply = answer(prompt, self._answer_fault(prompt))
             server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
             usage = {
                 "prompt_tokens": prompt.input_tokens,
@@ -1115,7 +1237,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         config, answered = self._faulted(stream)
         if answered:
             return
-        reply = answer(prompt)
+        reply = answer(prompt, self._answer_fault(prompt))
         self.server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
         message_id, tool_id = f"msg_{uuid.uuid4().hex[:24]}", f"toolu_{uuid.uuid4().hex[:24]}"
         stop_reason = ANTHROPIC_STOP[reply.finish]

@@ -329,6 +329,84 @@ def test_openai_json_mode(openai_mock):
     assert isinstance(json.loads(body["choices"][0]["message"]["content"]), dict)
 
 
+# A schema of the shape strict structured outputs use: every property required, $defs referred to.
+ANSWER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "answer": {"type": "string", "minLength": 3},
+        "score": {"type": "integer", "minimum": 1, "maximum": 5},
+        "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "ok": {"type": "boolean"},
+        "kind": {"enum": ["short", "long"]},
+        "source": {"anyOf": [{"$ref": "#/$defs/source"}, {"type": "null"}]},
+        "note": {"type": "string"},
+    },
+    "required": ["answer", "score", "tags", "ok", "kind", "source"],
+    "additionalProperties": False,
+    "$defs": {"source": {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]}},
+}
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": ANSWER_SCHEMA}}
+
+
+def fits_answer_schema(value):
+    """The mock's answer fits ANSWER_SCHEMA: required properties only, with values of their types."""
+    assert set(value) == set(ANSWER_SCHEMA["required"]), value
+    assert isinstance(value["answer"], str) and len(value["answer"]) >= 3
+    assert value["score"] == 1 and value["tags"] == [value["answer"]] and value["ok"] is True
+    assert value["kind"] == "short" and value["source"] == {"url": value["answer"]}
+
+
+def test_json_schema_answers_fit_the_schema(openai_mock, anthropic_mock):
+    body = openai_mock.chat("give me json", response_format=RESPONSE_FORMAT).json()
+    fits_answer_schema(json.loads(body["choices"][0]["message"]["content"]))
+    chunks, _ = openai_chunks(openai_mock.chat("give me json", response_format=RESPONSE_FORMAT, stream=True).text)
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    fits_answer_schema(json.loads(streamed))
+    # Anthropic: output_config.format (GA), the beta output_format, or the instruction a gateway
+    # writes into the system prompt when it translates OpenAI's JSON modes.
+    fmt = {"type": "json_schema", "schema": ANSWER_SCHEMA}
+    for extra in [
+        {"output_config": {"format": fmt}},
+        {"output_format": fmt},
+        {"system": "Respond with a single valid JSON object and nothing else.\n"
+                   f"The JSON object must conform to this JSON Schema:\n{json.dumps(ANSWER_SCHEMA)}"},
+    ]:
+        body = anthropic_mock.message("give me json", **extra).json()
+        fits_answer_schema(json.loads(body["content"][0]["text"]))
+    plain = anthropic_mock.message("give me json", system="Respond with a single valid JSON object.").json()
+    assert json.loads(plain["content"][0]["text"]) == {"reply": "echo: give me json"}
+
+
+def test_answer_faults_spoil_json_answers_only(openai_mock, anthropic_mock):
+    openai_mock.faults(invalid_json_rate=0.25, schema_mismatch_rate=0.5, deterministic=True)
+    texts = [openai_mock.chat("hi", response_format=RESPONSE_FORMAT).json()["choices"][0]["message"]["content"]
+             for _ in range(4)]
+    # Counting, as the other rates: the 2nd answer misses a required property, the 4th is not
+    # JSON (cut short), each a well-formed 200.
+    fits_answer_schema(json.loads(texts[0]))
+    fits_answer_schema(json.loads(texts[2]))
+    assert set(ANSWER_SCHEMA["required"]) - set(json.loads(texts[1])) == {"answer"}, texts[1]
+    with pytest.raises(ValueError):
+        json.loads(texts[3])
+    assert texts[3].startswith('{"answer": "echo: hi"')
+    assert openai_mock.stats()["by_fault"] == {"invalid_json": 1, "schema_mismatch": 1}
+    assert openai_mock.stats()["by_status"] == {"200": 4}
+    # A request that asked for no JSON is never spoiled, nor counted.
+    assert openai_mock.chat("plain").json()["choices"][0]["message"]["content"] == "echo: plain"
+    assert openai_mock.stats()["by_fault"] == {"invalid_json": 1, "schema_mismatch": 1}
+    # JSON mode (no schema) loses its only property under schema_mismatch; streams are spoiled too.
+    openai_mock.faults(schema_mismatch_rate=1)
+    assert json.loads(openai_mock.chat("x", response_format={"type": "json_object"}).json()["choices"][0]
+                      ["message"]["content"]) == {}
+    anthropic_mock.faults(invalid_json_rate=1)
+    events = [(n, json.loads(d)) for n, d in sse(anthropic_mock.message(
+        "x", stream=True, output_config={"format": {"type": "json_schema", "schema": ANSWER_SCHEMA}}).text)]
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert events[-1][0] == "message_stop"
+    with pytest.raises(ValueError):
+        json.loads(text)
+
+
 def test_openai_embeddings(openai_mock):
     request = {"model": "embed-test", "input": ["a b", "c"]}
     body = openai_mock.post("/v1/embeddings", request).json()
@@ -911,6 +989,9 @@ def test_faults_api(openai_mock):
         {"latency_ms": 1, "latency_ms_range": [1, 2]},
         {"latency_ms_range": [5, 1]},
         {"error_rate": 0.6, "rate_limit_rate": 0.6},
+        {"invalid_json_rate": 0.6, "schema_mismatch_rate": 0.6},
+        {"invalid_json_rate": -0.1},
+        {"schema_mismatch_rate": "1"},
         [],
     ]:
         response = openai_mock.post("/_mock/faults", bad)

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub(super) overhead: HistogramVec,
     ejections: IntCounterVec,
     ejected: IntGaugeVec,
+    pub(super) structured: IntCounterVec,
     /// The routing snapshot in use, and how long building one takes.
     pub config_generation: IntGauge,
     pub config_rebuild: Histogram,
@@ -61,6 +62,32 @@ impl Outcome {
             Outcome::Unavailable => "unavailable",
             Outcome::ClientError => "client_error",
             Outcome::Shadow => "shadow",
+        }
+    }
+}
+
+/// How an answer to a request that asked for JSON (mode or schema) fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Structured {
+    Valid,
+    /// The answer's text does not parse as JSON.
+    InvalidJson,
+    /// JSON, but not what the request's schema describes.
+    SchemaMismatch,
+}
+
+impl Structured {
+    pub const ALL: [Structured; 3] = [
+        Structured::Valid,
+        Structured::InvalidJson,
+        Structured::SchemaMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Structured::Valid => "valid",
+            Structured::InvalidJson => "invalid_json",
+            Structured::SchemaMismatch => "schema_mismatch",
         }
     }
 }
@@ -149,6 +176,13 @@ impl Metrics {
             ),
             &["namespace", "backend"],
         )?;
+        let structured = IntCounterVec::new(
+            Opts::new(
+                "switchyard_structured_output_total",
+                "Successful answers to requests that asked for JSON (JSON mode or a schema), by outcome: valid, invalid_json (the text does not parse) or schema_mismatch",
+            ),
+            &[&attempt[..], &["outcome"]].concat(),
+        )?;
         let config_generation = IntGauge::new(
             "switchyard_gateway_config_generation",
             "Generation of the routing snapshot serving requests; rises with every rebuild after a watch event",
@@ -174,6 +208,7 @@ impl Metrics {
         registry.register(Box::new(failovers.clone()))?;
         registry.register(Box::new(in_flight.clone()))?;
         registry.register(Box::new(overhead.clone()))?;
+        registry.register(Box::new(structured.clone()))?;
         Ok(Self {
             requests,
             duration,
@@ -185,6 +220,7 @@ impl Metrics {
             overhead,
             ejections,
             ejected,
+            structured,
             config_generation,
             config_rebuild,
         })

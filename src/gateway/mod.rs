@@ -19,6 +19,7 @@ mod proxy;
 mod relay;
 mod scrub;
 mod snapshot;
+mod structured;
 #[cfg(test)]
 mod tests;
 pub mod translate;

@@ -1,11 +1,14 @@
 //! Checks a client's request before anything is routed, so mistakes get a 400 in the
 //! caller's dialect that says what to fix, instead of an upstream's confusion.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::structured::{self, Asked, Expect};
 use super::translate::passthrough::{RequestFields, Spans, raw_kind, span_of};
 use super::upstream::Operation;
 use crate::api::Dialect;
@@ -21,6 +24,8 @@ pub struct Request {
     pub stream: bool,
     /// The caller set `stream_options.include_usage`: it gets the usage chunk.
     pub wants_usage: bool,
+    /// The caller asked for JSON (mode or schema): its answer is judged.
+    pub structured: Option<Arc<Expect>>,
 }
 
 /// A message is checked for its role only; serde skips the rest.
@@ -186,6 +191,17 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
         .stream_options
         .and_then(|o| serde_json::from_str::<StreamOptions>(o.get()).ok())
         .is_some_and(|o| o.include_usage == Some(true));
+    let structured = match op {
+        Operation::Chat => structured::requested(
+            caller,
+            &Asked {
+                response_format: obj.response_format,
+                output_config: obj.output_config,
+                output_format: obj.output_format,
+            },
+        ),
+        Operation::Embeddings => None,
+    };
     let spans = Spans {
         model: span_of(&raw, model_raw),
         stream_options: obj.stream_options.map(|o| span_of(&raw, o)),
@@ -195,6 +211,7 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
         model,
         stream: stream && op == Operation::Chat,
         wants_usage,
+        structured,
         raw,
     })
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::{Counter, Histogram, IntCounter, IntGauge};
 
-use super::{Metrics, Outcome};
+use super::{Metrics, Outcome, Structured};
 
 /// The outcomes exported from a route's first attempt on (see `attempt`).
 const LIVE: [Outcome; 4] = [
@@ -34,6 +34,8 @@ pub struct AttemptMetrics {
     tokens: RwLock<Vec<(Box<str>, TenantTokens)>>,
     in_flight: OnceLock<IntGauge>,
     overhead: OnceLock<Histogram>,
+    /// Per `Structured` outcome; all three created together (see `structured`).
+    structured: OnceLock<[IntCounter; 3]>,
 }
 
 impl AttemptMetrics {
@@ -56,6 +58,7 @@ impl AttemptMetrics {
             tokens: RwLock::default(),
             in_flight: OnceLock::new(),
             overhead: OnceLock::new(),
+            structured: OnceLock::new(),
         }
     }
 
@@ -165,6 +168,20 @@ impl AttemptMetrics {
             .observe(seconds);
     }
 
+    /// Counts one judged answer to a request that asked for JSON. All outcomes are exported
+    /// from the first one on, at 0 until they happen, so the first invalid answer is an
+    /// increase Prometheus can rate.
+    pub fn structured(&self, outcome: Structured) {
+        let counters = self.structured.get_or_init(|| {
+            Structured::ALL.map(|o| {
+                self.vecs
+                    .structured
+                    .with_label_values(&self.with(o.as_str()))
+            })
+        });
+        counters[outcome as usize].inc();
+    }
+
     /// Counts an attempt in flight until the returned guard drops.
     pub fn in_flight(&self) -> InFlightGauge {
         let g = self
@@ -210,6 +227,11 @@ impl AttemptMetrics {
         }
         if self.overhead.get().is_some() {
             let _ = v.overhead.remove_label_values(&self.base());
+        }
+        if self.structured.get().is_some() {
+            for o in Structured::ALL {
+                let _ = v.structured.remove_label_values(&self.with(o.as_str()));
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::gateway::client::{self, Upstream};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::Outcome;
 use crate::gateway::scrub::scrub;
+use crate::gateway::structured;
 use crate::gateway::translate::Pieces;
 use crate::gateway::translate::{self, error};
 use crate::gateway::upstream::Target;
@@ -133,6 +134,11 @@ impl Gateway {
             answer.usage.output,
             target.price,
         );
+        if let Some(expect) = &req.structured
+            && let Some(text) = structured::answer_text(caller, &answer.body)
+        {
+            m.structured(structured::judge(expect, &text));
+        }
         drop(gauge);
         let mut resp = Response::new(axum::body::Body::from(answer.body));
         resp.headers_mut().insert(

@@ -19,6 +19,7 @@ use crate::gateway::failure::Failure;
 use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
 use crate::gateway::scrub::scrub;
+use crate::gateway::structured::Collector;
 use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
 
@@ -142,6 +143,10 @@ impl Gateway {
             deadline,
             started,
             tenant: ctx.who.tenant.clone(),
+            collector: req
+                .structured
+                .as_ref()
+                .map(|e| Box::new(Collector::new(caller, e.clone()))),
             target,
             _gauge: gauge,
             ended: false,
@@ -175,6 +180,8 @@ struct Committed {
     deadline: Instant,
     started: Instant,
     tenant: Arc<str>,
+    /// The answer's text, gathered when the request asked for JSON (`None` otherwise).
+    collector: Option<Box<Collector>>,
     target: Target,
     _gauge: InFlightGauge,
     /// The attempt is recorded.
@@ -186,6 +193,9 @@ impl Committed {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             if !self.out.is_empty() {
+                if let Some(c) = &mut self.collector {
+                    c.feed(self.out.as_bytes());
+                }
                 // The last frame of a complete answer: recorded before it goes, so a client
                 // that closes as soon as it has it is not counted as gone.
                 if self.relay.done() && self.failure.is_none() && !self.ended {
@@ -274,6 +284,14 @@ impl Committed {
         );
         let usage = self.relay.usage();
         m.tokens(&self.tenant, usage.input, usage.output, self.target.price);
+        // Only a complete answer is judged: a cut one is an error already, and the text of
+        // one the client left is not what it would have been.
+        if outcome == Outcome::Success
+            && code == "200"
+            && let Some(verdict) = self.collector.as_ref().and_then(|c| c.judge())
+        {
+            m.structured(verdict);
+        }
     }
 }
 

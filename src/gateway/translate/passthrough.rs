@@ -37,6 +37,13 @@ pub struct RequestFields<'a> {
     pub temperature: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub input: Option<&'a RawValue>,
+    /// Structured output: OpenAI's, and Anthropic's (GA and beta).
+    #[serde(borrow, default)]
+    pub response_format: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub output_config: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    pub output_format: Option<&'a RawValue>,
 }
 
 /// The JSON type of a raw value as error messages name it (the words of `json_kind`).
