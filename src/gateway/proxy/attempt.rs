@@ -127,12 +127,7 @@ impl Gateway {
             &status.to_string(),
             started.elapsed().as_secs_f64(),
         );
-        m.tokens(
-            &ctx.who.tenant,
-            answer.usage.input,
-            answer.usage.output,
-            target.price,
-        );
+        m.tokens(&ctx.who.tenant, answer.usage, target.price);
         drop(gauge);
         let mut resp = Response::new(axum::body::Body::from(answer.body));
         resp.headers_mut().insert(

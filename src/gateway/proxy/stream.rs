@@ -273,7 +273,7 @@ impl Committed {
             self.started.elapsed().as_secs_f64(),
         );
         let usage = self.relay.usage();
-        m.tokens(&self.tenant, usage.input, usage.output, self.target.price);
+        m.tokens(&self.tenant, usage, self.target.price);
     }
 }
 

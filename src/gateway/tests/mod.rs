@@ -10,6 +10,7 @@ mod limits;
 mod outliers;
 mod overhead;
 mod passthrough;
+mod pricing;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
