@@ -35,6 +35,7 @@
 //! with a reason starting [`UNREACHABLE_PREFIX`]; see [`unreachable`]. The overall verdict is
 //! the worst of the checks (`Pass < Inconclusive < Fail`).
 
+pub mod cost;
 mod evaluate;
 mod queries;
 mod relative;

@@ -280,20 +280,48 @@ pub struct Capabilities {
     pub json_mode: bool,
 }
 
-/// Price per million tokens, as a decimal string in the account's currency.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// Price per million tokens, as decimal strings in the account's currency. Either
+/// `inputPerMillionTokens` and `outputPerMillionTokens` (with an optional price for cached
+/// input), or `totalPerMillionTokens` alone for a provider that prices every token alike.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new(
+        "!has(self.totalPerMillionTokens) || (!has(self.inputPerMillionTokens) && !has(self.outputPerMillionTokens) && !has(self.cachedInputPerMillionTokens))"
+    ).message("totalPerMillionTokens prices every token alike: remove inputPerMillionTokens, outputPerMillionTokens and cachedInputPerMillionTokens, or remove totalPerMillionTokens"),
+    validation = Rule::new(
+        "has(self.totalPerMillionTokens) || (has(self.inputPerMillionTokens) && has(self.outputPerMillionTokens))"
+    ).message("pricing needs both inputPerMillionTokens and outputPerMillionTokens, or totalPerMillionTokens alone"),
+)]
 pub struct Pricing {
-    /// Price of one million input (prompt) tokens, e.g. `"2.50"`.
+    /// Price of one million input (prompt) tokens, e.g. `"2.50"`. Tokens written to a
+    /// prompt cache (Anthropic's `cache_creation_input_tokens`) are priced as input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,6}([.][0-9]{1,6})?$')").message(
         "inputPerMillionTokens must be a non-negative decimal string such as \"2.50\""
     ))]
-    pub input_per_million_tokens: String,
+    pub input_per_million_tokens: Option<String>,
+    /// Price of one million input tokens read from the provider's prompt cache (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`), e.g.
+    /// `"1.25"`. Default: the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,6}([.][0-9]{1,6})?$')").message(
+        "cachedInputPerMillionTokens must be a non-negative decimal string such as \"1.25\""
+    ))]
+    pub cached_input_per_million_tokens: Option<String>,
     /// Price of one million output (completion) tokens, e.g. `"10.00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,6}([.][0-9]{1,6})?$')").message(
         "outputPerMillionTokens must be a non-negative decimal string such as \"10.00\""
     ))]
-    pub output_per_million_tokens: String,
+    pub output_per_million_tokens: Option<String>,
+    /// Price of one million tokens of any kind, input and output alike, for a provider that
+    /// prices total tokens, e.g. `"0.60"`. Excludes the other prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{1,6}([.][0-9]{1,6})?$')").message(
+        "totalPerMillionTokens must be a non-negative decimal string such as \"0.60\""
+    ))]
+    pub total_per_million_tokens: Option<String>,
 }
 
 /// Limits the gateway enforces per backend.

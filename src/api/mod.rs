@@ -6,6 +6,7 @@ mod backend;
 mod common;
 pub mod conditions;
 pub mod conflict;
+mod cost;
 pub mod reason;
 pub mod reference;
 mod route;
@@ -13,6 +14,7 @@ mod tenant;
 
 pub use backend::*;
 pub use common::*;
+pub use cost::*;
 pub use route::*;
 pub use tenant::*;
 

@@ -497,6 +497,10 @@ pub struct ModelRouteStatus {
     /// migration is in progress`); `kubectl switchyard` prints it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_command_result: Option<String>,
+    /// What the stable backends and the backends gaining traffic cost over the latest
+    /// analysis window, per 1,000 requests and per million tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<super::CostComparison>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose

@@ -5,6 +5,7 @@
 //! do not revert them.
 
 pub mod completion;
+pub mod cost;
 pub mod get;
 pub mod status;
 mod table;

@@ -4,6 +4,7 @@ mod backend;
 mod backoff;
 pub mod conditions;
 mod conflict;
+mod cost;
 mod credentials;
 mod index;
 pub mod leader;

@@ -14,10 +14,12 @@ use kube::runtime::events::EventType;
 
 use super::conditions;
 use super::conflict::{self, Verdict};
+use super::cost;
 use super::{Context, Error, status};
 use crate::analysis;
 use crate::api::{
-    AnalysisResult, ModelRoute, ModelRouteSpec, ModelRouteStatus, condition, find_condition,
+    AnalysisResult, CostComparison, ModelRoute, ModelRouteSpec, ModelRouteStatus, condition,
+    find_condition,
 };
 use crate::migration::{self, AnalysisPlan, AnalysisSource, Command, CommandKind, Inputs};
 
@@ -92,9 +94,12 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     }
     let current = mr.status.clone().unwrap_or_default();
 
-    let analysis = match migration::analysis_due(&mr.spec, &current, now) {
-        Some(plan) => Some(analyze(&ctx, &mr, &ns, &name, plan, now).await),
-        None => None,
+    let (analysis, cost) = match migration::analysis_due(&mr.spec, &current, now) {
+        Some(plan) => {
+            let (result, cost) = analyze(&ctx, &mr, &ns, &name, plan, now).await;
+            (Some(result), cost)
+        }
+        None => (None, None),
     };
     let prometheus = match prometheus_url(&ctx, &mr.spec, &current) {
         Some(_) => AnalysisSource::Configured,
@@ -112,6 +117,9 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         now,
     });
     decision.status.model = Some(model.clone());
+    if cost.is_some() {
+        decision.status.cost = cost;
+    }
     conflict::mark(&mut decision.status, &contest, &model, generation, now);
     publish(&ctx, &mr, &current, &decision.status).await?;
     for e in decision.events {
@@ -132,7 +140,8 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
     Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
-/// Runs the due analysis against the route's Prometheus (or the controller's).
+/// Runs the due analysis against the route's Prometheus (or the controller's), and
+/// measures what the stable and the gaining backends cost over the same window.
 async fn analyze(
     ctx: &Context,
     mr: &ModelRoute,
@@ -140,7 +149,7 @@ async fn analyze(
     name: &str,
     plan: AnalysisPlan,
     now: Timestamp,
-) -> AnalysisResult {
+) -> (AnalysisResult, Option<CostComparison>) {
     let status = mr.status.clone().unwrap_or_default();
     let cfg = migration::settings(&mr.spec, &status);
     let mut request = analysis::Request {
@@ -153,12 +162,18 @@ async fn analyze(
         scrape_interval: ctx.config.scrape_interval,
     };
     let url = prometheus_url(ctx, &mr.spec, &status);
+    let mut cost = None;
     let result = match url.as_deref().map(analysis::Prometheus::new) {
         Some(Ok(source)) => {
             if request.scrape_interval.is_none() {
                 request.scrape_interval = ctx.scrape_intervals.get(&source).await;
             }
-            analysis::run(&source, &request, now).await
+            let result = analysis::run(&source, &request, now).await;
+            if let Ok(window) = analysis::window(request.analysis, request.scrape_interval) {
+                let (stable, gaining) = (&request.baseline, &request.gaining);
+                cost = cost::compare(&source, ns, name, stable, gaining, window, now).await;
+            }
+            result
         }
         Some(Err(e)) => analysis::without_prometheus(&request, now, &e.to_string()).await,
         None => {
@@ -167,7 +182,7 @@ async fn analyze(
         }
     };
     tracing::info!(verdict = ?result.verdict, summary = %analysis::summary(&result), "analysis");
-    result
+    (result, cost)
 }
 
 /// The Prometheus a route's migration is judged by: the running migration's own setting

@@ -13,9 +13,18 @@ use super::cache::Caches;
 use super::metrics::{AttemptMetrics, Metrics, Outcome};
 use super::outlier::OutlierConfig;
 use super::pick::{Balancer, Weighted};
+use super::price::Price;
 use super::snapshot::Snapshots;
 use super::upstream::{self, Operation};
 use crate::api::{InferenceBackend, ModelRoute};
+use crate::gateway::translate::Usage;
+
+/// The usage each benchmarked attempt counts.
+const TOKENS: Usage = Usage {
+    input: 10,
+    cached: 0,
+    output: 20,
+};
 
 /// `routes` routes `m0`…, each split 95/5 over an external backend and a self-hosted one
 /// with four pods, in one namespace, as the gateway would see them.
@@ -109,7 +118,7 @@ impl Table {
                 let gauge = t.metrics.in_flight();
                 t.metrics
                     .attempt("anonymous", Outcome::Success, "200", 0.01);
-                t.metrics.tokens("anonymous", 10, 20, t.price);
+                t.metrics.tokens("anonymous", TOKENS, t.price);
                 drop(gauge);
                 t.url.path().len()
             }
@@ -147,7 +156,15 @@ impl Table {
     pub fn count_by_handles(&self, handles: &AttemptMetrics) {
         let g = handles.in_flight();
         handles.attempt("anonymous", Outcome::Success, "200", 0.01);
-        handles.tokens("anonymous", 10, 20, Some((1.0, 2.0)));
+        handles.tokens(
+            "anonymous",
+            TOKENS,
+            Some(Price {
+                input: 1.0,
+                cached_input: 1.0,
+                output: 2.0,
+            }),
+        );
         drop(g);
     }
 

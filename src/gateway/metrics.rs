@@ -132,7 +132,7 @@ impl Metrics {
         let tokens = IntCounterVec::new(
             Opts::new(
                 "switchyard_tokens_total",
-                "Tokens processed, by tenant and type input or output (gen_ai.client.token.usage)",
+                "Tokens processed, by tenant and type: input (every prompt token), cached_input (the part of input read from a prompt cache) or output (gen_ai.client.token.usage)",
             ),
             &[&attempt[..], &["tenant", "type"]].concat(),
         )?;

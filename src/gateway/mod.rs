@@ -15,6 +15,7 @@ mod fuzz;
 mod metrics;
 mod outlier;
 mod pick;
+mod price;
 mod proxy;
 mod relay;
 mod scrub;

@@ -11,6 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::balance::{InFlightGuard, least_loaded};
 use super::metrics::AttemptMetrics;
 use super::pick::Unavailable;
+use super::price::Price;
 use super::snapshot::{Backend, BackendState, Kind, Pod, RouteBackend};
 use crate::api::Dialect;
 
@@ -29,8 +30,7 @@ pub struct Target {
     pub client: Option<Upstream>,
     /// Time to the first byte, and the longest silence within an answer.
     pub timeout: Duration,
-    /// Price per million input and output tokens.
-    pub price: Option<(f64, f64)>,
+    pub price: Option<Price>,
     /// The attempt series of this (route, backend).
     pub metrics: Arc<AttemptMetrics>,
     host: Host,

@@ -7,6 +7,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use prometheus::{Counter, Histogram, IntCounter, IntGauge};
 
 use super::{Metrics, Outcome, Structured};
+use crate::gateway::price::Price;
+use crate::gateway::translate::Usage;
 
 /// The outcomes exported from a route's first attempt on (see `attempt`).
 const LIVE: [Outcome; 4] = [
@@ -30,7 +32,7 @@ pub struct AttemptMetrics {
     /// (tenant, outcome, code) → counter; a handful of entries, scanned without allocating.
     requests: RwLock<Vec<RequestSeries>>,
     ttft: OnceLock<Histogram>,
-    /// Per tenant: input and output tokens, and cost.
+    /// Per tenant: input, cached input and output tokens, and cost.
     tokens: RwLock<Vec<(Box<str>, TenantTokens)>>,
     in_flight: OnceLock<IntGauge>,
     overhead: OnceLock<Histogram>,
@@ -122,16 +124,18 @@ impl AttemptMetrics {
             .observe(seconds);
     }
 
-    /// Counts `tenant`'s tokens and their cost; prices are per million tokens.
-    pub fn tokens(&self, tenant: &str, input: u64, output: u64, price: Option<(f64, f64)>) {
+    /// Counts `tenant`'s tokens and their cost. `input` stays every prompt token (what
+    /// dashboards summed before cached input was counted); `cached_input` is the part of it
+    /// read from a prompt cache.
+    pub fn tokens(&self, tenant: &str, usage: Usage, price: Option<Price>) {
         let count = |t: &TenantTokens| {
-            t.input.inc_by(input);
-            t.output.inc_by(output);
-            if let Some((pin, pout)) = price {
-                let cost = (input as f64 * pin + output as f64 * pout) / 1_000_000.0;
+            t.input.inc_by(usage.input);
+            t.cached_input.inc_by(usage.cached.min(usage.input));
+            t.output.inc_by(usage.output);
+            if let Some(price) = price {
                 t.cost
                     .get_or_init(|| self.vecs.cost.with_label_values(&self.with(tenant)))
-                    .inc_by(cost);
+                    .inc_by(price.cost(&usage));
             }
         };
         {
@@ -148,6 +152,14 @@ impl AttemptMetrics {
                     .vecs
                     .tokens
                     .with_label_values(&[n, r, b, p, tenant, "input"]),
+                cached_input: self.vecs.tokens.with_label_values(&[
+                    n,
+                    r,
+                    b,
+                    p,
+                    tenant,
+                    "cached_input",
+                ]),
                 output: self
                     .vecs
                     .tokens
@@ -217,6 +229,9 @@ impl AttemptMetrics {
         }
         for (t, tokens) in self.tokens.read().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = v.tokens.remove_label_values(&[n, r, b, p, t, "input"]);
+            let _ = v
+                .tokens
+                .remove_label_values(&[n, r, b, p, t, "cached_input"]);
             let _ = v.tokens.remove_label_values(&[n, r, b, p, t, "output"]);
             if tokens.cost.get().is_some() {
                 let _ = v.cost.remove_label_values(&[n, r, b, p, t]);
@@ -242,6 +257,7 @@ type RequestSeries = (Box<str>, Outcome, Box<str>, IntCounter);
 /// One tenant's token counters on one (route, backend).
 struct TenantTokens {
     input: IntCounter,
+    cached_input: IntCounter,
     output: IntCounter,
     cost: OnceLock<Counter>,
 }

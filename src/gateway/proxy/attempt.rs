@@ -128,12 +128,7 @@ impl Gateway {
             &status.to_string(),
             started.elapsed().as_secs_f64(),
         );
-        m.tokens(
-            &ctx.who.tenant,
-            answer.usage.input,
-            answer.usage.output,
-            target.price,
-        );
+        m.tokens(&ctx.who.tenant, answer.usage, target.price);
         if let Some(expect) = &req.structured
             && let Some(text) = structured::answer_text(caller, &answer.body)
         {

@@ -71,7 +71,7 @@ impl Gateway {
                 started.elapsed().as_secs_f64(),
             );
             if let Some(u) = usage {
-                m.tokens(&tenant, u.input, u.output, target.price);
+                m.tokens(&tenant, u, target.price);
             }
         });
     }

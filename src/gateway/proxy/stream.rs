@@ -283,7 +283,7 @@ impl Committed {
             self.started.elapsed().as_secs_f64(),
         );
         let usage = self.relay.usage();
-        m.tokens(&self.tenant, usage.input, usage.output, self.target.price);
+        m.tokens(&self.tenant, usage, self.target.price);
         // Only a complete answer is judged: a cut one is an error already, and the text of
         // one the client left is not what it would have been.
         if outcome == Outcome::Success

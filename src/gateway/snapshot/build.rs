@@ -25,6 +25,7 @@ use crate::gateway::cache::{Caches, Stores};
 use crate::gateway::client::Upstream;
 use crate::gateway::metrics::{AttemptMetrics, Metrics};
 use crate::gateway::outlier::OutlierConfig;
+use crate::gateway::price::Price;
 use crate::gateway::upstream::UNKNOWN_PROVIDER;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -437,12 +438,7 @@ impl Builder {
                 .and_then(|l| l.timeout.as_ref())
                 .and_then(|t| t.parse().ok())
                 .unwrap_or(DEFAULT_TIMEOUT),
-            price: ib.spec.pricing.as_ref().and_then(|p| {
-                Some((
-                    p.input_per_million_tokens.parse().ok()?,
-                    p.output_per_million_tokens.parse().ok()?,
-                ))
-            }),
+            price: ib.spec.pricing.as_ref().and_then(Price::from_spec),
             limit,
             state,
         })

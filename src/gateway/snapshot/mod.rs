@@ -28,6 +28,7 @@ use super::auth::{Caller, Keys};
 use super::balance::{InFlight, SmoothWeighted};
 use super::metrics::{AttemptMetrics, BackendMetrics, Metrics};
 use super::outlier::{Detector, OutlierConfig};
+use super::price::Price;
 use super::upstream::Operation;
 use crate::api::Dialect;
 
@@ -128,8 +129,7 @@ pub struct Backend {
     pub kind: Kind,
     /// Time to the first byte, and the longest silence within an answer.
     pub timeout: Duration,
-    /// Price per million input and output tokens.
-    pub price: Option<(f64, f64)>,
+    pub price: Option<Price>,
     /// `maxConcurrency` and its permits (a changed limit gets a new semaphore).
     pub limit: Option<(i32, Arc<Semaphore>)>,
     pub state: Arc<BackendState>,

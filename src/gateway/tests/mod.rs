@@ -10,6 +10,7 @@ mod limits;
 mod outliers;
 mod overhead;
 mod passthrough;
+mod pricing;
 mod structured;
 
 use std::sync::Arc;

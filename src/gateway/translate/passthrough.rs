@@ -163,10 +163,7 @@ pub fn scan(body: &[u8], shape: Shape) -> Option<Usage> {
         Shape::Content => usage_anthropic(u),
         Shape::Choices | Shape::Data => usage_openai(u),
     });
-    Some(usage.unwrap_or(Usage {
-        input: 0,
-        output: 0,
-    }))
+    Some(usage.unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use serde_json::{Map, Value, json};
 pub struct Usage {
     /// Prompt tokens, including tokens read from or written to a prompt cache.
     pub input: u64,
+    /// The part of `input` read from a prompt cache (priced apart by most providers).
+    pub cached: u64,
     pub output: u64,
 }
 
@@ -120,7 +122,8 @@ pub fn openai_to_anthropic(resp: &Value, model: &str) -> Value {
     })
 }
 
-/// Usage of an OpenAI response body, stream chunk or `usage` object.
+/// Usage of an OpenAI response body, stream chunk or `usage` object. `prompt_tokens`
+/// includes the cached tokens that `prompt_tokens_details.cached_tokens` counts.
 pub fn usage_openai(v: &Value) -> Option<Usage> {
     let u = if v["usage"].is_object() {
         &v["usage"]
@@ -134,12 +137,16 @@ pub fn usage_openai(v: &Value) -> Option<Usage> {
     }
     Some(Usage {
         input: input.unwrap_or(0),
+        cached: u["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap_or(0),
         output: output.unwrap_or(0),
     })
 }
 
 /// Usage of an Anthropic response body, `message_start` or `message_delta` event, or `usage`
-/// object. Input counts cache reads and writes, which Anthropic reports separately.
+/// object. Input counts cache reads and writes, which Anthropic reports separately; cached
+/// counts the reads.
 pub fn usage_anthropic(v: &Value) -> Option<Usage> {
     let u = if v["usage"].is_object() {
         &v["usage"]
@@ -148,18 +155,20 @@ pub fn usage_anthropic(v: &Value) -> Option<Usage> {
     } else {
         v
     };
-    let fields = [
-        "input_tokens",
-        "cache_read_input_tokens",
-        "cache_creation_input_tokens",
-    ];
-    let inputs: Vec<u64> = fields.iter().filter_map(|f| u[*f].as_u64()).collect();
-    let output = u["output_tokens"].as_u64();
-    if inputs.is_empty() && output.is_none() {
+    let count = |f: &str| u[f].as_u64();
+    let (plain, read, written) = (
+        count("input_tokens"),
+        count("cache_read_input_tokens"),
+        count("cache_creation_input_tokens"),
+    );
+    let output = count("output_tokens");
+    if plain.is_none() && read.is_none() && written.is_none() && output.is_none() {
         return None;
     }
+    let read = read.unwrap_or(0);
     Some(Usage {
-        input: inputs.iter().sum(),
+        input: plain.unwrap_or(0) + read + written.unwrap_or(0),
+        cached: read,
         output: output.unwrap_or(0),
     })
 }
@@ -431,6 +440,7 @@ mod tests {
             usage_openai(&openai_completion()),
             Some(Usage {
                 input: 50,
+                cached: 0,
                 output: 12
             })
         );
@@ -438,6 +448,7 @@ mod tests {
             usage_openai(&json!({"prompt_tokens": 3, "completion_tokens": 4})),
             Some(Usage {
                 input: 3,
+                cached: 0,
                 output: 4
             })
         );
@@ -446,6 +457,7 @@ mod tests {
             usage_anthropic(&anthropic_message()),
             Some(Usage {
                 input: 125,
+                cached: 20,
                 output: 30
             })
         );
@@ -454,6 +466,7 @@ mod tests {
             usage_anthropic(&start),
             Some(Usage {
                 input: 9,
+                cached: 0,
                 output: 1
             })
         );
@@ -462,6 +475,7 @@ mod tests {
             usage_anthropic(&delta),
             Some(Usage {
                 input: 0,
+                cached: 0,
                 output: 42
             })
         );

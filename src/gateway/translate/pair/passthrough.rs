@@ -4,7 +4,6 @@
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
 
 use super::super::passthrough::{Shape, Spans, rewrite_request, scan};
 use super::super::response::{usage_anthropic, usage_openai};
@@ -112,6 +111,10 @@ impl StreamTranslator for OpenAiStream {
             {
                 self.usage = Usage {
                     input: u.prompt_tokens.unwrap_or(0),
+                    cached: u
+                        .prompt_tokens_details
+                        .and_then(|d| d.cached_tokens)
+                        .unwrap_or(0),
                     output: u.completion_tokens.unwrap_or(0),
                 };
             }
@@ -169,17 +172,21 @@ impl StreamTranslator for AnthropicStream {
                     error::error_message(&v).unwrap_or_else(|| "upstream error".into()),
                 ));
             }
+            // Input counts cache reads and writes as the non-streamed answer does.
             Some("message_start") => {
-                if let Some(u) = v
-                    .pointer("/message/usage/input_tokens")
-                    .and_then(Value::as_u64)
-                {
-                    self.usage.input = u;
+                if let Some(u) = usage_anthropic(&v["message"]["usage"]) {
+                    self.usage.input = u.input;
+                    self.usage.cached = u.cached;
                 }
             }
             Some("message_delta") => {
-                if let Some(u) = v.pointer("/usage/output_tokens").and_then(Value::as_u64) {
-                    self.usage.output = u;
+                if let Some(u) = usage_anthropic(&v["usage"]) {
+                    self.usage.output = u.output;
+                    // Newer API versions repeat the (cumulative) input counts here.
+                    if u.input > 0 {
+                        self.usage.input = u.input;
+                        self.usage.cached = u.cached;
+                    }
                 }
             }
             Some("message_stop") => self.done = true,
@@ -232,4 +239,13 @@ struct UsageCounts {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+/// The part of `prompt_tokens` read from the prompt cache.
+#[derive(Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }

@@ -148,6 +148,7 @@ impl AnthropicToOpenAi {
                     // Newer API versions repeat the (cumulative) input count here.
                     if u.input > 0 {
                         self.usage.input = u.input;
+                        self.usage.cached = u.cached;
                     }
                 }
                 if let Some(reason) = data["delta"]["stop_reason"].as_str() {
@@ -218,7 +219,7 @@ impl AnthropicToOpenAi {
     }
 
     fn usage_chunk(&self) -> Value {
-        let Usage { input, output } = self.usage;
+        let Usage { input, output, .. } = self.usage;
         json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -572,6 +573,7 @@ mod tests {
             conv.usage(),
             Usage {
                 input: 30,
+                cached: 5,
                 output: 12
             }
         );
@@ -588,6 +590,7 @@ mod tests {
             conv.usage(),
             Usage {
                 input: 30,
+                cached: 5,
                 output: 12
             }
         );
@@ -635,6 +638,7 @@ mod tests {
             conv.usage(),
             Usage {
                 input: 400,
+                cached: 0,
                 output: 77
             }
         );
@@ -788,6 +792,7 @@ mod tests {
             conv.usage(),
             Usage {
                 input: 11,
+                cached: 0,
                 output: 2
             }
         );
