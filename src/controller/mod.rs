@@ -5,6 +5,7 @@ mod backoff;
 pub mod conditions;
 mod conflict;
 mod credentials;
+mod decisions;
 mod index;
 pub mod leader;
 mod leadership;
