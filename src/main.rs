@@ -52,6 +52,8 @@ enum Command {
     Status(switchyard::cli::status::StatusArgs),
     /// List ModelRoutes (phase, step, weights) and InferenceBackends (readiness, pods).
     Get(switchyard::cli::get::GetArgs),
+    /// Draw a route's migration timeline from Prometheus and its history, as PNG and SVG.
+    Report(switchyard::cli::report::ReportArgs),
     /// Print a shell completion script for `kubectl-switchyard` and `switchyard`.
     Completion {
         #[arg(value_enum)]
@@ -117,6 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(t) => switchyard::cli::act(t, Action::Retry).await,
         Command::Status(args) => switchyard::cli::status::run(args).await,
         Command::Get(args) => switchyard::cli::get::run(args).await,
+        Command::Report(args) => switchyard::cli::report::run(args).await,
         Command::Completion { shell } => {
             let mut script = Vec::new();
             switchyard::cli::completion::script(shell, &mut script)?;

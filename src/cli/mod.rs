@@ -6,6 +6,8 @@
 
 pub mod completion;
 pub mod get;
+pub mod prometheus;
+pub mod report;
 pub mod status;
 mod table;
 
