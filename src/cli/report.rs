@@ -261,6 +261,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
         );
     }
     report.markers = markers(&steps, &status, report.start, report.end);
+    report.fit_to_data();
 
     std::fs::create_dir_all(&args.output_dir)
         .with_context(|| format!("creating {}", args.output_dir.display()))?;

@@ -171,11 +171,13 @@ fn chart<DB: DrawingBackend>(
         legend
             .draw(&PathElement::new([(6, y), (28, y)], c.stroke_width(3)))
             .map_err(err)?;
+        // The value now; none for a series that ended earlier (a backend that left).
         let last = s
             .points
             .iter()
             .rev()
             .find(|p| p.1.is_finite())
+            .filter(|p| r.end - p.0 <= 3.0 * r.step.max(1.0))
             .map(|p| format!("  {}", short(p.1)))
             .unwrap_or_default();
         legend

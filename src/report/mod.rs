@@ -174,6 +174,24 @@ impl Report {
         lines
     }
 
+    /// Narrows the range to where there is something to show: from a little before the
+    /// first sample or marker. A migration of a few minutes asked for over the last hour
+    /// would otherwise be a sliver at the right edge.
+    pub fn fit_to_data(&mut self) {
+        let first = self
+            .panels
+            .iter()
+            .flat_map(|p| &p.series)
+            .filter_map(|s| s.points.iter().find(|p| p.1.is_finite()).map(|p| p.0))
+            .chain(self.markers.iter().map(|m| m.at))
+            .filter(|t| *t >= self.start)
+            .fold(f64::INFINITY, f64::min);
+        if first.is_finite() && first < self.end {
+            let margin = ((self.end - first) * 0.05).max(self.step);
+            self.start = (first - margin).max(self.start);
+        }
+    }
+
     /// Height of the image for this report.
     pub fn height(&self) -> u32 {
         let text = self.text_lines().len() as u32;

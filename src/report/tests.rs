@@ -178,6 +178,36 @@ fn without_evaluation_the_image_has_no_evaluation_text() {
 }
 
 #[test]
+fn the_range_is_fitted_to_the_data_within_the_range_asked() {
+    let mut r = sample(false);
+    let asked = r.start - 3000.0;
+    r.start = asked;
+    r.fit_to_data();
+    // The first sample is at the old start; 5% of the 600 s shown before it.
+    assert_eq!(r.start, asked + 3000.0 - 30.0);
+    let mut empty = Report {
+        start: 10.0,
+        end: 100.0,
+        step: 1.0,
+        ..Report::default()
+    };
+    empty.fit_to_data();
+    assert_eq!(empty.start, 10.0, "nothing to fit to");
+}
+
+#[test]
+fn a_series_that_ended_before_the_range_shows_no_current_value() {
+    let mut r = sample(false);
+    r.panels[0].series[0].points.truncate(30);
+    let text = svg(&r).unwrap();
+    assert!(
+        text.contains(">\nopenai\n<") || text.contains(">openai<") || !text.contains("openai  ")
+    );
+    assert!(!text.contains("openai  "), "stale value shown");
+    assert!(text.contains("llama  0"));
+}
+
+#[test]
 fn segments_break_where_samples_are_missing() {
     let pts = [
         (0.0, 1.0),
