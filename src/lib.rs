@@ -8,6 +8,7 @@ pub mod controller;
 pub mod duration;
 pub mod gateway;
 pub mod migration;
+pub mod report;
 pub mod schema;
 pub mod serve;
 pub mod slim;

@@ -54,6 +54,8 @@ enum Command {
     Get(switchyard::cli::get::GetArgs),
     /// What a route's traffic cost over a window, per backend or tenant, from Prometheus.
     Cost(switchyard::cli::cost::CostArgs),
+    /// Draw a route's migration timeline from Prometheus and its history, as PNG and SVG.
+    Report(switchyard::cli::report::ReportArgs),
     /// Print a shell completion script for `kubectl-switchyard` and `switchyard`.
     Completion {
         #[arg(value_enum)]
@@ -120,6 +122,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => switchyard::cli::status::run(args).await,
         Command::Get(args) => switchyard::cli::get::run(args).await,
         Command::Cost(args) => switchyard::cli::cost::run(args).await,
+        Command::Report(args) => switchyard::cli::report::run(args).await,
         Command::Completion { shell } => {
             let mut script = Vec::new();
             switchyard::cli::completion::script(shell, &mut script)?;

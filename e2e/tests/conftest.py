@@ -335,6 +335,9 @@ def controller(crds, rbac):
             return not proc.running() and pytest.fail(f"controller exited:\n{proc.output()[-5000:]}")
 
     wait_until(ready, timeout=30, what="controller /readyz")
+    # Prometheus scrapes the session's controller too: its decisions (phase, step, weights,
+    # verdicts) are series that dashboards and `kubectl switchyard report` read.
+    add_scrape_target("controller", proc.url.removeprefix("http://"))
     return proc
 
 

@@ -48,8 +48,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{self, Analysis, AnalysisResult, CheckResult, Verdict};
 
+pub(crate) use queries::escape_string;
 pub use queries::{render_template, render_window};
-pub use source::{Prometheus, QUERY_TIMEOUT, Source, SourceError};
+pub use source::{Labelled, Prometheus, QUERY_TIMEOUT, Source, SourceError};
 
 /// Error-rate threshold when `maxErrorRate` is not set: 1% of attempts.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;

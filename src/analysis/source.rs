@@ -193,6 +193,103 @@ impl Source for Prometheus {
     }
 }
 
+/// One series of a query's answer: its labels and its samples as (Unix seconds, value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labelled {
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Prometheus {
+    /// Every series an instant query returns at `at`, each with its one sample.
+    pub async fn query_vector(
+        &self,
+        promql: &str,
+        at: Timestamp,
+    ) -> Result<Vec<Labelled>, SourceError> {
+        let params = [("query", promql.to_owned()), ("time", seconds(at))];
+        labelled(&self.get("api/v1/query", &params).await?)
+    }
+
+    /// Every series a range query returns between `start` and `end`, sampled every `step`.
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    ) -> Result<Vec<Labelled>, SourceError> {
+        let params = [
+            ("query", promql.to_owned()),
+            ("start", seconds(start)),
+            ("end", seconds(end)),
+            ("step", format!("{:.3}", step.as_secs_f64())),
+        ];
+        labelled(&self.get("api/v1/query_range", &params).await?)
+    }
+}
+
+fn seconds(at: Timestamp) -> String {
+    format!("{:.3}", at.as_millisecond() as f64 / 1000.0)
+}
+
+/// The series of an instant (`vector`, `scalar`) or range (`matrix`) answer. Samples are
+/// `[time, "value"]`; NaN and ±Inf are kept for the caller to skip.
+fn labelled(data: &Value) -> Result<Vec<Labelled>, SourceError> {
+    let sample = |s: &Value| -> Result<(f64, f64), SourceError> {
+        let t = s.get(0).and_then(Value::as_f64);
+        let v = s
+            .get(1)
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse().ok());
+        t.zip(v)
+            .ok_or_else(|| SourceError::Query(format!("unreadable sample {s}")))
+    };
+    let result = data.get("result").unwrap_or(&Value::Null);
+    let series = |r: &Value, points: Vec<(f64, f64)>| Labelled {
+        labels: r
+            .get("metric")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        points,
+    };
+    let list = || result.as_array().map(Vec::as_slice).unwrap_or_default();
+    match data.get("resultType").and_then(Value::as_str) {
+        Some("scalar") => Ok(vec![series(&Value::Null, vec![sample(result)?])]),
+        Some("vector") => list()
+            .iter()
+            .map(|r| {
+                Ok(series(
+                    r,
+                    vec![sample(r.get("value").unwrap_or(&Value::Null))?],
+                ))
+            })
+            .collect(),
+        Some("matrix") => list()
+            .iter()
+            .map(|r| {
+                let points = r
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(sample)
+                    .collect::<Result<_, _>>()?;
+                Ok(series(r, points))
+            })
+            .collect(),
+        other => Err(SourceError::Query(format!(
+            "unexpected result type {other:?}"
+        ))),
+    }
+}
+
 /// The smallest scrape interval that matters: the global one (jobs that override it are not
 /// known to scrape the gateway). Prometheus' own default is 1m when the config omits it.
 fn scrape_interval_of(yaml: &str) -> Result<Duration, SourceError> {
@@ -308,6 +405,34 @@ fn truncate(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn range_and_instant_answers_become_labelled_series() {
+        let matrix: Value = serde_json::from_str(
+            r#"{"resultType":"matrix","result":[
+                {"metric":{"backend":"llama"},"values":[[1700000000,"0.5"],[1700000002.5,"NaN"]]},
+                {"metric":{"backend":"openai"},"values":[]}]}"#,
+        )
+        .unwrap();
+        let got = labelled(&matrix).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].labels["backend"], "llama");
+        assert_eq!(got[0].points[0], (1_700_000_000.0, 0.5));
+        assert!(got[0].points[1].1.is_nan() && got[0].points[1].0 == 1_700_000_002.5);
+        assert!(got[1].points.is_empty());
+        let vector: Value = serde_json::from_str(
+            r#"{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"3"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            labelled(&vector).unwrap()[0].points,
+            [(1_700_000_000.0, 3.0)]
+        );
+        let bad: Value =
+            serde_json::from_str(r#"{"resultType":"matrix","result":[{"values":[[1,2]]}]}"#)
+                .unwrap();
+        assert!(matches!(labelled(&bad), Err(SourceError::Query(_))));
+    }
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 

@@ -7,6 +7,8 @@
 pub mod completion;
 pub mod cost;
 pub mod get;
+pub mod prometheus;
+pub mod report;
 pub mod status;
 mod table;
 

@@ -1,10 +1,12 @@
 //! The controller's own metrics. Labels are fixed categories, never error text or names.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 
 use super::Error;
+use super::decisions::Decisions;
 
 /// Clones share the same series (one registry, one set per process).
 #[derive(Clone)]
@@ -17,6 +19,8 @@ pub struct Metrics {
     pub warmup_requests: IntCounterVec,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
+    /// Each route's migration decisions (phase, step, weights, checks, verdicts, outcomes).
+    pub decisions: Arc<Decisions>,
 }
 
 impl Metrics {
@@ -69,6 +73,7 @@ impl Metrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(superseded.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        let decisions = Arc::new(Decisions::register(registry)?);
         // Export zeroes from the start so rate() and absent() work before the first reconcile.
         for kind in ["inferencebackend", "modelroute"] {
             reconciles.with_label_values(&[kind]);
@@ -81,6 +86,7 @@ impl Metrics {
             duration,
             warmup_requests,
             leader,
+            decisions,
         })
     }
 

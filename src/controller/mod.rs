@@ -6,6 +6,7 @@ pub mod conditions;
 mod conflict;
 mod cost;
 mod credentials;
+mod decisions;
 mod index;
 pub mod leader;
 mod leadership;

@@ -207,15 +207,19 @@ async fn publish(
 ) -> Result<(), Error> {
     let mut after = after.clone();
     conditions::keep_transition_times(&before.conditions, &mut after.conditions);
-    if *before == after {
-        return Ok(());
+    let ns = mr.namespace().unwrap_or_default();
+    let changed = *before != after;
+    if changed {
+        let api: Api<ModelRoute> = Api::namespaced(ctx.client.clone(), &ns);
+        if status::write(&api, mr, &after).await? {
+            super::wrote("modelroute", mr, ctx);
+        }
     }
-    let api: Api<ModelRoute> =
-        Api::namespaced(ctx.client.clone(), &mr.namespace().unwrap_or_default());
-    if status::write(&api, mr, &after).await? {
-        super::wrote("modelroute", mr, ctx);
-    }
-    if let Some(message) = conflict::news(before, &after) {
+    // Written, or already current: what the gateway applies now, so what dashboards show.
+    ctx.metrics
+        .decisions
+        .observe(&ns, &mr.name_any(), before, &after);
+    if changed && let Some(message) = conflict::news(before, &after) {
         ctx.event(mr, EventType::Warning, conflict::REASON.as_str(), message)
             .await;
     }

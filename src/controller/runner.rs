@@ -67,6 +67,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|scope| Scoped::new(scope, &shared))
         .collect();
     let leader_metric = shared.metrics.leader.clone();
+    let decisions = shared.metrics.decisions.clone();
 
     let ready = Readiness::default();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -135,6 +136,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         lost = leadership.lost() => Some(lost),
     };
     leader_metric.set(0);
+    // Decisions are the leader's to export; another replica leads from here on.
+    decisions.clear();
     match lost {
         None => {
             leadership.release().await;
@@ -161,8 +164,9 @@ fn flag_when_listed<K>(tx: Listed) -> impl FnMut(&watcher::Event<K>) {
     }
 }
 
-/// Placed after `reflect`: keeps the route index in step with the route store.
-fn index_routes(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<ModelRoute>) {
+/// Placed after `reflect`: keeps the route index in step with the route store, and drops
+/// the decision series of routes that are gone (deleted, or no longer this instance's).
+fn index_routes(ctx: Arc<Context>, scope: Scope) -> impl FnMut(&watcher::Event<ModelRoute>) {
     move |event| {
         let mut index = ctx.indexes.routes.write().expect("route index lock");
         let key = |mr: &ModelRoute| (mr.namespace().unwrap_or_default(), mr.name_any());
@@ -172,7 +176,17 @@ fn index_routes(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<ModelRoute>) {
                 let (ns, name) = key(mr);
                 index.listing().upsert(&ns, &name, usage::index_keys(mr));
             }
-            watcher::Event::InitDone => index.done(),
+            watcher::Event::InitDone => {
+                index.done();
+                // A relist: routes deleted while the watch was down get no Delete event.
+                ctx.metrics.decisions.retain(|ns, name| {
+                    let ours = match &scope {
+                        Scope::Cluster => true,
+                        Scope::Namespace(n) => n == ns,
+                    };
+                    !ours || ctx.routes.get(&ObjectRef::new(name).within(ns)).is_some()
+                });
+            }
             watcher::Event::Apply(mr) => {
                 let (ns, name) = key(mr);
                 index.live.upsert(&ns, &name, usage::index_keys(mr));
@@ -180,6 +194,7 @@ fn index_routes(ctx: Arc<Context>) -> impl FnMut(&watcher::Event<ModelRoute>) {
             watcher::Event::Delete(mr) => {
                 let (ns, name) = key(mr);
                 index.live.remove(&ns, &name);
+                ctx.metrics.decisions.forget(&ns, &name);
             }
         }
     }
@@ -284,7 +299,7 @@ async fn run_controllers(client: Client, scoped: Scoped, concurrency: u16, shutd
         .default_backoff()
         .modify(crate::slim::slim)
         .reflect(route_writer)
-        .inspect_ok(index_routes(ctx.clone()))
+        .inspect_ok(index_routes(ctx.clone(), scope.clone()))
         .inspect_ok(flag_when_listed(routes_listed))
         .applied_objects();
 
