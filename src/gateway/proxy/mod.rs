@@ -102,6 +102,9 @@ impl Ctx {
 /// The `code` of an attempt whose backend's dialect cannot express the request.
 const UNSUPPORTED: &str = "unsupported";
 
+/// Bodies up to this size are parsed where they arrive; larger ones on the blocking pool.
+const PARSE_ON_RUNTIME_MAX_BYTES: usize = 256 << 10;
+
 /// What the caller is told when no backend served the request.
 struct Last {
     status: u16,
@@ -421,7 +424,17 @@ impl Gateway {
                 ));
             }
         };
-        validate(caller, op, bytes).map_err(|msg| error_response(caller, 400, &msg))
+        // Parsing megabytes takes milliseconds (tens in a debug build): done on a runtime
+        // worker it would stall every small request queued behind it on that worker, so a
+        // flood of large bodies would become everyone's latency.
+        let checked = if bytes.len() > PARSE_ON_RUNTIME_MAX_BYTES {
+            tokio::task::spawn_blocking(move || validate(caller, op, bytes))
+                .await
+                .unwrap_or_else(|e| Err(format!("the request could not be checked: {e}")))
+        } else {
+            validate(caller, op, bytes)
+        };
+        checked.map_err(|msg| error_response(caller, 400, &msg))
     }
 
     /// Resolves and admits the backend at `at`. An ejected backend of the split is used
