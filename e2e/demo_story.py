@@ -7,6 +7,7 @@ live with `switchyard status`.
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -66,8 +67,23 @@ def live(until, timeout):
     raise SystemExit("the demo timed out; `kubectl get events -n switchyard-demo` shows why")
 
 
+def report(since_s):
+    """`kubectl switchyard report`: the two migrations as a PNG and SVG timeline, from
+    Prometheus (which scrapes the controller's decisions and the gateway) and status history."""
+    out = conftest.E2E_DIR / "demo-report"
+    env = {**os.environ, "SWITCHYARD_PROMETHEUS_URL": conftest.CLUSTER["PROMETHEUS_URL"]}
+    run = subprocess.run([str(BIN), "report", "assistant", "-n", NS, "--since", f"{since_s}s", "-o", str(out)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    if run.returncode != 0:
+        raise SystemExit(f"switchyard report failed: {run.stderr}")
+    print(run.stdout, end="")
+
+
 def main():
+    started = time.monotonic()
     conftest.kubectl("create", "namespace", NS, check=False)
+    # demo.sh's controller: its decisions (phase, step, weights, verdicts) for the report.
+    conftest.add_scrape_target("demo-controller", "127.0.0.1:18080")
     openai = conftest.Mock("openai")
     gateway = conftest.start_gateway(conftest.CLUSTER["KUBECONFIG"], NS)
     print(f"gateway: {gateway.url} (OpenAI and Anthropic SDKs point here, with the Tenant "
@@ -111,6 +127,9 @@ def main():
                            "--sort-by=.metadata.creationTimestamp", namespace=NS).stdout)
     ok = sum(1 for _, _, code in load.answers if code == 200)
     print(f"load generator: {ok} of {len(load.answers)} requests answered 200 during both migrations")
+    say("The picture of both migrations: weights, errors, p95, TTFT and cost per backend, steps and outcomes")
+    time.sleep(4)  # two scrapes of the final state
+    report(int(time.monotonic() - started) + 30)
     # The gateway and the mock stay up with the cluster; `bash e2e/cluster/down.sh` stops them.
 
 

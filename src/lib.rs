@@ -6,6 +6,7 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod duration;
+pub mod evaluation;
 pub mod gateway;
 pub mod migration;
 pub mod report;

@@ -146,6 +146,10 @@ pub struct Rollout {
     /// requests to the new backends and discards their answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
+    /// A quality gate: an evaluation set replayed against the stable and the new backends
+    /// before step 1 (and optionally before each step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<super::EvaluationGate>,
     /// Longest a step (or the wait for the new backends to become Ready) may last beyond its
     /// `stepDuration` without advancing; then the migration ends and rolls back, with the
     /// reason in status. Time spent paused does not count.
@@ -160,6 +164,7 @@ impl Default for Rollout {
             step_duration: default_step_duration(),
             analysis: None,
             mirror: None,
+            evaluation: None,
             progress_deadline: default_progress_deadline(),
         }
     }
@@ -501,6 +506,9 @@ pub struct ModelRouteStatus {
     /// analysis window, per 1,000 requests and per million tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::CostComparison>,
+    /// The latest replay of `rollout.evaluation`'s set in the running migration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<super::EvaluationStatus>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose

@@ -5,6 +5,7 @@ mod backoff;
 pub mod conditions;
 mod conflict;
 mod cost;
+mod evaluation;
 mod credentials;
 mod decisions;
 mod index;
@@ -115,6 +116,10 @@ pub struct Config {
     pub scrape_interval: Option<Duration>,
     /// Which objects are this controller's (`--instance-id`).
     pub instance_id: Option<String>,
+    /// The gateway evaluation sets are replayed through (`--gateway-url`).
+    pub gateway_url: Option<String>,
+    /// The controller's own ServiceAccount (namespace, name): replays present its token.
+    pub service_account: (String, String),
 }
 
 /// Shared by every reconcile.
@@ -140,6 +145,8 @@ pub struct Context {
     /// Versions this controller wrote over (see `status::Written`).
     written: status::Written,
     scrape_intervals: scrape::ScrapeIntervals,
+    /// The controller's token for replaying evaluation sets through the gateway.
+    tokens: evaluation::Tokens,
 }
 
 /// The indexes over the stores, fed by the same watch streams.
@@ -230,6 +237,19 @@ pub struct Args {
     /// four of them. Read from Prometheus' configuration API (its global interval) when unset.
     #[arg(long, env = "SWITCHYARD_SCRAPE_INTERVAL", value_parser = parse_duration)]
     pub scrape_interval: Option<Duration>,
+    /// The gateway's API, e.g. http://switchyard-gateway.switchyard-system:8080, through which
+    /// evaluation sets (`rollout.evaluation`) are replayed; without it a migration with an
+    /// evaluation set holds before step 1 and says so.
+    #[arg(long, env = "SWITCHYARD_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+    /// The controller's ServiceAccount in the Lease's namespace: replays present a token of
+    /// it (TokenRequest, audience `switchyard-gateway`), which the gateway verifies.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SERVICE_ACCOUNT",
+        default_value = "switchyard-controller"
+    )]
+    pub service_account: String,
     /// Namespaces to reconcile (repeat the flag, or separate with commas); all namespaces
     /// when unset. With namespaces given, the controller watches and writes only in those, so
     /// a Role in each (and one for its Lease) suffices.

@@ -101,6 +101,11 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         }
         None => (None, None),
     };
+    let targets_ready = not_ready.is_empty() && missing.is_empty();
+    let evaluation = match migration::evaluation_due(&mr.spec, &current, targets_ready, now) {
+        Some(plan) => Some(super::evaluation::replay(&ctx, &mr, &ns, plan, now).await),
+        None => None,
+    };
     let prometheus = match prometheus_url(&ctx, &mr.spec, &current) {
         Some(_) => AnalysisSource::Configured,
         None => AnalysisSource::NotConfigured,
@@ -113,6 +118,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         not_ready: &not_ready,
         prometheus,
         analysis,
+        evaluation,
         command: command(&mr),
         now,
     });

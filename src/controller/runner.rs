@@ -46,6 +46,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             prometheus_url: args.prometheus_url.clone(),
             scrape_interval: args.scrape_interval,
             instance_id: args.instance_id.clone(),
+            gateway_url: args.gateway_url.clone(),
+            service_account: (args.lease_namespace.clone(), args.service_account.clone()),
         },
         prometheus: args
             .prometheus_url
@@ -254,6 +256,7 @@ impl Scoped {
             client: shared.client.clone(),
             config: shared.config.clone(),
             scrape_intervals: Default::default(),
+            tokens: Default::default(),
             backends: backend_store,
             routes: route_store,
             indexes: Default::default(),

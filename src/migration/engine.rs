@@ -10,11 +10,12 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::blend::blend;
 use super::commands::{Command, CommandKind, CommandResult};
+use super::gate::{Gate, gate};
 use super::health;
 use super::settings::{Settings, effective_rollout, settings};
 use super::split::{gaining, new_backends, normalize, same_split, weights_summary};
 use crate::api::{
-    AnalysisResult, InconclusivePolicy, MigrationOutcome, MigrationRecord, MirrorStatus,
+    AnalysisResult, EvaluationStatus, EvaluationVerdict, InconclusivePolicy, MigrationOutcome, MigrationRecord, MirrorStatus,
     ModelRouteSpec, ModelRouteStatus, Phase, Verdict,
 };
 
@@ -41,6 +42,8 @@ pub struct Inputs<'a> {
     pub prometheus: AnalysisSource,
     /// A fresh analysis of the current step, when one was due and ran.
     pub analysis: Option<AnalysisResult>,
+    /// A fresh replay of the evaluation set, when one was due and ran.
+    pub evaluation: Option<EvaluationStatus>,
     pub command: Option<Command>,
     pub now: Timestamp,
 }
@@ -146,6 +149,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
         not_ready,
         prometheus,
         analysis,
+        evaluation,
         command,
         now,
     } = inputs;
@@ -205,7 +209,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
             missing,
             not_ready,
             prometheus,
-            analysis,
+            (analysis, evaluation),
             now,
             &mut events,
         );
@@ -253,6 +257,7 @@ fn start(
     st.holding_since = None;
     st.target_not_ready_since = None;
     st.last_analysis = None;
+    st.evaluation = None;
     st.paused = false;
     st.phase = Some(Phase::Progressing);
     events.push(Event::normal(
@@ -366,7 +371,7 @@ fn progress(
     missing: &[String],
     not_ready: &[String],
     prometheus: AnalysisSource,
-    analysis: Option<AnalysisResult>,
+    (analysis, evaluation): (Option<AnalysisResult>, Option<EvaluationStatus>),
     now: Timestamp,
     events: &mut Vec<Event>,
 ) {
@@ -380,6 +385,19 @@ fn progress(
             "InferenceBackend {:?} of the target split does not exist",
             gone.name
         );
+        rollback(st, now, MigrationOutcome::RolledBack, why, events);
+        return;
+    }
+
+    if let Some(e) = evaluation {
+        events.push(match e.verdict {
+            EvaluationVerdict::Pass => Event::normal("EvaluationPassed", e.message.clone()),
+            EvaluationVerdict::Fail => Event::warning("EvaluationFailed", e.message.clone()),
+            EvaluationVerdict::Error => Event::warning("EvaluationError", e.message.clone()),
+        });
+        st.evaluation = Some(e);
+    }
+    if let Gate::Failed(why) = gate(cfg, st, step) {
         rollback(st, now, MigrationOutcome::RolledBack, why, events);
         return;
     }
@@ -427,6 +445,12 @@ fn progress(
             || !not_ready.is_empty()
             || prometheus == AnalysisSource::NotConfigured
         {
+            st.phase = Some(Phase::Holding);
+            return;
+        }
+        // The evaluation set is replayed now that the targets are Ready; nothing moves, not
+        // even mirrored copies, until it passed.
+        if gate(cfg, st, 0) == Gate::Waiting {
             st.phase = Some(Phase::Holding);
             return;
         }
@@ -541,7 +565,8 @@ fn progress(
             .unwrap_or(Duration::ZERO);
         a.verdict == Verdict::Pass && a.time.0 >= after(started, window.max(cfg.interval()))
     });
-    if now >= after(started, cfg.phase_duration(mirroring, step)) && judged {
+    let evaluated = mirroring || gate(cfg, st, step) == Gate::Open;
+    if now >= after(started, cfg.phase_duration(mirroring, step)) && judged && evaluated {
         if mirroring {
             advance_to(st, cfg, 1, now);
             events.push(step_event(st, cfg));

@@ -53,18 +53,22 @@ rollout:
   analysis: {interval: 30s, maxErrorRate: 0.005, failureLimit: 0, maxHold: 5m}
 "#;
 
-struct Sim {
-    spec: ModelRouteSpec,
-    status: ModelRouteStatus,
-    now: Timestamp,
-    missing: Vec<String>,
-    not_ready: Vec<String>,
-    prometheus: AnalysisSource,
-    events: Vec<Event>,
+pub(super) struct Sim {
+    pub spec: ModelRouteSpec,
+    pub status: ModelRouteStatus,
+    pub now: Timestamp,
+    pub missing: Vec<String>,
+    pub not_ready: Vec<String>,
+    pub prometheus: AnalysisSource,
+    pub events: Vec<Event>,
+    /// What a replay of the evaluation set finds when one is due (see `gate_tests`).
+    pub evaluation: Option<crate::api::EvaluationVerdict>,
+    /// The plans of the replays run, in order.
+    pub evaluated: Vec<super::EvaluationPlan>,
 }
 
 impl Sim {
-    fn new(yaml: &str) -> Self {
+    pub fn new(yaml: &str) -> Self {
         let mut sim = Sim {
             spec: spec(yaml),
             status: ModelRouteStatus::default(),
@@ -73,13 +77,15 @@ impl Sim {
             not_ready: vec![],
             prometheus: AnalysisSource::Configured,
             events: vec![],
+            evaluation: None,
+            evaluated: vec![],
         };
         sim.run(None, None);
         sim
     }
 
     /// Moves the clock, runs analysis when due with `verdict`, and decides.
-    fn tick(&mut self, secs: i64, verdict: Verdict) -> Decision {
+    pub fn tick(&mut self, secs: i64, verdict: Verdict) -> Decision {
         self.now = self
             .now
             .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
@@ -89,7 +95,21 @@ impl Sim {
         self.run(analysis, None)
     }
 
-    fn run(&mut self, analysis: Option<AnalysisResult>, command: Option<Command>) -> Decision {
+    pub fn run(&mut self, analysis: Option<AnalysisResult>, command: Option<Command>) -> Decision {
+        let ready = self.not_ready.is_empty();
+        let evaluation = self.evaluation.and_then(|verdict| {
+            let plan = super::evaluation_due(&self.spec, &self.status, ready, self.now)?;
+            let e = crate::api::EvaluationStatus {
+                time: Time(self.now),
+                step: plan.step,
+                verdict,
+                message: format!("{verdict:?}"),
+                backends: vec![],
+                failing: vec![],
+            };
+            self.evaluated.push(plan);
+            Some(e)
+        });
         let d = decide(Inputs {
             spec: &self.spec,
             status: &self.status,
@@ -98,6 +118,7 @@ impl Sim {
             not_ready: &self.not_ready,
             prometheus: self.prometheus,
             analysis,
+            evaluation,
             command,
             now: self.now,
         });
@@ -106,7 +127,7 @@ impl Sim {
         d
     }
 
-    fn command(&mut self, id: &str, kind: CommandKind) -> Decision {
+    pub fn command(&mut self, id: &str, kind: CommandKind) -> Decision {
         self.run(
             None,
             Some(Command {
@@ -116,11 +137,11 @@ impl Sim {
         )
     }
 
-    fn change(&mut self, backends: &str) {
+    pub fn change(&mut self, backends: &str) {
         self.spec.backends = serde_yaml::from_str(backends).unwrap();
     }
 
-    fn reasons(&self) -> Vec<&'static str> {
+    pub fn reasons(&self) -> Vec<&'static str> {
         self.events.iter().map(|e| e.reason).collect()
     }
 }
@@ -499,6 +520,7 @@ fn random_runs_keep_the_invariants() {
                 not_ready: &[],
                 prometheus: AnalysisSource::Configured,
                 analysis: None,
+                evaluation: None,
                 command: None,
                 now: sim.now,
             });

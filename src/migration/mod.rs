@@ -5,13 +5,17 @@
 pub mod blend;
 pub mod commands;
 pub mod engine;
+mod gate;
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod gate_tests;
 mod health;
 pub mod settings;
 pub mod split;
 
 pub use commands::{Command, CommandKind, CommandResult, IGNORED};
 pub use engine::{AnalysisPlan, AnalysisSource, Decision, Event, Inputs, analysis_due, decide};
+pub use gate::{EvaluationPlan, evaluation_due};
 pub use settings::{Settings, effective_rollout, settings};
 pub use split::{same_split, weights_summary};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::api::{Analysis, ModelRouteSpec, ModelRouteStatus, Rollout};
+use crate::api::{Analysis, EvaluationGate, ModelRouteSpec, ModelRouteStatus, Rollout};
 
 /// Fallbacks for values admission guarantees to parse; used only for objects written before
 /// a rule existed.
@@ -21,6 +21,7 @@ pub struct Settings {
     pub step_duration: Duration,
     pub analysis: Analysis,
     pub mirror: Option<(i32, Duration)>,
+    pub evaluation: Option<EvaluationGate>,
     pub progress_deadline: Duration,
 }
 
@@ -65,6 +66,7 @@ impl Settings {
                 .mirror
                 .as_ref()
                 .and_then(|m| Some((m.percent, m.duration.parse().ok()?))),
+            evaluation: r.evaluation.clone(),
             progress_deadline: r
                 .progress_deadline
                 .parse()
