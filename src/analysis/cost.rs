@@ -26,6 +26,12 @@ pub const TOKENS: &str = "switchyard_tokens_total";
 /// shadow copy (the candidate's only traffic in a mirror phase, or the old backends' after
 /// cutover). Failed attempts carry no tokens.
 pub const ANSWERED: &str = r#"outcome=~"success|shadow",code=~"2..""#;
+/// Requests the cost command counts: `ANSWERED` and the controller's evaluation replays,
+/// which cost money too and show as tenant `switchyard:eval`.
+pub const ANSWERED_OR_REPLAYED: &str = r#"outcome=~"success|shadow|eval",code=~"2..""#;
+/// What the route's traffic spends, without the controller's evaluation replays: they
+/// would raise the new backends' cost per request in a comparison of live traffic.
+pub const NOT_REPLAYED: &str = r#"tenant!="switchyard:eval""#;
 /// Every token once: `input` counts cached input too.
 pub const ALL_TOKENS: &str = r#"type=~"input|output""#;
 
@@ -103,14 +109,21 @@ pub struct Request<'a> {
 pub fn queries(namespace: &str, route: &str, backends: &[String], window: Duration) -> [String; 3] {
     let sel = selector(namespace, route, backends);
     [
-        format!("sum({})", growth(COST, &sel, window)),
+        format!(
+            "sum({})",
+            growth(COST, &format!("{sel},{NOT_REPLAYED}"), window)
+        ),
         format!(
             "sum({})",
             growth(REQUESTS, &format!("{sel},{ANSWERED}"), window)
         ),
         format!(
             "sum({})",
-            growth(TOKENS, &format!("{sel},{ALL_TOKENS}"), window)
+            growth(
+                TOKENS,
+                &format!("{sel},{ALL_TOKENS},{NOT_REPLAYED}"),
+                window
+            )
         ),
     ]
 }
@@ -188,14 +201,14 @@ mod tests {
         );
         assert_eq!(
             cost,
-            r#"sum(((last_over_time(switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c"}[300s]) - switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c"} offset 300s) >= 0 or last_over_time(switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c"}[300s])))"#
+            r#"sum(((last_over_time(switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c",tenant!="switchyard:eval"}[300s]) - switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c",tenant!="switchyard:eval"} offset 300s) >= 0 or last_over_time(switchyard_cost_total{namespace="prod",route="chat",backend=~"a|b\\.c",tenant!="switchyard:eval"}[300s])))"#
         );
         assert!(
             requests.contains(r#"switchyard_requests_total{namespace="prod",route="chat",backend=~"a|b\\.c",outcome=~"success|shadow",code=~"2.."}"#),
             "{requests}"
         );
         assert!(
-            tokens.contains(r#"switchyard_tokens_total{namespace="prod",route="chat",backend=~"a|b\\.c",type=~"input|output"}"#),
+            tokens.contains(r#"switchyard_tokens_total{namespace="prod",route="chat",backend=~"a|b\\.c",type=~"input|output",tenant!="switchyard:eval"}"#),
             "{tokens}"
         );
     }

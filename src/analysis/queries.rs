@@ -180,7 +180,7 @@ impl Queries {
     pub(crate) fn tokens_per_request_live(&self, backends: &[String]) -> String {
         format!(
             "{} / {}",
-            self.sum_rate(TOKENS, backends, r#"type="output""#),
+            self.sum_rate(TOKENS, backends, OUTPUT_NOT_REPLAYED),
             self.sum_rate(REQUESTS, backends, r#"outcome="success""#)
         )
     }
@@ -193,16 +193,21 @@ impl Queries {
     pub(crate) fn tokens_per_request_shadow(&self, backends: &[String]) -> String {
         format!(
             "{} / sum({} or {})",
-            self.sum_rate(TOKENS, backends, r#"type="output""#),
+            self.sum_rate(TOKENS, backends, OUTPUT_NOT_REPLAYED),
             self.rate(REQUESTS, backends, r#"outcome="success""#),
             self.rate(REQUESTS, backends, r#"outcome="shadow",code=~"2..""#)
         )
     }
 }
 
+/// Output tokens, without the controller's evaluation replays (whose attempts are not in
+/// the denominators).
+const OUTPUT_NOT_REPLAYED: &str = r#"type="output",tenant!="switchyard:eval""#;
+
 fn traffic_matcher(traffic: Traffic) -> &'static str {
     match traffic {
-        Traffic::Live => r#"outcome!~"shadow|client_error""#,
+        // Evaluation replays are the controller's, never the route's traffic.
+        Traffic::Live => r#"outcome!~"shadow|client_error|eval""#,
         Traffic::Shadow => r#"outcome="shadow""#,
     }
 }
@@ -278,7 +283,7 @@ mod tests {
         let q = Queries::new("ns", "r", Duration::from_secs(60));
         assert_eq!(
             q.volume(&names(&["vllm.a", "b"]), Traffic::Live),
-            r#"sum(increase(switchyard_requests_total{namespace="ns",route="r",backend=~"vllm\\.a|b",outcome!~"shadow|client_error"}[60s]))"#
+            r#"sum(increase(switchyard_requests_total{namespace="ns",route="r",backend=~"vllm\\.a|b",outcome!~"shadow|client_error|eval"}[60s]))"#
         );
     }
 

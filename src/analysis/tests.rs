@@ -8,15 +8,15 @@ use std::sync::Mutex;
 use super::*;
 use crate::api::{Duration, InconclusivePolicy, MetricCheck};
 
-const VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error"}[60s]))"#;
-const ERRORS: &str = r#"sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover|unavailable"}[60s])) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error"}[60s]))"#;
+const VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error|eval"}[60s]))"#;
+const ERRORS: &str = r#"sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome=~"error|failover|unavailable"}[60s])) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"vllm",outcome!~"shadow|client_error|eval"}[60s]))"#;
 const LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s])))"#;
 
 const SHADOW_VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
 const SHADOW_ERRORS: &str = r#"(sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code!~"2.."}[60s])) or 0 * sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s]))"#;
 const SHADOW_LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"vllm",outcome="shadow"}[60s])))"#;
-const SHADOW_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"vllm",type="output"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s]) or rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code=~"2.."}[60s]))"#;
-const BASELINE_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"openai",type="output"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"openai",outcome="success"}[60s]))"#;
+const SHADOW_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"vllm",type="output",tenant!="switchyard:eval"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s]) or rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="shadow",code=~"2.."}[60s]))"#;
+const BASELINE_TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"openai",type="output",tenant!="switchyard:eval"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"openai",outcome="success"}[60s]))"#;
 
 type Answer = Result<Option<f64>, SourceError>;
 
@@ -544,13 +544,13 @@ async fn custom_queries_get_their_placeholders_substituted_and_escaped() {
         let sel = sel(b);
         answers.push((
             format!(
-                r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error"}}[120s]))"#
+                r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error|eval"}}[120s]))"#
             ),
             Ok(Some(400.0)),
         ));
         answers.push((
             format!(
-                r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[120s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error"}}[120s]))"#
+                r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[120s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error|eval"}}[120s]))"#
             ),
             Ok(Some(0.0)),
         ));
@@ -793,10 +793,10 @@ fn live_queries(backend: &str) -> (String, String) {
     let sel = format!(r#"namespace="prod",route="chat",backend=~"{backend}""#);
     (
         format!(
-            r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error"}}[60s]))"#
+            r#"sum(increase(switchyard_requests_total{{{sel},outcome!~"shadow|client_error|eval"}}[60s]))"#
         ),
         format!(
-            r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[60s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error"}}[60s]))"#
+            r#"sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome=~"error|failover|unavailable"}}[60s])) / sum(rate(switchyard_request_duration_seconds_count{{{sel},outcome!~"shadow|client_error|eval"}}[60s]))"#
         ),
     )
 }

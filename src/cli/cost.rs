@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use super::Target;
 use super::table::Table;
-use crate::analysis::cost::{ANSWERED, COST, REQUESTS, TOKENS, growth, ratio};
+use crate::analysis::cost::{ANSWERED_OR_REPLAYED, COST, REQUESTS, TOKENS, growth, ratio};
 use crate::analysis::render_template;
 use crate::api::ModelRoute;
 
@@ -142,7 +142,7 @@ pub fn queries(namespace: &str, route: &str, window: Duration, by: By) -> [Strin
         format!("sum by ({labels}) ({})", growth(COST, &sel, window)),
         format!(
             "sum by ({labels}) ({})",
-            growth(REQUESTS, &format!("{sel},{ANSWERED}"), window)
+            growth(REQUESTS, &format!("{sel},{ANSWERED_OR_REPLAYED}"), window)
         ),
         format!(
             "sum by ({labels}, type) ({})",

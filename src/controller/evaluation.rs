@@ -60,13 +60,17 @@ impl Tokens {
             .create_token_request(name, &PostParams::default(), &request)
             .await
             .map_err(|e| {
-                format!("could not request a token of ServiceAccount {ns}/{name} for the gateway: {e}")
+                format!(
+                    "could not request a token of ServiceAccount {ns}/{name} for the gateway: {e}"
+                )
             })?;
         let token = answer
             .status
             .map(|s| s.token)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| format!("the API server returned no token for ServiceAccount {ns}/{name}"))?;
+            .ok_or_else(|| {
+                format!("the API server returned no token for ServiceAccount {ns}/{name}")
+            })?;
         let expires = Instant::now() + Duration::from_secs(TOKEN_LIFETIME as u64);
         *held = Some((token.clone(), expires));
         Ok(token)
@@ -117,7 +121,10 @@ async fn run(
     };
     let cases = cases(ctx, ns, &gate.config_map_ref.name, &gate.config_map_ref.key).await?;
     let token = ctx.tokens.get(ctx).await?;
-    let model = mr.spec.model_name(&kube::ResourceExt::name_any(mr)).to_owned();
+    let model = mr
+        .spec
+        .model_name(&kube::ResourceExt::name_any(mr))
+        .to_owned();
     let client = Replayer {
         http: reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
@@ -142,16 +149,15 @@ async fn run(
         std::sync::Arc::new(cases),
         std::sync::Arc::new(backends.iter().map(|(b, _)| b.clone()).collect::<Vec<_>>()),
     );
-    let mut outcomes: Vec<(usize, usize, Result<Result<(), String>, String>)> =
-        futures::stream::iter(jobs)
-            .map(|(b, i)| {
-                let (client, cases, names, model) =
-                    (client.clone(), cases.clone(), names.clone(), model.clone());
-                async move { (b, i, client.case(&model, &names[b], &cases[i]).await) }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+    let mut outcomes: Vec<(usize, usize, Replayed)> = futures::stream::iter(jobs)
+        .map(|(b, i)| {
+            let (client, cases, names, model) =
+                (client.clone(), cases.clone(), names.clone(), model.clone());
+            async move { (b, i, client.case(&model, &names[b], &cases[i]).await) }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
     outcomes.sort_by_key(|(b, i, _)| (*b, *i));
     let mut runs: Vec<BackendRun> = backends
         .iter()
@@ -185,6 +191,10 @@ async fn cases(ctx: &Context, ns: &str, name: &str, key: &str) -> Result<Vec<Cas
     evaluation::parse(yaml, &format!("ConfigMap {ns}/{name} key {key:?}"))
 }
 
+/// One case on one backend: `Ok(Ok)` passed, `Ok(Err(why))` failed, `Err` the replay
+/// itself cannot go on (the gateway refused the controller, or is unreachable).
+type Replayed = Result<Result<(), String>, String>;
+
 struct Replayer {
     http: reqwest::Client,
     url: String,
@@ -194,7 +204,12 @@ struct Replayer {
 impl Replayer {
     /// One case against one backend: `Ok(Ok)` passed, `Ok(Err(why))` failed, `Err` the
     /// replay itself cannot go on.
-    async fn case(&self, model: &str, backend: &str, case: &Case) -> Result<Result<(), String>, String> {
+    async fn case(
+        &self,
+        model: &str,
+        backend: &str,
+        case: &Case,
+    ) -> Result<Result<(), String>, String> {
         let mut body = case.body.clone();
         body.insert("model".into(), model.into());
         body.insert("stream".into(), false.into());

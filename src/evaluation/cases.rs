@@ -139,7 +139,10 @@ fn case(c: RawCase) -> Result<Case, String> {
     };
     for (i, m) in messages.iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str);
-        if !matches!(role, Some("system" | "developer" | "user" | "assistant" | "tool")) {
+        if !matches!(
+            role,
+            Some("system" | "developer" | "user" | "assistant" | "tool")
+        ) {
             return Err(format!(
                 "message {} needs a role of system, user, assistant or tool",
                 i + 1
@@ -255,14 +258,15 @@ mod tests {
         assert_eq!(kinds, ["jsonSchema", "regex", "exact", "toolCall", "judge"]);
         let first = &cases[0].body;
         assert_eq!(first["messages"][0]["role"], "system");
-        assert_eq!(first["messages"][1]["content"], "What is the refund window?");
+        assert_eq!(
+            first["messages"][1]["content"],
+            "What is the refund window?"
+        );
         assert_eq!(first["max_tokens"], 100);
         assert_eq!(first["response_format"]["type"], "json_object");
         assert!(!first.contains_key("model"));
         assert!(matches!(&cases[2].expect, Expect::Exact(x) if x == "pong"));
-        assert!(
-            matches!(&cases[4].expect, Expect::Judge { min_score, .. } if *min_score == 0.7)
-        );
+        assert!(matches!(&cases[4].expect, Expect::Judge { min_score, .. } if *min_score == 0.7));
     }
 
     #[test]
@@ -280,9 +284,13 @@ mod tests {
             err("- name: a\n  prompt: x\n  expect: {regex: '('}\n")
                 .starts_with("ConfigMap qa, case 1 (\"a\"): expect.regex does not compile")
         );
-        assert!(err("- name: a\n  prompt: x\n  expct: {exact: y}\n").contains("unknown field `expct`"));
+        assert!(
+            err("- name: a\n  prompt: x\n  expct: {exact: y}\n").contains("unknown field `expct`")
+        );
         assert_eq!(
-            err("- name: a\n  prompt: x\n  expect: {exact: y}\n- name: a\n  prompt: x\n  expect: {exact: y}\n"),
+            err(
+                "- name: a\n  prompt: x\n  expect: {exact: y}\n- name: a\n  prompt: x\n  expect: {exact: y}\n"
+            ),
             "ConfigMap qa, case 2 (\"a\"): every case needs a name of its own"
         );
         assert_eq!(err("[]"), "ConfigMap qa holds no cases");

@@ -159,7 +159,13 @@ mod tests {
         let a = Answer::from_chat_completion(&json!({"choices": [{"message": {"role": "assistant",
             "content": null, "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}}]}))
         .unwrap();
-        assert_eq!(a, Answer { text: String::new(), tool_calls: vec!["get_weather".into()] });
+        assert_eq!(
+            a,
+            Answer {
+                text: String::new(),
+                tool_calls: vec!["get_weather".into()]
+            }
+        );
         assert!(Answer::from_chat_completion(&json!({"error": {}})).is_err());
     }
 
@@ -168,37 +174,71 @@ mod tests {
         let schema = json!({"type": "object", "required": ["days"], "properties": {"days": {"type": "integer"}}});
         let e = Expect::JsonSchema(schema);
         assert_eq!(check(&e, &text(r#" {"days": 30} "#)), Checked::Pass);
-        let Checked::Fail(why) = check(&e, &text("Sure! {days: 30")) else { panic!() };
-        assert!(why.starts_with("not JSON (") && why.ends_with(r#""Sure! {days: 30""#), "{why}");
-        let Checked::Fail(why) = check(&e, &text(r#"{"days": "30"}"#)) else { panic!() };
-        assert!(why.starts_with("JSON does not match the schema: ") && why.contains("days"), "{why}");
+        let Checked::Fail(why) = check(&e, &text("Sure! {days: 30")) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("not JSON (") && why.ends_with(r#""Sure! {days: 30""#),
+            "{why}"
+        );
+        let Checked::Fail(why) = check(&e, &text(r#"{"days": "30"}"#)) else {
+            panic!()
+        };
+        assert!(
+            why.starts_with("JSON does not match the schema: ") && why.contains("days"),
+            "{why}"
+        );
     }
 
     #[test]
     fn regex_exact_and_tool_call_expectations() {
         let re = Expect::Regex(regex::Regex::new("^echo: .*refund").unwrap());
         assert_eq!(check(&re, &text("echo: the refund window")), Checked::Pass);
-        assert!(matches!(check(&re, &text("no")), Checked::Fail(w) if w == r#""no" does not match /^echo: .*refund/"#));
+        assert!(
+            matches!(check(&re, &text("no")), Checked::Fail(w) if w == r#""no" does not match /^echo: .*refund/"#)
+        );
         let exact = Expect::Exact("pong".into());
         assert_eq!(check(&exact, &text(" pong\n")), Checked::Pass);
         assert!(matches!(check(&exact, &text("ping")), Checked::Fail(_)));
         let tool = Expect::ToolCall("get_weather".into());
-        let called = |n: &str| Answer { text: String::new(), tool_calls: vec![n.into()] };
+        let called = |n: &str| Answer {
+            text: String::new(),
+            tool_calls: vec![n.into()],
+        };
         assert_eq!(check(&tool, &called("get_weather")), Checked::Pass);
-        assert_eq!(check(&tool, &called("search")), Checked::Fail("called search instead of get_weather".into()));
-        assert_eq!(check(&tool, &text("it is sunny")), Checked::Fail("called no tool (expected get_weather)".into()));
+        assert_eq!(
+            check(&tool, &called("search")),
+            Checked::Fail("called search instead of get_weather".into())
+        );
+        assert_eq!(
+            check(&tool, &text("it is sunny")),
+            Checked::Fail("called no tool (expected get_weather)".into())
+        );
     }
 
     #[test]
     fn a_judge_is_asked_about_the_last_question_and_its_score_read() {
-        let req = judge_request("Is it polite?", &json!([{"role": "system", "content": "s"},
-            {"role": "user", "content": "How do refunds work?"}]), &text("Within 30 days."));
+        let req = judge_request(
+            "Is it polite?",
+            &json!([{"role": "system", "content": "s"},
+            {"role": "user", "content": "How do refunds work?"}]),
+            &text("Within 30 days."),
+        );
         let user = req["messages"][1]["content"].as_str().unwrap();
         assert!(user.contains("How do refunds work?") && user.contains("Within 30 days."));
-        assert!(req["messages"][0]["content"].as_str().unwrap().contains("Is it polite?"));
+        assert!(
+            req["messages"][0]["content"]
+                .as_str()
+                .unwrap()
+                .contains("Is it polite?")
+        );
         assert_eq!(judge_score(&text("0.8")), Ok(0.8));
         assert_eq!(judge_score(&text("Score: 1")), Ok(1.0));
-        assert!(judge_score(&text("7")).unwrap_err().contains("not between 0 and 1"));
+        assert!(
+            judge_score(&text("7"))
+                .unwrap_err()
+                .contains("not between 0 and 1")
+        );
         assert!(judge_score(&text("good")).unwrap_err().contains("no score"));
     }
 }

@@ -109,7 +109,12 @@ mod tests {
             results: outcomes
                 .iter()
                 .enumerate()
-                .map(|(i, ok)| (format!("c{i}"), if *ok { Ok(()) } else { Err(format!("bad {i}")) }))
+                .map(|(i, ok)| {
+                    (
+                        format!("c{i}"),
+                        if *ok { Ok(()) } else { Err(format!("bad {i}")) },
+                    )
+                })
                 .collect(),
         }
     }
@@ -117,9 +122,21 @@ mod tests {
     #[test]
     fn the_new_backend_needs_the_share_of_the_stable_pass_rate() {
         // Stable 9 of 10; 90% of that is 81%: 8 of 10 (80%) fails, 9 of 10 passes.
-        let stable = run("openai", true, &[true, true, true, true, true, true, true, true, true, false]);
-        let eight = run("llama", false, &[true, true, true, true, true, true, true, true, false, false]);
-        let nine = run("llama", false, &[true, true, true, true, true, true, true, true, true, false]);
+        let stable = run(
+            "openai",
+            true,
+            &[true, true, true, true, true, true, true, true, true, false],
+        );
+        let eight = run(
+            "llama",
+            false,
+            &[true, true, true, true, true, true, true, true, false, false],
+        );
+        let nine = run(
+            "llama",
+            false,
+            &[true, true, true, true, true, true, true, true, true, false],
+        );
         let j = judge(&[stable.clone(), eight], 0.9);
         assert_eq!(j.verdict, EvaluationVerdict::Fail);
         assert_eq!(
@@ -136,22 +153,37 @@ mod tests {
         let j = judge(&[stable, new], 0.9);
         assert_eq!(j.failing.len(), MAX_FAILING);
         assert!(j.failing.iter().all(|f| f.backend == "llama"));
-        assert_eq!((j.failing[0].case.as_str(), j.failing[0].reason.as_str()), ("c0", "bad 0"));
         assert_eq!(
-            j.backends.iter().map(|b| (b.backend.as_str(), b.stable, b.passed, b.total)).collect::<Vec<_>>(),
+            (j.failing[0].case.as_str(), j.failing[0].reason.as_str()),
+            ("c0", "bad 0")
+        );
+        assert_eq!(
+            j.backends
+                .iter()
+                .map(|b| (b.backend.as_str(), b.stable, b.passed, b.total))
+                .collect::<Vec<_>>(),
             [("openai", true, 1, 2), ("llama", false, 0, 12)]
         );
     }
 
     #[test]
     fn nothing_to_compare_is_an_error_not_a_pass() {
-        assert_eq!(judge(&[run("llama", false, &[true])], 0.9).verdict, EvaluationVerdict::Error);
-        assert_eq!(judge(&[run("openai", true, &[true])], 0.9).verdict, EvaluationVerdict::Error);
+        assert_eq!(
+            judge(&[run("llama", false, &[true])], 0.9).verdict,
+            EvaluationVerdict::Error
+        );
+        assert_eq!(
+            judge(&[run("openai", true, &[true])], 0.9).verdict,
+            EvaluationVerdict::Error
+        );
     }
 
     #[test]
     fn a_stable_split_that_fails_everything_asks_nothing_of_the_new_one() {
-        let j = judge(&[run("openai", true, &[false]), run("llama", false, &[false])], 0.9);
+        let j = judge(
+            &[run("openai", true, &[false]), run("llama", false, &[false])],
+            0.9,
+        );
         assert_eq!(j.verdict, EvaluationVerdict::Pass);
     }
 }

@@ -55,6 +55,9 @@ pub struct Caller {
 
 /// The `tenant` label when keys are not required.
 pub const ANONYMOUS: &str = "anonymous";
+/// The `tenant` label of the controller's evaluation replays. A Tenant's name cannot hold a
+/// colon, so no Tenant is ever counted as this one.
+pub const EVALUATION_TENANT: &str = "switchyard:eval";
 
 impl Caller {
     pub fn anonymous() -> Self {
@@ -63,6 +66,11 @@ impl Caller {
             tenant: ANONYMOUS.into(),
             scope: Scope::Any,
         }
+    }
+
+    /// Whether this is the controller replaying an evaluation set.
+    pub fn is_evaluation(&self) -> bool {
+        &*self.tenant == EVALUATION_TENANT
     }
 
     /// Whether the caller may use the route `(namespace, name)`.

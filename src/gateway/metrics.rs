@@ -42,16 +42,20 @@ pub enum Outcome {
     ClientError,
     /// A mirrored copy (its `code` says whether it succeeded).
     Shadow,
+    /// A replay of an evaluation set by the controller (its `code` says how it went): never
+    /// live traffic, so never in the analysis.
+    Eval,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Success,
         Outcome::Failover,
         Outcome::Error,
         Outcome::Unavailable,
         Outcome::ClientError,
         Outcome::Shadow,
+        Outcome::Eval,
     ];
 
     fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Outcome {
             Outcome::Unavailable => "unavailable",
             Outcome::ClientError => "client_error",
             Outcome::Shadow => "shadow",
+            Outcome::Eval => "eval",
         }
     }
 }

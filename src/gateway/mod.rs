@@ -9,6 +9,7 @@ mod balance;
 pub mod bench;
 mod cache;
 mod client;
+pub mod evaluation;
 mod failure;
 #[cfg(test)]
 mod fuzz;
@@ -67,6 +68,12 @@ pub struct Args {
     /// the gateway may use every route of the namespaces it serves (trusted networks only).
     #[arg(long, env = "SWITCHYARD_AUTH", value_enum, default_value = "required")]
     pub auth: auth::AuthMode,
+    /// The one identity whose ServiceAccount tokens (audience `switchyard-gateway`, verified
+    /// by TokenReview) may replay evaluation sets, e.g.
+    /// `system:serviceaccount:switchyard-system:switchyard-controller`. Unset: replays are
+    /// refused.
+    #[arg(long, env = "SWITCHYARD_EVALUATION_IDENTITY")]
+    pub evaluation_identity: Option<String>,
     /// Namespaces whose routes this gateway serves (repeat the flag, or separate with
     /// commas); all namespaces when unset. With namespaces given, it watches only those, so
     /// namespace-scoped Roles suffice.
@@ -236,7 +243,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.listen_addr
         );
     }
-    let app = api_router(gateway, args.auth, args.max_in_flight);
+    let evaluations = args.evaluation_identity.clone().map(|identity| {
+        Arc::new(evaluation::Evaluations::new(
+            Box::new(evaluation::TokenReviewer(client.clone())),
+            identity,
+        ))
+    });
+    let app = api_router(gateway, args.auth, args.max_in_flight, evaluations);
     let admin = serve::ops_router(registry, ready.clone());
     let delay = args.shutdown_delay;
     let shutdown = async move {
@@ -273,6 +286,7 @@ pub(crate) fn api_router(
     gateway: Arc<Gateway>,
     mode: auth::AuthMode,
     max_in_flight: usize,
+    evaluations: Option<Arc<evaluation::Evaluations>>,
 ) -> ApiService {
     let router = Router::new()
         .route("/v1/chat/completions", post(chat_openai))
@@ -287,6 +301,7 @@ pub(crate) fn api_router(
         gateway,
         mode,
         anonymous: Arc::new(auth::Caller::anonymous()),
+        evaluations,
         permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
         max_in_flight: max_in_flight.max(1),
     }
@@ -301,6 +316,7 @@ pub(crate) struct ApiService {
     gateway: Arc<Gateway>,
     mode: auth::AuthMode,
     anonymous: Arc<auth::Caller>,
+    evaluations: Option<Arc<evaluation::Evaluations>>,
     permits: Arc<tokio::sync::Semaphore>,
     max_in_flight: usize,
 }
@@ -376,6 +392,9 @@ where
             );
             return Box::pin(std::future::ready(Ok(resp)));
         }
+        if req.headers().contains_key(evaluation::EVALUATION_HEADER) {
+            return self.replay(req);
+        }
         let Some(caller) = self.authenticate(&req) else {
             return Box::pin(std::future::ready(Ok(Self::unauthenticated(&req))));
         };
@@ -384,24 +403,68 @@ where
         };
         req.extensions_mut().insert(caller);
         let answer = tower_service::Service::call(&mut self.router, req.map(Body::new));
+        Box::pin(async move { Ok(hold_until_done(answer.await?, permit)) })
+    }
+}
+
+impl ApiService {
+    /// A replay by the controller: its token verified by the API server (asynchronously,
+    /// unlike a key), whatever `--auth` says, since a replay may pin backends.
+    fn replay<B>(&mut self, mut req: Request<B>) -> ServiceFuture
+    where
+        B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        let (evaluations, mut router) = (self.evaluations.clone(), self.router.clone());
+        let permits = self.permits.clone();
+        let shed = self.shed(&req);
         Box::pin(async move {
-            let resp = answer.await?;
-            // A body already in memory is done with the request; a stream holds its permit
-            // until it ends.
-            if axum::body::HttpBody::size_hint(resp.body())
-                .exact()
-                .is_some()
-            {
-                return Ok(resp);
-            }
-            Ok(resp.map(|body| {
-                Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
-                    let _held = &permit;
-                    frame
-                }))
-            }))
+            let dialect = auth::dialect_of(req.uri().path(), req.headers());
+            let Some(evaluations) = evaluations else {
+                return Ok(proxy::error_response(
+                    dialect,
+                    401,
+                    "this gateway accepts no evaluation replays (--evaluation-identity is not set)",
+                ));
+            };
+            let token = auth::presented(req.headers()).unwrap_or_default().to_vec();
+            let Some(caller) = evaluations.caller(&token).await else {
+                return Ok(proxy::error_response(
+                    dialect,
+                    401,
+                    "the token presented for an evaluation replay is not the accepted ServiceAccount's (audience switchyard-gateway)",
+                ));
+            };
+            let Ok(permit) = permits.try_acquire_owned() else {
+                return Ok(shed);
+            };
+            req.extensions_mut().insert(caller);
+            let resp = tower_service::Service::call(&mut router, req.map(Body::new)).await?;
+            Ok(hold_until_done(resp, permit))
         })
     }
+}
+
+type ServiceFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+>;
+
+/// The answer, holding its in-flight permit until its body is sent.
+fn hold_until_done(resp: Response, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+    // A body already in memory is done with the request; a stream holds its permit until
+    // it ends.
+    if axum::body::HttpBody::size_hint(resp.body())
+        .exact()
+        .is_some()
+    {
+        return resp;
+    }
+    resp.map(|body| {
+        Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+            let _held = &permit;
+            frame
+        }))
+    })
 }
 
 /// The size of a request's line and headers, as sent.

@@ -15,8 +15,8 @@ use super::health;
 use super::settings::{Settings, effective_rollout, settings};
 use super::split::{gaining, new_backends, normalize, same_split, weights_summary};
 use crate::api::{
-    AnalysisResult, EvaluationStatus, EvaluationVerdict, InconclusivePolicy, MigrationOutcome, MigrationRecord, MirrorStatus,
-    ModelRouteSpec, ModelRouteStatus, Phase, Verdict,
+    AnalysisResult, EvaluationStatus, EvaluationVerdict, InconclusivePolicy, MigrationOutcome,
+    MigrationRecord, MirrorStatus, ModelRouteSpec, ModelRouteStatus, Phase, Verdict,
 };
 
 /// Most migrations kept in `status.history`.

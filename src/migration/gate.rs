@@ -63,7 +63,11 @@ fn failure(e: &EvaluationStatus) -> String {
     let examples: Vec<String> = e
         .failing
         .iter()
-        .filter(|f| e.backends.iter().any(|b| b.backend == f.backend && !b.stable))
+        .filter(|f| {
+            e.backends
+                .iter()
+                .any(|b| b.backend == f.backend && !b.stable)
+        })
         .take(3)
         .map(|f| format!("{} on {}: {}", f.case, f.backend, f.reason))
         .collect();

@@ -41,7 +41,11 @@ fn nothing_moves_before_the_evaluation_set_passed() {
     assert_eq!(sim.status.phase, Some(Phase::Holding));
     assert_eq!(sim.reasons().last(), Some(&"EvaluationError"));
     sim.tick(5, Verdict::Pass);
-    assert_eq!(sim.evaluated.len(), 1, "an errored replay is retried after an interval");
+    assert_eq!(
+        sim.evaluated.len(),
+        1,
+        "an errored replay is retried after an interval"
+    );
     sim.evaluation = Some(EvaluationVerdict::Pass);
     sim.tick(30, Verdict::Pass);
     assert_eq!(sim.evaluated.len(), 2);
@@ -70,14 +74,34 @@ fn a_failing_replay_rolls_back_with_the_failing_cases_named() {
         time: Time(sim.now),
         step: plan.step,
         verdict: EvaluationVerdict::Fail,
-        message: "llama passed 1 of 3 cases (33.3%), below 90% of the stable backends' 100.0% (90.0%)".into(),
+        message:
+            "llama passed 1 of 3 cases (33.3%), below 90% of the stable backends' 100.0% (90.0%)"
+                .into(),
         backends: vec![
-            EvaluationBackend { backend: "openai".into(), stable: true, passed: 3, total: 3 },
-            EvaluationBackend { backend: "llama".into(), stable: false, passed: 1, total: 3 },
+            EvaluationBackend {
+                backend: "openai".into(),
+                stable: true,
+                passed: 3,
+                total: 3,
+            },
+            EvaluationBackend {
+                backend: "llama".into(),
+                stable: false,
+                passed: 1,
+                total: 3,
+            },
         ],
         failing: vec![
-            EvaluationFailure { backend: "llama".into(), case: "refund-json".into(), reason: "not JSON".into() },
-            EvaluationFailure { backend: "llama".into(), case: "order-json".into(), reason: "not JSON".into() },
+            EvaluationFailure {
+                backend: "llama".into(),
+                case: "refund-json".into(),
+                reason: "not JSON".into(),
+            },
+            EvaluationFailure {
+                backend: "llama".into(),
+                case: "order-json".into(),
+                reason: "not JSON".into(),
+            },
         ],
     };
     let d = super::decide(super::Inputs {
@@ -99,11 +123,17 @@ fn a_failing_replay_rolls_back_with_the_failing_cases_named() {
     assert_eq!(why.outcome, MigrationOutcome::RolledBack);
     assert_eq!(
         why.reason.as_deref(),
-        Some("evaluation failed: llama passed 1 of 3 cases (33.3%), below 90% of the stable backends' 100.0% (90.0%); failing: refund-json on llama: not JSON; order-json on llama: not JSON")
+        Some(
+            "evaluation failed: llama passed 1 of 3 cases (33.3%), below 90% of the stable backends' 100.0% (90.0%); failing: refund-json on llama: not JSON; order-json on llama: not JSON"
+        )
     );
     let reasons: Vec<_> = d.events.iter().map(|e| (e.reason, e.warning)).collect();
     assert_eq!(reasons, [("EvaluationFailed", true), ("RolledBack", true)]);
-    assert_eq!(st.evaluation.as_ref().unwrap().failing.len(), 2, "the results stay in status");
+    assert_eq!(
+        st.evaluation.as_ref().unwrap().failing.len(),
+        2,
+        "the results stay in status"
+    );
 }
 
 #[test]
@@ -133,10 +163,15 @@ fn every_step_replays_before_each_step_moves_on() {
 
 #[test]
 fn a_split_with_no_new_backend_is_not_gated() {
-    let mut sim = Sim::new(
-        &gated(false).replace("[{name: openai, weight: 100}]", "[{name: openai, weight: 50}, {name: llama, weight: 50}]"),
-    );
+    let mut sim = Sim::new(&gated(false).replace(
+        "[{name: openai, weight: 100}]",
+        "[{name: openai, weight: 50}, {name: llama, weight: 50}]",
+    ));
     sim.change("[{name: openai, weight: 10}, {name: llama, weight: 90}]");
     sim.run(None, None);
-    assert_eq!(sim.status.step, Some(1), "llama already serves: nothing to replay");
+    assert_eq!(
+        sim.status.step,
+        Some(1),
+        "llama already serves: nothing to replay"
+    );
 }

@@ -5,9 +5,9 @@
 pub mod blend;
 pub mod commands;
 pub mod engine;
-mod gate;
 #[cfg(test)]
 mod engine_tests;
+mod gate;
 #[cfg(test)]
 mod gate_tests;
 mod health;

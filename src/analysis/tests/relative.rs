@@ -3,12 +3,12 @@
 use super::*;
 use crate::api::{RelativeChecks, RelativeLatency, RelativeRate, RelativeTokens};
 
-const STABLE_VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"openai",outcome!~"shadow|client_error"}[60s]))"#;
+const STABLE_VOLUME: &str = r#"sum(increase(switchyard_requests_total{namespace="prod",route="chat",backend=~"openai",outcome!~"shadow|client_error|eval"}[60s]))"#;
 const TTFT: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_time_to_first_token_seconds_bucket{namespace="prod",route="chat",backend=~"vllm"}[60s])))"#;
 const STABLE_TTFT: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_time_to_first_token_seconds_bucket{namespace="prod",route="chat",backend=~"openai"}[60s])))"#;
-const STABLE_ERRORS: &str = r#"sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"openai",outcome=~"error|failover|unavailable"}[60s])) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"openai",outcome!~"shadow|client_error"}[60s]))"#;
+const STABLE_ERRORS: &str = r#"sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"openai",outcome=~"error|failover|unavailable"}[60s])) / sum(rate(switchyard_request_duration_seconds_count{namespace="prod",route="chat",backend=~"openai",outcome!~"shadow|client_error|eval"}[60s]))"#;
 const STABLE_LATENCY: &str = r#"histogram_quantile(0.95, sum by (le) (rate(switchyard_request_duration_seconds_bucket{namespace="prod",route="chat",backend=~"openai",outcome="success"}[60s])))"#;
-const TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"vllm",type="output"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s]))"#;
+const TOKENS: &str = r#"sum(rate(switchyard_tokens_total{namespace="prod",route="chat",backend=~"vllm",type="output",tenant!="switchyard:eval"}[60s])) / sum(rate(switchyard_requests_total{namespace="prod",route="chat",backend=~"vllm",outcome="success"}[60s]))"#;
 
 fn ttft_only() -> Analysis {
     Analysis {

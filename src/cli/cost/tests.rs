@@ -44,7 +44,7 @@ fn the_queries_sum_each_counters_growth_by_backend_or_tenant() {
         "{requests}"
     );
     assert!(
-        requests.contains(r#"outcome=~"success|shadow",code=~"2..""#),
+        requests.contains(r#"outcome=~"success|shadow|eval",code=~"2..""#),
         "{requests}"
     );
     assert!(

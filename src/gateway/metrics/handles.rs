@@ -28,7 +28,7 @@ pub struct AttemptMetrics {
     route: Box<str>,
     backend: Box<str>,
     provider: &'static str,
-    durations: [OnceLock<Histogram>; 6],
+    durations: [OnceLock<Histogram>; 7],
     /// (tenant, outcome, code) → counter; a handful of entries, scanned without allocating.
     requests: RwLock<Vec<RequestSeries>>,
     ttft: OnceLock<Histogram>,
@@ -107,8 +107,14 @@ impl AttemptMetrics {
         h
     }
 
-    /// Records one attempt made for `tenant`.
+    /// Records one attempt made for `tenant`. Every attempt of a replayed evaluation case
+    /// is `outcome="eval"`, decided here, so no path of the proxy can count one as live.
     pub fn attempt(&self, tenant: &str, outcome: Outcome, code: &str, seconds: f64) {
+        let outcome = if tenant == crate::gateway::auth::EVALUATION_TENANT {
+            Outcome::Eval
+        } else {
+            outcome
+        };
         // Export every live outcome from the first attempt on, at 0 until it happens, so the
         // first failure is an increase Prometheus can rate (a series born at 1 is not).
         for o in LIVE {

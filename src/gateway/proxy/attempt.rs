@@ -129,7 +129,10 @@ impl Gateway {
             started.elapsed().as_secs_f64(),
         );
         m.tokens(&ctx.who.tenant, answer.usage, target.price);
+        // Replayed evaluation cases are judged by the controller, not counted as the
+        // route's structured answers.
         if let Some(expect) = &req.structured
+            && !ctx.who.is_evaluation()
             && let Some(text) = structured::answer_text(caller, &answer.body)
         {
             m.structured(structured::judge(expect, &text));

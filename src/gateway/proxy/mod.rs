@@ -76,6 +76,9 @@ pub struct Ctx {
     /// The end of `--request-timeout`, across all attempts.
     pub deadline: Instant,
     pub route: Arc<Route>,
+    /// The one backend (position in `route.backends`) an evaluation replay pinned: no other
+    /// is tried, nothing is mirrored.
+    pub pin: Option<usize>,
     /// Time spent waiting for upstreams so far, in nanoseconds: what the gateway's own
     /// overhead leaves out.
     upstream_wait: AtomicU64,
@@ -104,6 +107,29 @@ const UNSUPPORTED: &str = "unsupported";
 
 /// Bodies up to this size are parsed where they arrive; larger ones on the blocking pool.
 const PARSE_ON_RUNTIME_MAX_BYTES: usize = 256 << 10;
+
+/// The backend an evaluation replay pins (`x-switchyard-pin-backend`), as its position in
+/// the route; the header means nothing from any other caller.
+fn pinned(who: &Caller, headers: &HeaderMap, route: &Route) -> Result<Option<usize>, String> {
+    if !who.is_evaluation() {
+        return Ok(None);
+    }
+    let Some(name) = headers.get(crate::gateway::evaluation::PIN_HEADER) else {
+        return Ok(None);
+    };
+    let name = name.to_str().unwrap_or_default();
+    route
+        .backends
+        .iter()
+        .position(|b| &*b.name == name)
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "backend '{name}' is not part of ModelRoute {}/{} (its split, fallback or migration target)",
+                route.namespace, route.name
+            )
+        })
+}
 
 /// What the caller is told when no backend served the request.
 struct Last {
@@ -169,9 +195,12 @@ impl Gateway {
             .unwrap_or_else(|| format!("req_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)));
         let mut resp = match self.read_request(caller, op, body).await {
             Err(resp) => resp,
-            Ok(req) => match self.route(&who, &req) {
+            Ok(req) => match self
+                .route(&who, &req)
+                .and_then(|route| Ok((pinned(&who, &headers, &route)?, route)))
+            {
                 Err(message) => error_response(caller, 404, &message),
-                Ok(route) => {
+                Ok((pin, route)) => {
                     let ctx = Ctx {
                         who,
                         caller,
@@ -182,6 +211,7 @@ impl Gateway {
                         started,
                         deadline: started + self.cfg.request_timeout,
                         route,
+                        pin,
                         upstream_wait: AtomicU64::new(0),
                     };
                     let resp = self.handle(&ctx).await;
@@ -216,7 +246,7 @@ impl Gateway {
     /// Picks, attempts and fails over until a backend answers or none is left.
     async fn handle(self: &Arc<Self>, ctx: &Ctx) -> Response {
         let route = &ctx.route;
-        let Some(landing) = self.balancer.land(&route.landings) else {
+        let Some(landing) = ctx.pin.or_else(|| self.balancer.land(&route.landings)) else {
             return error_response(
                 ctx.caller,
                 503,
@@ -226,7 +256,7 @@ impl Gateway {
                 ),
             );
         };
-        if let Some(mirror) = &route.mirror {
+        if let Some(mirror) = route.mirror.as_ref().filter(|_| ctx.pin.is_none()) {
             let seq = self.mirror_seq.fetch_add(1, Ordering::Relaxed);
             if (seq % 100) < mirror.percent {
                 for &b in mirror.backends.iter().filter(|b| **b != landing) {
@@ -474,6 +504,9 @@ impl Gateway {
     /// The next backend to try: another of the split that can take the request (by weight),
     /// then the fallback tiers in order.
     fn next(&self, ctx: &Ctx, way: &mut Way) -> Option<usize> {
+        if ctx.pin.is_some() {
+            return None;
+        }
         let ignore_ejection = self.panics(ctx, way);
         let (route, op) = (&ctx.route, ctx.op);
         let tried = &way.tried;

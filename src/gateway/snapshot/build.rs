@@ -221,6 +221,13 @@ impl Builder {
                 backends: positions,
             }
         });
+        // The backends a migration moves to, before they carry traffic: an evaluation replay
+        // may pin them.
+        for t in status.map(|s| s.target.as_slice()).unwrap_or_default() {
+            if !names.contains(&t.name.as_str()) {
+                names.push(&t.name);
+            }
+        }
         let route_backends = names
             .iter()
             .map(|name| {

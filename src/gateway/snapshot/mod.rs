@@ -94,7 +94,8 @@ pub struct Route {
     pub namespace: String,
     pub name: String,
     /// The backends the route names: the split first (position `i` of `weights` is
-    /// `backends[i]`), then the fallback tiers, then mirror-only backends.
+    /// `backends[i]`), then the fallback tiers, then mirror-only backends, then the backends a
+    /// migration moves to that carry no traffic yet (for pinned evaluation replays).
     pub backends: Vec<RouteBackend>,
     pub weights: Vec<i32>,
     /// Fallback tiers in order, as positions in `backends`.

@@ -5,6 +5,7 @@
 mod auth;
 mod billing;
 mod client;
+mod evaluation;
 mod failover;
 mod limits;
 mod outliers;
@@ -445,9 +446,19 @@ impl Harness {
         mode: super::auth::AuthMode,
         max_in_flight: usize,
     ) -> String {
+        self.serve_api_with(mode, max_in_flight, None).await
+    }
+
+    /// `serve_api` accepting evaluation replays verified by `evaluations`.
+    pub async fn serve_api_with(
+        &self,
+        mode: super::auth::AuthMode,
+        max_in_flight: usize,
+        evaluations: Option<Arc<super::evaluation::Evaluations>>,
+    ) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let app = super::api_router(self.gw.clone(), mode, max_in_flight);
+        let app = super::api_router(self.gw.clone(), mode, max_in_flight, evaluations);
         tokio::spawn(crate::serve::serve_on(
             listener,
             app,
