@@ -194,13 +194,24 @@ def test_the_default_manifests_and_crds_are_valid(schemas):
                      ("apps/v1", "Deployment"), ("v1", "Service"), ("policy/v1", "PodDisruptionBudget")}
 
 
+def cluster_wide(values, workdir):
+    """(kind, name) of the cluster-scoped RBAC objects the chart renders with `values`."""
+    return [(d["kind"], d["metadata"]["name"]) for d in docs(render(values=values, workdir=workdir))
+            if d["kind"].startswith("Cluster")]
+
+
 @pytest.mark.parametrize("values,monitor", [(EVERYTHING, "ServiceMonitor"), (EVERYTHING_POD_MONITOR, "PodMonitor")],
                          ids=["service-monitor", "pod-monitor"])
 def test_every_optional_feature_renders_valid_manifests(schemas, workdir, values, monitor):
     kinds = assert_all_valid(schemas, render(values=values, workdir=workdir))
     assert {("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
             ("v1", "ConfigMap"), ("monitoring.coreos.com/v1", monitor)} <= kinds, kinds
-    assert not [k for k in kinds if k[1].startswith("Cluster")], "watchNamespaces: nothing cluster-wide"
+    # watchNamespaces: nothing cluster-wide but the gateway's TokenReview grant, which has no
+    # namespaced form (the controller's evaluation replays; off with evaluationReplays=false).
+    assert {(k, n) for k, n in cluster_wide(values, workdir)} == {
+        ("ClusterRole", "switchyard-gateway-tokenreview"), ("ClusterRoleBinding", "switchyard-gateway-tokenreview")}
+    assert not cluster_wide({**values, "gateway": {**values.get("gateway", {}), "evaluationReplays": False}},
+                            workdir), "watchNamespaces and no replays: nothing cluster-wide"
 
 
 def test_the_examples_are_valid_custom_resources(schemas):
@@ -375,11 +386,13 @@ def test_an_instance_id_is_rendered_and_names_the_installs_rbac():
     gateway_args = pod_spec(manifests, "gateway")["spec"]["containers"][0]["args"]
     assert not [a for a in gateway_args if "instance" in a]
     bindings = {d["metadata"]["name"]: d for d in manifests if d["kind"] == "ClusterRoleBinding"}
-    assert set(bindings) == {"switchyard-controller-blue", "switchyard-gateway-blue"}
-    for component in ("controller", "gateway"):
+    assert set(bindings) == {"switchyard-controller-blue", "switchyard-gateway-blue",
+                             "switchyard-gateway-tokenreview-blue"}
+    for component in ("controller", "gateway", "gateway-tokenreview"):
         binding = bindings[f"switchyard-{component}-blue"]
         assert binding["roleRef"]["name"] == f"switchyard-{component}-blue"
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"switchyard-{component}",
+        account = "switchyard-gateway" if component == "gateway-tokenreview" else f"switchyard-{component}"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account,
                                         "namespace": RELEASE_NS}]
     assert {d["metadata"]["name"] for d in manifests if d["kind"] == "ClusterRole"} == set(bindings)
     assert not [a for a in controller_args(docs(render())) if "instance" in a]

@@ -147,6 +147,7 @@ EXPECTED_GRANTS = {
         "pods": {"get", "list", "watch"},
         "secrets": {"list", "watch"},
         "events.events.k8s.io": {"create", "patch"},
+        "configmaps": {"get"},
     },
     "gateway": {
         **SELF_REVIEW,
@@ -155,11 +156,13 @@ EXPECTED_GRANTS = {
         "tenants.switchyard.dev": {"list", "watch"},
         "secrets": {"list", "watch"},
         "endpointslices.discovery.k8s.io": {"list", "watch"},
+        "tokenreviews.authentication.k8s.io": {"create"},
     },
 }
 RELEASE_NAMESPACE_GRANTS = {
     "controller": {"leases.coordination.k8s.io": {"create"},
-                   "leases.coordination.k8s.io[switchyard-controller]": {"get", "update"}},
+                   "leases.coordination.k8s.io[switchyard-controller]": {"get", "update"},
+                   "serviceaccounts/token[switchyard-controller]": {"create"}},
     "gateway": {},
 }
 

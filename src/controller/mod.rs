@@ -242,8 +242,9 @@ pub struct Args {
     /// evaluation set holds before step 1 and says so.
     #[arg(long, env = "SWITCHYARD_GATEWAY_URL")]
     pub gateway_url: Option<String>,
-    /// The controller's ServiceAccount in the Lease's namespace: replays present a token of
-    /// it (TokenRequest, audience `switchyard-gateway`), which the gateway verifies.
+    /// The controller's ServiceAccount, `NAME` in the Lease's namespace or `NAMESPACE/NAME`:
+    /// replays present a token of it (TokenRequest, audience `switchyard-gateway`), which the
+    /// gateway verifies.
     #[arg(
         long,
         env = "SWITCHYARD_SERVICE_ACCOUNT",

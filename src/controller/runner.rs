@@ -47,7 +47,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             scrape_interval: args.scrape_interval,
             instance_id: args.instance_id.clone(),
             gateway_url: args.gateway_url.clone(),
-            service_account: (args.lease_namespace.clone(), args.service_account.clone()),
+            service_account: match args.service_account.split_once('/') {
+                Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+                None => (args.lease_namespace.clone(), args.service_account.clone()),
+            },
         },
         prometheus: args
             .prometheus_url
