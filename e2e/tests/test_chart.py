@@ -208,8 +208,8 @@ def test_every_optional_feature_renders_valid_manifests(schemas, workdir, values
             ("v1", "ConfigMap"), ("monitoring.coreos.com/v1", monitor)} <= kinds, kinds
     # watchNamespaces: nothing cluster-wide but the gateway's TokenReview grant, which has no
     # namespaced form (the controller's evaluation replays; off with evaluationReplays=false).
-    assert {(k, n) for k, n in cluster_wide(values, workdir)} == {
-        ("ClusterRole", "switchyard-gateway-tokenreview"), ("ClusterRoleBinding", "switchyard-gateway-tokenreview")}
+    assert sorted(cluster_wide(values, workdir)) == [
+        ("ClusterRole", "switchyard-gateway-tokenreview-blue"), ("ClusterRoleBinding", "switchyard-gateway-tokenreview-blue")]
     assert not cluster_wide({**values, "gateway": {**values.get("gateway", {}), "evaluationReplays": False}},
                             workdir), "watchNamespaces and no replays: nothing cluster-wide"
 

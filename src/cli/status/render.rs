@@ -142,11 +142,35 @@ pub fn render(view: &View, now: Timestamp) -> String {
     if let Some(c) = find_condition(&st.conditions, "Stalled").filter(|c| c.status == "True") {
         let _ = writeln!(out, "Stalled:  {}: {}", c.reason, c.message);
     }
+    if let Some(e) = &st.evaluation {
+        out.push_str(&evaluation(e));
+    }
     match &st.last_analysis {
         Some(a) => out.push_str(&analysis(a, now)),
         None => out.push_str("Last analysis: none yet\n"),
     }
     out.push_str(&history(&st, view, now));
+    out
+}
+
+/// The latest replay of the evaluation set: verdict and why, each backend's pass count, and
+/// the failing examples.
+pub fn evaluation(e: &crate::api::EvaluationStatus) -> String {
+    let mut out = format!(
+        "Evaluation (step {}): {:?}: {}\n",
+        e.step, e.verdict, e.message
+    );
+    for b in &e.backends {
+        let role = if b.stable { "stable" } else { "new" };
+        let _ = writeln!(
+            out,
+            "  {} ({role}): {} of {} passed",
+            b.backend, b.passed, b.total
+        );
+    }
+    for f in &e.failing {
+        let _ = writeln!(out, "  failing: {} on {}: {}", f.case, f.backend, f.reason);
+    }
     out
 }
 

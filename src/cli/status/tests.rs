@@ -360,3 +360,19 @@ fn a_terminal_gets_the_screen_redrawn_in_place_and_a_pipe_gets_plain_blocks() {
     );
     assert!(!later.contains('\x1b'));
 }
+
+#[test]
+fn the_evaluation_shows_its_verdict_pass_counts_and_failing_cases() {
+    let e: crate::api::EvaluationStatus = serde_json::from_value(serde_json::json!({
+        "time": "2026-01-01T00:00:00Z", "step": 0, "verdict": "Fail",
+        "message": "llama passed 1 of 2 cases (50.0%), below 90% of the stable backends' 100.0% (90.0%)",
+        "backends": [{"backend": "openai", "stable": true, "passed": 2, "total": 2},
+                     {"backend": "llama", "stable": false, "passed": 1, "total": 2}],
+        "failing": [{"backend": "llama", "case": "refund-json", "reason": "not JSON"}]
+    }))
+    .unwrap();
+    assert_eq!(
+        super::render::evaluation(&e),
+        "Evaluation (step 0): Fail: llama passed 1 of 2 cases (50.0%), below 90% of the stable backends' 100.0% (90.0%)\n  openai (stable): 2 of 2 passed\n  llama (new): 1 of 2 passed\n  failing: refund-json on llama: not JSON\n"
+    );
+}
