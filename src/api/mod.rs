@@ -7,6 +7,7 @@ mod common;
 pub mod conditions;
 pub mod conflict;
 mod cost;
+mod post_cutover;
 pub mod reason;
 pub mod reference;
 mod route;
@@ -15,6 +16,7 @@ mod tenant;
 pub use backend::*;
 pub use common::*;
 pub use cost::*;
+pub use post_cutover::*;
 pub use route::*;
 pub use tenant::*;
 

@@ -146,6 +146,11 @@ pub struct Rollout {
     /// requests to the new backends and discards their answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
+    /// After a promotion that takes all traffic off some backends, keep copying a share of
+    /// requests to them for a while and compare their answers with the new split; the result
+    /// says whether they can be decommissioned. Nothing is rolled back: the cutover is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover_shadow: Option<super::PostCutoverShadow>,
     /// Longest a step (or the wait for the new backends to become Ready) may last beyond its
     /// `stepDuration` without advancing; then the migration ends and rolls back, with the
     /// reason in status. Time spent paused does not count.
@@ -160,6 +165,7 @@ impl Default for Rollout {
             step_duration: default_step_duration(),
             analysis: None,
             mirror: None,
+            post_cutover_shadow: None,
             progress_deadline: default_progress_deadline(),
         }
     }
@@ -460,7 +466,8 @@ pub struct ModelRouteStatus {
     /// Past migrations, newest last, bounded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<MigrationRecord>,
-    /// Shadow traffic the gateway sends now, during a rollout's mirror phase.
+    /// Shadow traffic the gateway sends now, during a rollout's mirror phase or the shadow
+    /// after a cutover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorStatus>,
     /// The split being migrated to (a snapshot of `spec.backends` when the migration began).
@@ -501,6 +508,10 @@ pub struct ModelRouteStatus {
     /// analysis window, per 1,000 requests and per million tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::CostComparison>,
+    /// The shadow of the old backends after the latest promotion, when the rollout asks for
+    /// one: where it stands, what it found, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover: Option<super::PostCutoverStatus>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose
@@ -609,4 +620,7 @@ pub struct MigrationRecord {
     /// Why it ended this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a promotion with a post-cutover shadow: how the shadow ended and what it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover: Option<String>,
 }

@@ -11,11 +11,11 @@ use crate::api::{
     Verdict, WeightedBackend,
 };
 
-fn spec(yaml: &str) -> ModelRouteSpec {
+pub(super) fn spec(yaml: &str) -> ModelRouteSpec {
     serde_yaml::from_str(yaml).unwrap()
 }
 
-fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
+pub(super) fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
     pairs
         .iter()
         .map(|(n, w)| WeightedBackend {
@@ -25,7 +25,7 @@ fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
         .collect()
 }
 
-fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
+pub(super) fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
     AnalysisResult {
         time: Time(now),
         window: None,
@@ -46,31 +46,33 @@ fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
     }
 }
 
-const STEPS: &str = r#"
+pub(super) const STEPS: &str = r#"
 rollout:
   steps: [5, 20, 50, 100]
   stepDuration: 60s
   analysis: {interval: 30s, maxErrorRate: 0.005, failureLimit: 0, maxHold: 5m}
 "#;
 
-struct Sim {
-    spec: ModelRouteSpec,
-    status: ModelRouteStatus,
-    now: Timestamp,
-    missing: Vec<String>,
-    not_ready: Vec<String>,
-    prometheus: AnalysisSource,
-    events: Vec<Event>,
+pub(super) struct Sim {
+    pub(super) spec: ModelRouteSpec,
+    pub(super) status: ModelRouteStatus,
+    pub(super) now: Timestamp,
+    pub(super) missing: Vec<String>,
+    pub(super) not_ready: Vec<String>,
+    pub(super) gone: Vec<String>,
+    pub(super) prometheus: AnalysisSource,
+    pub(super) events: Vec<Event>,
 }
 
 impl Sim {
-    fn new(yaml: &str) -> Self {
+    pub(super) fn new(yaml: &str) -> Self {
         let mut sim = Sim {
             spec: spec(yaml),
             status: ModelRouteStatus::default(),
             now: Timestamp::from_second(1_800_000_000).unwrap(),
             missing: vec![],
             not_ready: vec![],
+            gone: vec![],
             prometheus: AnalysisSource::Configured,
             events: vec![],
         };
@@ -79,7 +81,7 @@ impl Sim {
     }
 
     /// Moves the clock, runs analysis when due with `verdict`, and decides.
-    fn tick(&mut self, secs: i64, verdict: Verdict) -> Decision {
+    pub(super) fn tick(&mut self, secs: i64, verdict: Verdict) -> Decision {
         self.now = self
             .now
             .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(secs))
@@ -89,13 +91,18 @@ impl Sim {
         self.run(analysis, None)
     }
 
-    fn run(&mut self, analysis: Option<AnalysisResult>, command: Option<Command>) -> Decision {
+    pub(super) fn run(
+        &mut self,
+        analysis: Option<AnalysisResult>,
+        command: Option<Command>,
+    ) -> Decision {
         let d = decide(Inputs {
             spec: &self.spec,
             status: &self.status,
             generation: Some(1),
             missing: &self.missing,
             not_ready: &self.not_ready,
+            shadow_gone: &self.gone,
             prometheus: self.prometheus,
             analysis,
             command,
@@ -106,7 +113,7 @@ impl Sim {
         d
     }
 
-    fn command(&mut self, id: &str, kind: CommandKind) -> Decision {
+    pub(super) fn command(&mut self, id: &str, kind: CommandKind) -> Decision {
         self.run(
             None,
             Some(Command {
@@ -116,16 +123,16 @@ impl Sim {
         )
     }
 
-    fn change(&mut self, backends: &str) {
+    pub(super) fn change(&mut self, backends: &str) {
         self.spec.backends = serde_yaml::from_str(backends).unwrap();
     }
 
-    fn reasons(&self) -> Vec<&'static str> {
+    pub(super) fn reasons(&self) -> Vec<&'static str> {
         self.events.iter().map(|e| e.reason).collect()
     }
 }
 
-fn ready(st: &ModelRouteStatus) -> Option<&str> {
+pub(super) fn ready(st: &ModelRouteStatus) -> Option<&str> {
     crate::api::find_condition(&st.conditions, "Ready").map(|c| c.status.as_str())
 }
 
@@ -497,6 +504,7 @@ fn random_runs_keep_the_invariants() {
                 generation: Some(1),
                 missing: &[],
                 not_ready: &[],
+                shadow_gone: &[],
                 prometheus: AnalysisSource::Configured,
                 analysis: None,
                 command: None,

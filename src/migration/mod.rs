@@ -8,6 +8,9 @@ pub mod engine;
 #[cfg(test)]
 mod engine_tests;
 mod health;
+pub mod post_cutover;
+#[cfg(test)]
+mod post_cutover_tests;
 pub mod settings;
 pub mod split;
 
