@@ -253,7 +253,10 @@ def structured_request(body: dict, dialect: str) -> tuple[bool, dict | None]:
     return True, schema if isinstance(schema, dict) else None
 
 
-def answer(prompt: Prompt, fault: str | None = None) -> Answer:
+def answer(prompt: Prompt, fault: str | None = None, extra_words: int = 0) -> Answer:
+    """The reply to `prompt`. `extra_words` (the extra_output_words fault) pads a text answer
+    with that many more words, so a model that grew wordier shows in the content and in the
+    usage's output tokens alike; max_tokens and stop sequences still cut the padded text."""
     if prompt.tool:
         return Answer(pieces(json.dumps(TOOL_ARGUMENTS)), "tool", tool_name=prompt.tool)
     if prompt.tool_result is not None:
@@ -262,6 +265,8 @@ def answer(prompt: Prompt, fault: str | None = None) -> Answer:
         prefix, body = "echo:", prompt.last_text
     body_words = body.split()[:MAX_ECHO_WORDS]
     text = " ".join([prefix, *body_words]) if body_words else FALLBACK_REPLY
+    if extra_words and not prompt.json_mode:
+        text = " ".join([text, *(f"more{i}" for i in range(1, extra_words + 1))])
     if prompt.json_mode:
         text = json_reply(prompt, text, fault)
     finish, stop_sequence = "stop", None
@@ -406,6 +411,7 @@ FAULT_FIELDS = frozenset(
         "cut_stream_after",
         "stream_error_after",
         "body_delay_ms",
+        "extra_output_words",
         "hang",
         "deterministic",
         "seed",
@@ -443,7 +449,7 @@ def validate_faults(config) -> dict:
                 and all(_is_number(v) for v in value)
                 and 0 <= value[0] <= value[1]
             )
-        elif name in ("cut_stream_after", "stream_error_after"):
+        elif name in ("cut_stream_after", "stream_error_after", "extra_output_words"):
             ok = _is_int(value) and value >= 0
         elif name in ("hang", "deterministic"):
             ok = isinstance(value, bool)
@@ -1070,7 +1076,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if answered:
             return
         with server.metrics.gauge("running"):
-            reply = answer(prompt, self._answer_fault(prompt))
+            reply = answer(prompt, self._answer_fault(prompt), config.get("extra_output_words", 0))
             server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
             usage = {
                 "prompt_tokens": prompt.input_tokens,
@@ -1237,7 +1243,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         config, answered = self._faulted(stream)
         if answered:
             return
-        reply = answer(prompt, self._answer_fault(prompt))
+        reply = answer(prompt, self._answer_fault(prompt), config.get("extra_output_words", 0))
         self.server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
         message_id, tool_id = f"msg_{uuid.uuid4().hex[:24]}", f"toolu_{uuid.uuid4().hex[:24]}"
         stop_reason = ANTHROPIC_STOP[reply.finish]

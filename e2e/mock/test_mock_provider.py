@@ -377,6 +377,21 @@ def test_json_schema_answers_fit_the_schema(openai_mock, anthropic_mock):
     assert json.loads(plain["content"][0]["text"]) == {"reply": "echo: give me json"}
 
 
+def test_extra_output_words_lengthen_the_answer_and_its_usage(openai_mock, anthropic_mock):
+    openai_mock.faults(extra_output_words=3)
+    body = openai_mock.chat("one two").json()
+    assert body["choices"][0]["message"]["content"] == "echo: one two more1 more2 more3"
+    assert body["usage"]["completion_tokens"] == 6
+    # max_tokens still cuts the padded answer.
+    assert openai_mock.chat("one two", max_tokens=4).json()["usage"]["completion_tokens"] == 4
+    anthropic_mock.faults(extra_output_words=2)
+    body = anthropic_mock.message("hi").json()
+    assert body["content"][0]["text"] == "echo: hi more1 more2"
+    assert body["usage"]["output_tokens"] == 4
+    openai_mock.faults()
+    assert openai_mock.chat("one two").json()["usage"]["completion_tokens"] == 3
+
+
 def test_answer_faults_spoil_json_answers_only(openai_mock, anthropic_mock):
     openai_mock.faults(invalid_json_rate=0.25, schema_mismatch_rate=0.5, deterministic=True)
     texts = [openai_mock.chat("hi", response_format=RESPONSE_FORMAT).json()["choices"][0]["message"]["content"]
@@ -992,6 +1007,8 @@ def test_faults_api(openai_mock):
         {"invalid_json_rate": 0.6, "schema_mismatch_rate": 0.6},
         {"invalid_json_rate": -0.1},
         {"schema_mismatch_rate": "1"},
+        {"extra_output_words": -1},
+        {"extra_output_words": 1.5},
         [],
     ]:
         response = openai_mock.post("/_mock/faults", bad)

@@ -125,10 +125,12 @@ class _One:
 class Load:
     """Steady traffic to a model through the gateway from a few threads, recording which
     backend answered each request and when. `gateway` is a Gateway or a `Replicas`; with
-    `stream_every=n` every n-th request of a thread is streamed."""
+    `stream_every=n` every n-th request of a thread is streamed; `max_tokens` caps each answer
+    (short by default, so load stays cheap; longer to see a backend's answers grow)."""
 
-    def __init__(self, gateway, model, rps=40, threads=4, stream_every=0, timeout=10):
+    def __init__(self, gateway, model, rps=40, threads=4, stream_every=0, timeout=10, max_tokens=4):
         self.replicas = gateway if isinstance(gateway, Replicas) else _One(gateway)
+        self.max_tokens = max_tokens
         self.model, self.period, self.timeout = model, threads / rps, timeout
         self.stream_every = stream_every
         self.answers = []  # (time, backend or None, status), kept for the share computations
@@ -167,7 +169,7 @@ class Load:
 
     def _send(self, session, target, stream, start):
         body = {"model": self.model, "messages": [{"role": "user", "content": "steady traffic"}],
-                "max_tokens": 4, "stream": stream}
+                "max_tokens": self.max_tokens, "stream": stream}
         backend, status, started = None, 0, False
         try:
             with session.post(f"{target}/v1/chat/completions", json=body, timeout=self.timeout,

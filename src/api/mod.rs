@@ -8,6 +8,7 @@ pub mod conditions;
 pub mod conflict;
 mod cost;
 mod evaluation;
+mod post_cutover;
 pub mod reason;
 pub mod reference;
 mod route;
@@ -17,6 +18,7 @@ pub use backend::*;
 pub use common::*;
 pub use cost::*;
 pub use evaluation::*;
+pub use post_cutover::*;
 pub use route::*;
 pub use tenant::*;
 

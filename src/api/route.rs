@@ -150,6 +150,11 @@ pub struct Rollout {
     /// before step 1 (and optionally before each step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<super::EvaluationGate>,
+    /// After a promotion that takes all traffic off some backends, keep copying a share of
+    /// requests to them for a while and compare their answers with the new split; the result
+    /// says whether they can be decommissioned. Nothing is rolled back: the cutover is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover_shadow: Option<super::PostCutoverShadow>,
     /// Longest a step (or the wait for the new backends to become Ready) may last beyond its
     /// `stepDuration` without advancing; then the migration ends and rolls back, with the
     /// reason in status. Time spent paused does not count.
@@ -165,6 +170,7 @@ impl Default for Rollout {
             analysis: None,
             mirror: None,
             evaluation: None,
+            post_cutover_shadow: None,
             progress_deadline: default_progress_deadline(),
         }
     }
@@ -465,7 +471,8 @@ pub struct ModelRouteStatus {
     /// Past migrations, newest last, bounded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<MigrationRecord>,
-    /// Shadow traffic the gateway sends now, during a rollout's mirror phase.
+    /// Shadow traffic the gateway sends now, during a rollout's mirror phase or the shadow
+    /// after a cutover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<MirrorStatus>,
     /// The split being migrated to (a snapshot of `spec.backends` when the migration began).
@@ -509,6 +516,10 @@ pub struct ModelRouteStatus {
     /// The latest replay of `rollout.evaluation`'s set in the running migration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<super::EvaluationStatus>,
+    /// The shadow of the old backends after the latest promotion, when the rollout asks for
+    /// one: where it stands, what it found, and how it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover: Option<super::PostCutoverStatus>,
 }
 
 /// What the gateway mirrors: a share of requests copied to the listed backends, whose
@@ -617,4 +628,7 @@ pub struct MigrationRecord {
     /// Why it ended this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a promotion with a post-cutover shadow: how the shadow ended and what it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_cutover: Option<String>,
 }

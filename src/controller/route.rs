@@ -93,6 +93,20 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         }
     }
     let current = mr.status.clone().unwrap_or_default();
+    // The shadow after a cutover stops when an old backend goes away; a finalizer keeps it
+    // while the shadow copies to it, so "being deleted" is what ends the shadow.
+    let shadow_gone: Vec<String> = current
+        .post_cutover
+        .iter()
+        .filter(|_| migration::post_cutover::shadowing(&current))
+        .flat_map(|p| &p.backends)
+        .filter(|b| {
+            ctx.backends
+                .get(&ObjectRef::new(b).within(&ns))
+                .is_none_or(|ib| ib.metadata.deletion_timestamp.is_some())
+        })
+        .cloned()
+        .collect();
 
     let (analysis, cost) = match migration::analysis_due(&mr.spec, &current, now) {
         Some(plan) => {
@@ -116,6 +130,7 @@ pub async fn reconcile(mr: Arc<ModelRoute>, ctx: Arc<Context>) -> Result<Action,
         generation,
         missing: &missing,
         not_ready: &not_ready,
+        shadow_gone: &shadow_gone,
         prometheus,
         analysis,
         evaluation,
@@ -175,7 +190,12 @@ async fn analyze(
                 request.scrape_interval = ctx.scrape_intervals.get(&source).await;
             }
             let result = analysis::run(&source, &request, now).await;
-            if let Ok(window) = analysis::window(request.analysis, request.scrape_interval) {
+            // status.cost compares the stable split with the backends gaining traffic; the
+            // shadow's old backends gain none, so the promotion's comparison stays.
+            let shadow = migration::post_cutover::shadowing(&status) && status.target.is_empty();
+            if let Ok(window) = analysis::window(request.analysis, request.scrape_interval)
+                && !shadow
+            {
                 let (stable, gaining) = (&request.baseline, &request.gaining);
                 cost = cost::compare(&source, ns, name, stable, gaining, window, now).await;
             }

@@ -12,6 +12,7 @@ use super::blend::blend;
 use super::commands::{Command, CommandKind, CommandResult};
 use super::gate::{Gate, gate};
 use super::health;
+use super::post_cutover;
 use super::settings::{Settings, effective_rollout, settings};
 use super::split::{gaining, new_backends, normalize, same_split, weights_summary};
 use crate::api::{
@@ -39,6 +40,8 @@ pub struct Inputs<'a> {
     pub missing: &'a [String],
     /// Backends of the desired split that exist but are not Ready.
     pub not_ready: &'a [String],
+    /// Backends the post-cutover shadow copies to that no longer exist or are being deleted.
+    pub shadow_gone: &'a [String],
     pub prometheus: AnalysisSource,
     /// A fresh analysis of the current step, when one was due and ran.
     pub analysis: Option<AnalysisResult>,
@@ -56,7 +59,7 @@ pub struct Event {
 }
 
 impl Event {
-    fn normal(reason: &'static str, message: String) -> Self {
+    pub(super) fn normal(reason: &'static str, message: String) -> Self {
         Event {
             warning: false,
             reason,
@@ -64,7 +67,7 @@ impl Event {
         }
     }
 
-    fn warning(reason: &'static str, message: String) -> Self {
+    pub(super) fn warning(reason: &'static str, message: String) -> Self {
         Event {
             warning: true,
             reason,
@@ -110,6 +113,9 @@ pub fn analysis_due(
     status: &ModelRouteStatus,
     now: Timestamp,
 ) -> Option<AnalysisPlan> {
+    if let Some(plan) = post_cutover::analysis_due(spec, status, now) {
+        return Some(plan);
+    }
     let phase = status.phase?;
     if status.target.is_empty() || status.step.is_none() {
         return None;
@@ -147,6 +153,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
         generation,
         missing,
         not_ready,
+        shadow_gone,
         prometheus,
         analysis,
         evaluation,
@@ -157,6 +164,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
     let mut events = vec![];
     st.observed_generation = generation;
     let desired = &spec.backends;
+    let analysis = post_cutover::observe(&mut st, desired, shadow_gone, analysis, now, &mut events);
 
     // A new route takes its split at once: there is nothing to migrate from.
     if st.stable.is_empty() && missing.is_empty() {
@@ -220,7 +228,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
         }
         st.step = None;
         st.step_started_at = None;
-        st.mirror = None;
+        st.mirror = post_cutover::mirror(&st);
         st.rollout = None;
         st.target_not_ready_since = None;
         st.weights = normalize(&st.stable);
@@ -615,7 +623,11 @@ fn advance_to(st: &mut ModelRouteStatus, cfg: &Settings, step: i32, now: Timesta
 }
 
 fn promote(st: &mut ModelRouteStatus, now: Timestamp, why: &str, events: &mut Vec<Event>) {
-    let target = st.target.clone();
+    let (from, target) = (st.stable.clone(), st.target.clone());
+    let shadow = st
+        .rollout
+        .as_ref()
+        .and_then(|r| r.post_cutover_shadow.clone());
     finish(st, now, MigrationOutcome::Promoted, Some(why.to_owned()));
     st.stable = target;
     st.weights = normalize(&st.stable);
@@ -624,6 +636,7 @@ fn promote(st: &mut ModelRouteStatus, now: Timestamp, why: &str, events: &mut Ve
         "Promoted",
         format!("{} is now stable: {why}", weights_summary(&st.stable)),
     ));
+    post_cutover::begin(st, &from, shadow.as_ref(), now, events);
 }
 
 fn rollback(
@@ -660,6 +673,7 @@ fn finish(
         started_at: st.migration_started_at.clone().unwrap_or(Time(now)),
         finished_at: Time(now),
         reason,
+        post_cutover: None,
     });
     if st.history.len() > HISTORY_LIMIT {
         let excess = st.history.len() - HISTORY_LIMIT;
@@ -680,7 +694,7 @@ fn finish(
 
 fn next_wake(st: &ModelRouteStatus, cfg: &Settings, now: Timestamp) -> Option<Duration> {
     if st.target.is_empty() {
-        return None;
+        return post_cutover::next_wake(st, cfg.interval(), now);
     }
     let interval = cfg.interval();
     let started = ts(&st.step_started_at).unwrap_or(now);

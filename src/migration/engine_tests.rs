@@ -11,11 +11,11 @@ use crate::api::{
     Verdict, WeightedBackend,
 };
 
-fn spec(yaml: &str) -> ModelRouteSpec {
+pub(super) fn spec(yaml: &str) -> ModelRouteSpec {
     serde_yaml::from_str(yaml).unwrap()
 }
 
-fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
+pub(super) fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
     pairs
         .iter()
         .map(|(n, w)| WeightedBackend {
@@ -25,7 +25,7 @@ fn split(pairs: &[(&str, i32)]) -> Vec<WeightedBackend> {
         .collect()
 }
 
-fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
+pub(super) fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
     AnalysisResult {
         time: Time(now),
         window: None,
@@ -46,7 +46,7 @@ fn result(verdict: Verdict, now: Timestamp) -> AnalysisResult {
     }
 }
 
-const STEPS: &str = r#"
+pub(super) const STEPS: &str = r#"
 rollout:
   steps: [5, 20, 50, 100]
   stepDuration: 60s
@@ -59,6 +59,7 @@ pub(super) struct Sim {
     pub now: Timestamp,
     pub missing: Vec<String>,
     pub not_ready: Vec<String>,
+    pub gone: Vec<String>,
     pub prometheus: AnalysisSource,
     pub events: Vec<Event>,
     /// What a replay of the evaluation set finds when one is due (see `gate_tests`).
@@ -75,6 +76,7 @@ impl Sim {
             now: Timestamp::from_second(1_800_000_000).unwrap(),
             missing: vec![],
             not_ready: vec![],
+            gone: vec![],
             prometheus: AnalysisSource::Configured,
             events: vec![],
             evaluation: None,
@@ -116,6 +118,7 @@ impl Sim {
             generation: Some(1),
             missing: &self.missing,
             not_ready: &self.not_ready,
+            shadow_gone: &self.gone,
             prometheus: self.prometheus,
             analysis,
             evaluation,
@@ -146,7 +149,7 @@ impl Sim {
     }
 }
 
-fn ready(st: &ModelRouteStatus) -> Option<&str> {
+pub(super) fn ready(st: &ModelRouteStatus) -> Option<&str> {
     crate::api::find_condition(&st.conditions, "Ready").map(|c| c.status.as_str())
 }
 
@@ -518,6 +521,7 @@ fn random_runs_keep_the_invariants() {
                 generation: Some(1),
                 missing: &[],
                 not_ready: &[],
+                shadow_gone: &[],
                 prometheus: AnalysisSource::Configured,
                 analysis: None,
                 evaluation: None,

@@ -110,6 +110,7 @@ fn a_failing_replay_rolls_back_with_the_failing_cases_named() {
         generation: Some(1),
         missing: &[],
         not_ready: &[],
+        shadow_gone: &[],
         prometheus: super::AnalysisSource::Configured,
         analysis: None,
         evaluation: Some(e),

@@ -11,6 +11,9 @@ mod gate;
 #[cfg(test)]
 mod gate_tests;
 mod health;
+pub mod post_cutover;
+#[cfg(test)]
+mod post_cutover_tests;
 pub mod settings;
 pub mod split;
 

@@ -219,3 +219,44 @@ async fn the_mirror_phase_skips_ttft_as_copies_are_never_streamed() {
     );
     assert_eq!(result.verdict, Verdict::Pass, "{result:?}");
 }
+
+/// After a cutover the roles swap: the old backend's copies are judged (shadow queries) and
+/// the new stable backend's live traffic is the baseline, so a wordier old backend fails
+/// `output-tokens-vs-stable` with its value above the new split's.
+#[tokio::test]
+async fn the_post_cutover_shadow_judges_the_old_backends_copies_against_the_new_split() {
+    let a = Analysis {
+        relative: Some(RelativeChecks {
+            output_tokens: Some(RelativeTokens {
+                max_difference: 0.2,
+                floor: 2.0,
+            }),
+            ..RelativeChecks::default()
+        }),
+        ..analysis()
+    };
+    let req = Request {
+        gaining: vec!["openai".into()],
+        baseline: vec!["vllm".into()],
+        ..request(&a, true)
+    };
+    // The mirror-phase queries with the backends swapped: shadow side openai, live side vllm.
+    let old = |q: &str| q.replace(r#"backend=~"vllm""#, r#"backend=~"openai""#);
+    let new = |q: &str| q.replace(r#"backend=~"openai""#, r#"backend=~"vllm""#);
+    let fake = Fake::new(&[
+        (&old(SHADOW_VOLUME), Ok(Some(80.0))),
+        (&old(SHADOW_ERRORS), Ok(Some(0.0))),
+        (&old(SHADOW_LATENCY), Ok(Some(0.4))),
+        (&old(SHADOW_TOKENS), Ok(Some(29.6))),
+        (&new(BASELINE_TOKENS), Ok(Some(20.0))),
+        (&new(STABLE_VOLUME), Ok(Some(200.0))),
+    ]);
+    let result = judge(&fake, &req).await;
+    fake.assert_asked_exactly_the_known_queries();
+    let c = check(&result, "output-tokens-vs-stable");
+    assert_eq!(c.backend.as_deref(), Some("openai"));
+    assert_eq!((c.value, c.baseline), (Some(29.6), Some(20.0)));
+    assert_eq!(c.verdict, Verdict::Fail);
+    assert_eq!(check(&result, "token-difference").verdict, Verdict::Fail);
+    assert_eq!(check(&result, "error-rate").verdict, Verdict::Pass);
+}

@@ -7,7 +7,10 @@ use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::{AnalysisResult, ModelRoute, ModelRouteStatus, WeightedBackend, find_condition};
+use crate::api::{
+    AnalysisResult, ModelRoute, ModelRouteStatus, PostCutoverPhase, PostCutoverStatus,
+    WeightedBackend, find_condition,
+};
 use crate::cli::table::Table;
 use crate::migration::{self, weights_summary};
 
@@ -139,6 +142,9 @@ pub fn render(view: &View, now: Timestamp) -> String {
             m.backends.join(", ")
         );
     }
+    if let Some(pc) = &st.post_cutover {
+        out.push_str(&post_cutover(pc, now));
+    }
     if let Some(c) = find_condition(&st.conditions, "Stalled").filter(|c| c.status == "True") {
         let _ = writeln!(out, "Stalled:  {}: {}", c.reason, c.message);
     }
@@ -170,6 +176,51 @@ pub fn evaluation(e: &crate::api::EvaluationStatus) -> String {
     }
     for f in &e.failing {
         let _ = writeln!(out, "  failing: {} on {}: {}", f.case, f.backend, f.reason);
+    }
+    out
+}
+
+/// The shadow of the old backends after the latest promotion: what is compared and until
+/// when, or how it ended; then what drifted, old backend first, the new split as reference.
+fn post_cutover(pc: &PostCutoverStatus, now: Timestamp) -> String {
+    let mut out = String::new();
+    let tally = format!("{} analyses, {} inconclusive", pc.analyses, pc.inconclusive);
+    if pc.phase == PostCutoverPhase::Shadowing {
+        let left = (pc.until.0.as_second() - now.as_second()).max(0);
+        let _ = writeln!(
+            out,
+            "Shadow:   old backend {} gets {}% of requests as copies, compared with {} for {} more; {tally}",
+            pc.backends.join(", "),
+            pc.percent,
+            pc.compared_with.join(", "),
+            crate::duration::format(std::time::Duration::from_secs(left as u64)),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Shadow:   {:?} {}: {}",
+            pc.phase,
+            pc.finished_at
+                .as_ref()
+                .map_or_else(|| "-".into(), |t| ago(now, t.0)),
+            pc.message.as_deref().unwrap_or(&tally)
+        );
+    }
+    for d in &pc.drift {
+        let values = match (d.value, d.baseline) {
+            (Some(v), Some(b)) => format!(
+                " (latest {} vs {} on the new split)",
+                crate::analysis::format_value(v),
+                crate::analysis::format_value(b)
+            ),
+            (Some(v), None) => format!(" (latest {})", crate::analysis::format_value(v)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  drift:  {} of {} in {} of {} analyses{values}",
+            d.check, d.backend, d.count, pc.analyses
+        );
     }
     out
 }

@@ -376,3 +376,49 @@ fn the_evaluation_shows_its_verdict_pass_counts_and_failing_cases() {
         "Evaluation (step 0): Fail: llama passed 1 of 2 cases (50.0%), below 90% of the stable backends' 100.0% (90.0%)\n  openai (stable): 2 of 2 passed\n  llama (new): 1 of 2 passed\n  failing: refund-json on llama: not JSON\n"
     );
 }
+
+#[test]
+fn a_post_cutover_shadow_shows_what_is_compared_until_when_and_what_drifted() {
+    let shadow = |phase: &str, extra: serde_json::Value| {
+        let mut pc = json!({
+            "phase": phase, "backends": ["openai"], "comparedWith": ["candidate"], "percent": 10,
+            "startedAt": "2026-03-01T11:00:00Z", "until": "2026-03-01T13:00:00Z",
+            "analyses": 7, "inconclusive": 1,
+            "drift": [{"check": "output-tokens-vs-stable", "backend": "openai", "count": 5,
+                       "value": 29.6, "baseline": 20.0}],
+        });
+        pc.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        route(json!({
+            "phase": "Stable", "stable": [{"name": "candidate", "weight": 100}],
+            "weights": [{"name": "candidate", "weight": 1000}],
+            "mirror": {"percent": 10, "backends": ["openai"]},
+            "postCutover": pc,
+        }))
+    };
+    let text = show(&shadow("Shadowing", json!({})), &[]);
+    assert!(
+        text.contains(
+            "Shadow:   old backend openai gets 10% of requests as copies, compared with candidate for 1h more; 7 analyses, 1 inconclusive\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  drift:  output-tokens-vs-stable of openai in 5 of 7 analyses (latest 29.6 vs 20 on the new split)\n"
+        ),
+        "{text}"
+    );
+    let ended = shadow(
+        "Drifted",
+        json!({"finishedAt": "2026-03-01T11:58:00Z", "message": "old backend openai drifted"}),
+    );
+    let text = show(&ended, &[]);
+    assert!(
+        text.contains("Shadow:   Drifted 2m0s ago: old backend openai drifted\n"),
+        "{text}"
+    );
+    // A route that never shadowed has no such line.
+    assert!(!show(&migrating_at_step_2(), &[]).contains("Shadow:"));
+}
