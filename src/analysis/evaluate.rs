@@ -227,6 +227,13 @@ pub(crate) async fn checks<S: Source>(
             )
         });
     }
+    if req.baseline.is_empty() {
+        // No stable backend serves live traffic at this step (the last step of a full
+        // cutover): relative checks have no same-window baseline, and one that could only be
+        // inconclusive would hold the step until maxHold and roll back a healthy migration.
+        // The absolute checks judge it alone.
+        tolerances.clear();
+    }
     let stable_volume = (!tolerances.is_empty() && !stable_only.is_empty())
         .then(|| ask(q.volume(&stable_only, Traffic::Live)));
     let mut pending = vec![];

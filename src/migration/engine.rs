@@ -138,9 +138,23 @@ pub fn analysis_due(
     } else {
         gaining(&status.stable, &status.weights)
     };
+    // The baseline is what the stable split still serves live in this window: at the last
+    // step of a full cutover nothing, and relative checks have nothing to compare with.
+    let live = |name: &str| {
+        mirror
+            || status
+                .weights
+                .iter()
+                .any(|w| w.name == name && w.weight > 0)
+    };
     Some(AnalysisPlan {
         gaining,
-        baseline: status.stable.iter().map(|s| s.name.clone()).collect(),
+        baseline: status
+            .stable
+            .iter()
+            .filter(|s| live(&s.name))
+            .map(|s| s.name.clone())
+            .collect(),
         mirror,
     })
 }

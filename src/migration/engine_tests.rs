@@ -805,3 +805,34 @@ fn a_step_advances_only_when_the_analysis_window_lies_within_it() {
     sim.run(a, None);
     assert_eq!(sim.status.step, Some(2));
 }
+
+#[test]
+fn the_baseline_is_what_the_stable_split_still_serves_live() {
+    let mut sim = Sim::new(&format!("backends: [{{name: openai, weight: 100}}]{STEPS}"));
+    sim.change("[{name: llama, weight: 100}]");
+    sim.run(None, None);
+    let mut baselines = vec![];
+    for _ in 0..40 {
+        let next = sim
+            .now
+            .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(30))
+            .unwrap();
+        if let Some(plan) = analysis_due(&sim.spec, &sim.status, next) {
+            baselines.push((sim.status.step.unwrap(), plan.baseline.clone()));
+        }
+        sim.tick(30, Verdict::Pass);
+    }
+    assert_eq!(
+        sim.status.phase,
+        Some(Phase::Stable),
+        "the last step passes too"
+    );
+    assert!(baselines.iter().any(|(s, b)| *s == 3 && b == &["openai"]));
+    assert!(
+        baselines
+            .iter()
+            .filter(|(s, _)| *s == 4)
+            .all(|(_, b)| b.is_empty())
+    );
+    assert!(baselines.iter().any(|(s, _)| *s == 4));
+}

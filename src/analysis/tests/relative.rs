@@ -260,3 +260,23 @@ async fn the_post_cutover_shadow_judges_the_old_backends_copies_against_the_new_
     assert_eq!(check(&result, "token-difference").verdict, Verdict::Fail);
     assert_eq!(check(&result, "error-rate").verdict, Verdict::Pass);
 }
+
+#[tokio::test]
+async fn at_a_full_cutovers_last_step_the_absolute_checks_judge_alone() {
+    // The stable split serves nothing live at 100%: no same-window baseline exists, and a
+    // relative check that could only be inconclusive would roll a healthy migration back.
+    let a = ttft_only();
+    let mut req = request(&a, false);
+    req.baseline = vec![];
+    let fake = live(Ok(Some(120.0)), Ok(Some(0.0)), Ok(Some(0.9)));
+    let result = judge(&fake, &req).await;
+    fake.assert_asked_exactly_the_known_queries();
+    assert_eq!(result.verdict, Verdict::Pass);
+    assert!(
+        result
+            .checks
+            .iter()
+            .all(|c| !c.name.ends_with("-vs-stable")),
+        "{result:?}"
+    );
+}
