@@ -37,6 +37,7 @@ fn default_min_relative_pass_rate() -> f64 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigMapKeyRef {
+    /// The ConfigMap's name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
     /// The key whose value is the list of cases.
@@ -67,9 +68,11 @@ pub enum EvaluationVerdict {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluationStatus {
+    /// When the replay ended.
     pub time: Time,
     /// The step the replay judged (0: before step 1).
     pub step: i32,
+    /// Pass, Fail (the migration rolls back) or Error (it could not run; the step holds).
     pub verdict: EvaluationVerdict,
     /// Why, in a sentence: pass rates against the required share, or what went wrong.
     pub message: String,
@@ -84,17 +87,22 @@ pub struct EvaluationStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluationBackend {
+    /// The InferenceBackend the cases were pinned to.
     pub backend: String,
     /// Whether the backend is one of the stable split's (the baseline).
     pub stable: bool,
+    /// Cases whose answer met the expectation.
     pub passed: u32,
+    /// Cases replayed.
     pub total: u32,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EvaluationFailure {
+    /// The backend that answered.
     pub backend: String,
+    /// The case's name in the set.
     pub case: String,
     /// What the answer did wrong, e.g. `not JSON: expected value at line 1 column 1`.
     pub reason: String,
