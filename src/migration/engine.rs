@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::blend::blend;
-use super::commands::{Command, CommandKind, CommandResult};
+use super::commands::Command;
 use super::gate::{Gate, gate};
 use super::health;
 use super::post_cutover;
@@ -188,7 +188,7 @@ pub fn decide(inputs: Inputs<'_>) -> Decision {
 
     if let Some(cmd) = command.filter(|c| st.last_command.as_deref() != Some(&c.id)) {
         let cfg = settings(spec, &st);
-        let result = apply_command(&mut st, &cfg, cmd.kind, now, &mut events);
+        let result = super::operator::apply_command(&mut st, &cfg, cmd.kind, now, &mut events);
         st.last_command = Some(cmd.id);
         st.last_command_result = Some(result.message(cmd.kind));
     }
@@ -290,100 +290,6 @@ fn start(
             weights_summary(&spec.backends)
         ),
     ));
-}
-
-fn apply_command(
-    st: &mut ModelRouteStatus,
-    cfg: &Settings,
-    kind: CommandKind,
-    now: Timestamp,
-    events: &mut Vec<Event>,
-) -> CommandResult {
-    let active = !st.target.is_empty();
-    let idle = || CommandResult::Ignored("no migration is in progress".into());
-    match kind {
-        CommandKind::Pause if !active => idle(),
-        CommandKind::Pause if st.paused => CommandResult::Ignored("already paused".into()),
-        CommandKind::Pause => {
-            st.paused = true;
-            st.phase = Some(Phase::Paused);
-            events.push(Event::normal(
-                "Paused",
-                "migration paused by an operator; analysis continues and a failure still rolls back".into(),
-            ));
-            CommandResult::Done(format!("paused at step {}", st.step.unwrap_or(0)))
-        }
-        CommandKind::Resume if !active => idle(),
-        CommandKind::Resume if !st.paused => {
-            CommandResult::Ignored("the migration is not paused".into())
-        }
-        CommandKind::Resume => {
-            st.paused = false;
-            st.phase = Some(if st.mirror.is_some() {
-                Phase::Mirroring
-            } else {
-                Phase::Progressing
-            });
-            // The step's clock restarts: its full duration is observed after a pause, and
-            // time spent paused never counts towards the progress deadline.
-            st.step_started_at = Some(Time(now));
-            st.holding_since = None;
-            events.push(Event::normal(
-                "Resumed",
-                "migration resumed by an operator".into(),
-            ));
-            CommandResult::Done(format!("resumed at step {}", st.step.unwrap_or(0)))
-        }
-        CommandKind::Promote | CommandKind::PromoteFull if !active => idle(),
-        CommandKind::Promote => {
-            let step = st.step.unwrap_or(0);
-            if step as usize >= cfg.steps.len() {
-                promote(st, now, "promoted by an operator", events);
-                CommandResult::Done(format!("{} is now stable", weights_summary(&st.stable)))
-            } else {
-                advance_to(st, cfg, step + 1, now);
-                events.push(Event::normal(
-                    "StepAdvanced",
-                    format!(
-                        "an operator promoted to step {} ({})",
-                        step + 1,
-                        weights_summary(&st.weights)
-                    ),
-                ));
-                CommandResult::Done(format!(
-                    "advanced to step {} ({})",
-                    step + 1,
-                    weights_summary(&st.weights)
-                ))
-            }
-        }
-        CommandKind::PromoteFull => {
-            promote(st, now, "fully promoted by an operator", events);
-            CommandResult::Done(format!("{} is now stable", weights_summary(&st.stable)))
-        }
-        CommandKind::Abort if !active => idle(),
-        CommandKind::Abort => {
-            rollback(
-                st,
-                now,
-                MigrationOutcome::Aborted,
-                "aborted by an operator".into(),
-                events,
-            );
-            CommandResult::Done(format!("back to {}", weights_summary(&st.stable)))
-        }
-        CommandKind::Retry if st.rolled_back.is_empty() => {
-            CommandResult::Ignored("no rolled-back migration to retry".into())
-        }
-        CommandKind::Retry => {
-            st.rolled_back.clear();
-            events.push(Event::normal(
-                "Retried",
-                "an operator asked to retry the migration".into(),
-            ));
-            CommandResult::Done("retrying the rolled-back migration".into())
-        }
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -622,7 +528,7 @@ fn step_event(st: &ModelRouteStatus, cfg: &Settings) -> Event {
     )
 }
 
-fn advance_to(st: &mut ModelRouteStatus, cfg: &Settings, step: i32, now: Timestamp) {
+pub(super) fn advance_to(st: &mut ModelRouteStatus, cfg: &Settings, step: i32, now: Timestamp) {
     st.step = Some(step);
     st.step_started_at = Some(Time(now));
     st.weights = blend(&st.stable, &st.target, cfg.percent(step));
@@ -636,7 +542,12 @@ fn advance_to(st: &mut ModelRouteStatus, cfg: &Settings, step: i32, now: Timesta
     });
 }
 
-fn promote(st: &mut ModelRouteStatus, now: Timestamp, why: &str, events: &mut Vec<Event>) {
+pub(super) fn promote(
+    st: &mut ModelRouteStatus,
+    now: Timestamp,
+    why: &str,
+    events: &mut Vec<Event>,
+) {
     let (from, target) = (st.stable.clone(), st.target.clone());
     let shadow = st
         .rollout
@@ -653,7 +564,7 @@ fn promote(st: &mut ModelRouteStatus, now: Timestamp, why: &str, events: &mut Ve
     post_cutover::begin(st, &from, shadow.as_ref(), now, events);
 }
 
-fn rollback(
+pub(super) fn rollback(
     st: &mut ModelRouteStatus,
     now: Timestamp,
     outcome: MigrationOutcome,

@@ -11,6 +11,7 @@ mod gate;
 #[cfg(test)]
 mod gate_tests;
 mod health;
+mod operator;
 pub mod post_cutover;
 #[cfg(test)]
 mod post_cutover_tests;
