@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 import requests
 
 from conftest import CLUSTER, E2E_DIR, kubectl, kubectl_json, wait_until
@@ -177,6 +178,7 @@ def _prometheus_pid():
     return int((E2E_DIR / "pids" / "prometheus.pid").read_text())
 
 
+@pytest.mark.serial  # stops the one Prometheus: every analysis beside it would turn inconclusive
 def test_no_promotion_while_prometheus_is_down(controller, namespace, gateway, mocks):
     stable, target, roll = setup(namespace, gateway, mocks)
     load = Load(gateway, "chat")

@@ -21,7 +21,10 @@ from test_gateway_sdk import apply, backend, route
 def render(release, namespaces, *templates):
     args = [CLUSTER["HELM"], "template", "switchyard", str(REPO / "charts" / "switchyard"),
             "--namespace", release, "--kube-version", "1.33.0",
-            "--set", "watchNamespaces={" + ",".join(namespaces) + "}"]
+            "--set", "watchNamespaces={" + ",".join(namespaces) + "}",
+            # Without evaluation replays: their TokenReview grant is the one cluster-wide object
+            # (test_chart checks it), and applied here it would rebind the session's.
+            "--set", "gateway.evaluationReplays=false"]
     for t in templates:
         args += ["--show-only", f"templates/{t}.yaml"]
     return subprocess.run(args, capture_output=True, text=True, check=True).stdout
