@@ -77,7 +77,8 @@ OPENAI_ROUTES = {
     "/v1/models": {"GET": "_models"},
 }
 ROUTES = {
-    "openai": OPENAI_ROUTES,
+    # OpenAI itself has the Responses API; vLLM-style servers are reached through Chat.
+    "openai": {**OPENAI_ROUTES, "/v1/responses": {"POST": "_responses"}},
     "vllm": {**OPENAI_ROUTES, "/health": {"GET": "_health"}, "/metrics": {"GET": "_metrics"}},
     "anthropic": {"/v1/messages": {"POST": "_messages"}, "/v1/models": {"GET": "_anthropic_models"}},
 }
@@ -317,6 +318,75 @@ def openai_prompt(body: dict, messages: list[dict], max_tokens: int | None, stop
         json_mode=json_mode,
         json_schema=json_schema,
     )
+
+
+def responses_messages(body: dict) -> tuple[list[dict], str | None]:
+    """The chat messages a Responses API request's `instructions` and `input` mean, or why
+    the input is not valid."""
+    messages = []
+    if isinstance(body.get("instructions"), str):
+        messages.append({"role": "system", "content": body["instructions"]})
+    items = body.get("input")
+    if isinstance(items, str):
+        return messages + [{"role": "user", "content": items}], None
+    if not isinstance(items, list):
+        return [], "Missing required parameter: 'input'."
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            return [], f"Invalid type for 'input[{i}]': expected an object."
+        kind = item.get("type", "message")
+        if kind == "message":
+            messages.append({"role": item.get("role"), "content": text_of(item.get("content"))})
+        elif kind == "function_call":
+            messages.append({"role": "assistant", "content": None, "tool_calls": [
+                {"id": item.get("call_id"), "type": "function",
+                 "function": {"name": item.get("name"), "arguments": item.get("arguments", "")}}]})
+        elif kind == "function_call_output":
+            messages.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text_of(item.get("output"))})
+        elif kind != "reasoning":
+            return [], f"Invalid value for 'input[{i}].type': {kind!r} is not supported by this mock."
+    if not messages:
+        return [], "Missing required parameter: 'input'."
+    return messages, None
+
+
+def responses_as_chat(body: dict) -> dict:
+    """The tool and format fields of a Responses request in their Chat Completions form,
+    which is what `openai_prompt` reads."""
+    tools = [{"type": "function", "function": {"name": t.get("name")}}
+             for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    choice = body.get("tool_choice", "auto")
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        choice = {"type": "function", "function": {"name": choice.get("name")}}
+    fmt = (body.get("text") or {}).get("format") if isinstance(body.get("text"), dict) else None
+    response_format = None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        response_format = {"type": "json_schema", "json_schema": {"name": fmt.get("name"), "schema": fmt.get("schema")}}
+    elif isinstance(fmt, dict) and fmt.get("type") == "json_object":
+        response_format = {"type": "json_object"}
+    return {"tools": tools, "tool_choice": choice, "response_format": response_format}
+
+
+def responses_output(rid: str, reply: Answer) -> list[dict]:
+    """The output items of a Responses answer: one message, or one function call."""
+    if reply.tool_name:
+        call_id = f"call_{rid[5:]}"
+        return [{"type": "function_call", "id": f"fc_{rid[5:]}", "call_id": call_id, "name": reply.tool_name,
+                 "arguments": reply.text, "status": "completed"}]
+    return [{"type": "message", "id": f"msg_{rid[5:]}", "status": "completed", "role": "assistant",
+             "content": [{"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}]}]
+
+
+def responses_object(rid: str, model: str, body: dict, status: str, output: list, usage) -> dict:
+    return {
+        "id": rid, "object": "response", "created_at": int(time.time()), "status": status, "model": model,
+        "output": output, "usage": usage, "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "instructions": body.get("instructions"), "metadata": {}, "parallel_tool_calls": True,
+        "temperature": body.get("temperature"), "top_p": body.get("top_p"),
+        "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
+        "text": body.get("text") or {"format": {"type": "text"}}, "store": body.get("store", True),
+    }
 
 
 def anthropic_prompt(body: dict, messages: list[dict], max_tokens: int, stops: list[str]) -> Prompt:
@@ -1212,6 +1282,96 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             model["owned_by"] = "switchyard-mock"
         self._send_json(200, {"object": "list", "data": [model]})
+
+    # ------------------------------------------------------------ OpenAI Responses API
+
+    def _responses(self, body: dict):
+        """OpenAI's Responses API, stateless as the mock keeps nothing: the input items are
+        read as the chat messages they mean and answered like a chat, then shaped as a
+        response object or its event sequence."""
+        server, started = self.server, time.monotonic()
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return self._error(400, "Missing required parameter: 'model'.", param="model")
+        if body.get("previous_response_id"):
+            return self._error(
+                404, f"Previous response with id '{body['previous_response_id']}' not found.",
+                param="previous_response_id")
+        messages, error = responses_messages(body)
+        if error:
+            return self._error(400, error, param="input")
+        max_tokens = body.get("max_output_tokens")
+        if max_tokens is not None and (not _is_int(max_tokens) or max_tokens < 16):
+            return self._error(400, "max_output_tokens must be an integer of at least 16.", param="max_output_tokens")
+        stream = body.get("stream") is True
+        chat_like = responses_as_chat(body)
+        prompt = openai_prompt(chat_like, messages, max_tokens, [])
+        config, answered = self._faulted(stream)
+        if answered:
+            return
+        with server.metrics.gauge("running"):
+            reply = answer(prompt, self._answer_fault(prompt), config.get("extra_output_words", 0))
+            server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
+            rid = f"resp_{uuid.uuid4().hex[:24]}"
+            items = responses_output(rid, reply)
+            usage = {
+                "input_tokens": prompt.input_tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": reply.output_tokens,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": prompt.input_tokens + reply.output_tokens,
+            }
+            final = responses_object(rid, model, body, "incomplete" if reply.finish == "length" else "completed",
+                                     items, usage)
+            if stream:
+                first_token = self._responses_stream(config, rid, model, body, reply, items, final)
+            else:
+                first_token = time.monotonic()
+                self._send_json(200, final)
+        if first_token is not None:
+            server.metrics.finished(prompt.input_tokens, reply.output_tokens,
+                                    "length" if reply.finish == "length" else "stop",
+                                    first_token - started, time.monotonic() - started)
+
+    def _responses_stream(self, config, rid, model, body, reply, items, final):
+        seq = iter(range(1_000_000))
+
+        def event(kind, data):
+            data = {"type": kind, "sequence_number": next(seq), **data}
+            return f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+
+        opening = responses_object(rid, model, body, "in_progress", [], None)
+        preamble = [event("response.created", {"response": opening}),
+                    event("response.in_progress", {"response": opening})]
+        item = items[0]
+        if item["type"] == "function_call":
+            preamble.append(event("response.output_item.added",
+                                  {"output_index": 0, "item": {**item, "arguments": "", "status": "in_progress"}}))
+            content = [event("response.function_call_arguments.delta",
+                             {"item_id": item["id"], "output_index": 0, "delta": p}) for p in reply.chunks]
+            closing = [event("response.function_call_arguments.done",
+                             {"item_id": item["id"], "output_index": 0, "arguments": item["arguments"]})]
+        else:
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            preamble += [
+                event("response.output_item.added", {"output_index": 0, "item": {
+                    **item, "status": "in_progress", "content": []}}),
+                event("response.content_part.added", {"item_id": item["id"], "output_index": 0,
+                                                      "content_index": 0, "part": part}),
+            ]
+            content = [event("response.output_text.delta", {"item_id": item["id"], "output_index": 0,
+                                                            "content_index": 0, "delta": p, "logprobs": []})
+                       for p in reply.chunks]
+            text = item["content"][0]["text"]
+            closing = [
+                event("response.output_text.done", {"item_id": item["id"], "output_index": 0, "content_index": 0,
+                                                    "text": text, "logprobs": []}),
+                event("response.content_part.done", {"item_id": item["id"], "output_index": 0, "content_index": 0,
+                                                     "part": {**part, "text": text}}),
+            ]
+        closing += [event("response.output_item.done", {"output_index": 0, "item": item}),
+                    event(f"response.{final['status']}", {"response": final})]
+        return self._stream(config, preamble, content, closing)
 
     def _health(self, _body):
         self._send(200)

@@ -1102,3 +1102,34 @@ def test_cli_rejects_bad_faults():
     )
     assert proc.returncode == 2
     assert "--faults" in proc.stderr
+
+
+def test_openai_responses_api_answers_items_and_streams_the_event_sequence(openai_mock, vllm_mock):
+    body = {"model": "gpt-test", "instructions": "be brief", "input": "hello mock world"}
+    made = openai_mock.post("/v1/responses", body).json()
+    assert made["object"] == "response" and made["status"] == "completed"
+    assert made["output"][0]["content"][0]["text"] == "echo: hello mock world"
+    assert made["usage"]["output_tokens"] == 4
+    events = sse(openai_mock.post("/v1/responses", {**body, "stream": True}).text)
+    names = [e for e, _ in events]
+    assert names[:2] == ["response.created", "response.in_progress"] and names[-1] == "response.completed"
+    datas = [json.loads(d) for _, d in events]
+    assert [d["sequence_number"] for d in datas] == list(range(len(datas)))
+    text = "".join(d["delta"] for d in datas if d["type"] == "response.output_text.delta")
+    assert text == datas[-1]["response"]["output"][0]["content"][0]["text"] == "echo: hello mock world"
+    # A tool round trip in items, and a structured answer that follows its schema.
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    call = openai_mock.post("/v1/responses", {"model": "m", "input": "weather in Paris?", "tools": [tool]}).json()
+    item = call["output"][0]
+    assert item["type"] == "function_call" and json.loads(item["arguments"]) == {"city": "Paris"}
+    back = openai_mock.post("/v1/responses", {"model": "m", "tools": [tool], "input": [
+        {"role": "user", "content": "weather in Paris?"}, item,
+        {"type": "function_call_output", "call_id": item["call_id"], "output": "sunny"}]}).json()
+    assert back["output"][0]["content"][0]["text"] == "tool result: sunny"
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    rated = openai_mock.post("/v1/responses", {"model": "m", "input": "rate", "text": {
+        "format": {"type": "json_schema", "name": "r", "schema": schema}}}).json()
+    assert isinstance(json.loads(rated["output"][0]["content"][0]["text"])["score"], int)
+    # Nothing is stored, and a vLLM-style server has no Responses API at all.
+    assert openai_mock.post("/v1/responses", {**body, "previous_response_id": "resp_1"}).status_code == 404
+    assert vllm_mock.post("/v1/responses", body).status_code == 404

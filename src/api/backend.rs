@@ -81,6 +81,11 @@ use super::{Credentials, Duration, SecretKeyRef};
 #[x_kube(validation = Rule::new("has(self.external) != has(self.selfHosted)").message(
     "set exactly one of spec.external (a hosted provider) or spec.selfHosted (pods Switchyard deploys)"
 ))]
+#[x_kube(validation = Rule::new(
+    "!has(self.capabilities) || !has(self.capabilities.responsesApi) || !self.capabilities.responsesApi || (has(self.external) && self.external.dialect == 'openai')"
+).message(
+    "capabilities.responsesApi is for external backends of the openai dialect (a provider with its own Responses API); remove it, Responses requests to this backend are translated"
+))]
 #[serde(rename_all = "camelCase")]
 pub struct InferenceBackendSpec {
     /// A hosted provider reached over HTTPS.
@@ -278,6 +283,12 @@ pub struct Capabilities {
     /// Whether the model supports JSON mode.
     #[serde(default)]
     pub json_mode: bool,
+    /// Whether the provider serves OpenAI's Responses API at `{baseUrl}/responses` (OpenAI
+    /// does). Then `POST /v1/responses` passes through to it; otherwise the gateway
+    /// translates it to Chat Completions, which every OpenAI-compatible host has. Only
+    /// for external backends of the `openai` dialect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub responses_api: bool,
 }
 
 /// Price per million tokens, as decimal strings in the account's currency. Either

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
 use super::translate::sse::{SseParser, encode_into, verbatim_prefix};
-use super::translate::{Operation, SseEvent, translator};
+use super::translate::{Operation, SseEvent, translator, translator_for};
 use super::validate::validate;
 use crate::api::Dialect;
 
@@ -123,6 +123,48 @@ fn answers_translate_both_ways_without_panicking() {
             for backend in DIALECTS {
                 let t = translator(Operation::Chat, caller, backend);
                 let _ = t.response(raw.clone(), "model-x", 1);
+            }
+        }
+        Ok(())
+    });
+}
+
+/// The Responses API: requests validated and translated for every kind of backend; every
+/// recorded answer and stream (Chat, Messages and the Responses API's own) through every
+/// Responses pair, since each of them reads one of those.
+#[test]
+fn responses_requests_answers_and_streams_translate_without_panicking() {
+    let pairs = || {
+        [
+            (Dialect::Openai, true),
+            (Dialect::Openai, false),
+            (Dialect::Anthropic, false),
+        ]
+        .map(|(b, native)| translator_for(Operation::Responses, Dialect::Openai, b, native))
+    };
+    fuzz("responses-request", mutated(corpus("request")), |raw| {
+        if let Ok(req) = validate(Dialect::Openai, Operation::Responses, Bytes::from(raw)) {
+            for t in pairs() {
+                let _ = t.request(&req.raw, &req.spans, "model-x", req.stream);
+            }
+        }
+        Ok(())
+    });
+    fuzz("responses-answer", mutated(corpus("response")), |raw| {
+        for t in pairs() {
+            let _ = t.response(raw.clone(), "model-x", 1);
+        }
+        Ok(())
+    });
+    fuzz("responses-stream", mutated(corpus("stream")), |raw| {
+        let events = events_of(std::slice::from_ref(&raw));
+        for t in pairs() {
+            let mut s = t.stream("model-x", 1, true);
+            let mut out = String::new();
+            for ev in &events {
+                if s.push(ev, &mut out).is_err() {
+                    break;
+                }
             }
         }
         Ok(())

@@ -291,6 +291,7 @@ pub(crate) fn api_router(
     let router = Router::new()
         .route("/v1/chat/completions", post(chat_openai))
         .route("/v1/messages", post(chat_anthropic))
+        .route("/v1/responses", post(responses))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .method_not_allowed_fallback(wrong_method)
@@ -529,6 +530,16 @@ async fn chat_anthropic(
     body: Body,
 ) -> Response {
     gw.serve(caller, Dialect::Anthropic, Operation::Chat, headers, body)
+        .await
+}
+
+async fn responses(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(caller, Dialect::Openai, Operation::Responses, headers, body)
         .await
 }
 

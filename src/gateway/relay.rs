@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::translate::sse::{SseEvent, SseParser, encode, verbatim_prefix};
-use super::translate::{Operation, StreamTranslator, TranslateError, Usage, error, translator};
+use super::translate::{Operation, StreamTranslator, TranslateError, Usage, error, translator_for};
 use crate::api::Dialect;
 
 /// Why a stream could not continue.
@@ -19,7 +19,8 @@ pub enum RelayError {
 
 pub struct Relay {
     caller: Dialect,
-    upstream: Dialect,
+    op: Operation,
+    upstream: Wire,
     pair: Box<dyn StreamTranslator>,
     content: bool,
 }
@@ -27,17 +28,25 @@ pub struct Relay {
 impl Relay {
     /// `client_wants_usage`: the OpenAI caller asked for `stream_options.include_usage`
     /// (the gateway always asks upstream, for its metrics, and drops the chunk otherwise).
+    /// `native_responses`: the upstream is a backend's own Responses API.
     pub fn new(
         caller: Dialect,
+        op: Operation,
         upstream: Dialect,
+        native_responses: bool,
         model: &str,
         created: i64,
         client_wants_usage: bool,
     ) -> Self {
         Self {
             caller,
-            upstream,
-            pair: translator(Operation::Chat, caller, upstream).stream(
+            op,
+            upstream: match upstream {
+                _ if native_responses && op == Operation::Responses => Wire::Responses,
+                Dialect::Openai => Wire::Chat,
+                Dialect::Anthropic => Wire::Messages,
+            },
+            pair: translator_for(op, caller, upstream, native_responses).stream(
                 model,
                 created,
                 client_wants_usage,
@@ -92,6 +101,15 @@ impl Relay {
 
     /// The frame that tells the caller's SDK the stream failed.
     pub fn error_frame(&self, status: u16, message: &str) -> String {
+        if self.op == Operation::Responses {
+            // The Responses API's `error` event; its `error` object is what makes the
+            // OpenAI SDK raise rather than hand the event on.
+            let mut v = error::openai_error(status, message);
+            v["type"] = "error".into();
+            v["message"] = message.into();
+            v["code"] = v["error"]["code"].clone();
+            return encode(Some("error"), &v.to_string());
+        }
         match self.caller {
             Dialect::Openai => encode(None, &error::openai_error(status, message).to_string()),
             Dialect::Anthropic => encode(
@@ -102,12 +120,33 @@ impl Relay {
     }
 }
 
+/// The API a stream comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Chat,
+    Messages,
+    Responses,
+}
+
 /// Whether an upstream event carries generated content, as opposed to the preamble every
 /// stream starts with (OpenAI's role-only chunk; Anthropic's `message_start`, a text
-/// `content_block_start`, `ping`).
-fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
+/// `content_block_start`, `ping`; the Responses API's `response.created`, an item or part
+/// opened empty).
+fn carries_content(upstream: Wire, ev: &SseEvent) -> bool {
     match upstream {
-        Dialect::Openai => {
+        Wire::Responses => matches!(
+            ev.event.as_deref(),
+            Some(
+                "response.output_text.delta"
+                    | "response.refusal.delta"
+                    | "response.function_call_arguments.delta"
+                    | "response.reasoning_summary_text.delta"
+                    | "response.output_item.done"
+                    | "response.completed"
+                    | "response.incomplete"
+            )
+        ),
+        Wire::Chat => {
             if ev.data.trim() == "[DONE]" {
                 return true;
             }
@@ -127,7 +166,7 @@ fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
                 })
             })
         }
-        Dialect::Anthropic => match ev.event.as_deref() {
+        Wire::Messages => match ev.event.as_deref() {
             Some("content_block_delta" | "message_delta" | "message_stop") => true,
             // A tool call's block names the tool: that is content already.
             Some("content_block_start") => serde_json::from_str::<Value>(&ev.data)
@@ -157,7 +196,7 @@ mod tests {
                 json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}),
             )
         };
-        let openai = |e: &SseEvent| carries_content(Dialect::Openai, e);
+        let openai = |e: &SseEvent| carries_content(Wire::Chat, e);
         assert!(!openai(&chunk(
             json!({"role": "assistant", "content": ""}),
             Value::Null
@@ -174,7 +213,7 @@ mod tests {
         }));
 
         let anthropic =
-            |name: &str, data: Value| carries_content(Dialect::Anthropic, &ev(Some(name), data));
+            |name: &str, data: Value| carries_content(Wire::Messages, &ev(Some(name), data));
         assert!(!anthropic("message_start", json!({"message": {}})));
         assert!(!anthropic(
             "content_block_start",
@@ -193,7 +232,15 @@ mod tests {
 
     #[test]
     fn the_relay_says_when_content_started() {
-        let mut r = Relay::new(Dialect::Openai, Dialect::Anthropic, "m", 0, false);
+        let mut r = Relay::new(
+            Dialect::Openai,
+            Operation::Chat,
+            Dialect::Anthropic,
+            false,
+            "m",
+            0,
+            false,
+        );
         let start = ev(
             Some("message_start"),
             json!({"type": "message_start", "message": {"id": "x", "usage": {"input_tokens": 1}}}),

@@ -17,6 +17,7 @@ use crate::api::Dialect;
 
 use super::client::Upstream;
 pub use super::translate::Operation;
+use super::translate::{Translator, translator_for};
 
 /// One backend, resolved and admitted for one attempt.
 pub struct Target {
@@ -24,6 +25,8 @@ pub struct Target {
     pub dialect: Dialect,
     pub model: Arc<str>,
     pub url: Uri,
+    /// The backend serves the Responses API itself (`url` is it, for a Responses request).
+    pub native_responses: bool,
     /// Header name and value carrying the credential (the value is marked sensitive).
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The client that trusts the backend's private CA; `None`: the shared one.
@@ -39,6 +42,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The translation between the caller and this backend for `op`.
+    pub fn translator(&self, op: Operation, caller: Dialect) -> &'static dyn Translator {
+        translator_for(op, caller, self.dialect, self.native_responses)
+    }
+
     /// The credential sent upstream (`Bearer …` or the bare key), to scrub echoes of it.
     pub fn credential(&self) -> Option<&str> {
         self.auth.as_ref().and_then(|(_, v)| v.to_str().ok())
@@ -207,13 +215,14 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
             )
         })?),
     };
-    let (url, auth, client, pod, hosts) = match &b.kind {
+    let (url, auth, client, pod, hosts, native_responses) = match &b.kind {
         Kind::External { urls, auth, client } => (
             urls.get(op).clone(),
             auth.as_ref().ok().cloned().flatten(),
             client.as_ref().ok().cloned().flatten(),
             None,
             1,
+            urls.responses.is_some(),
         ),
         Kind::SelfHosted { pods: all } => {
             // Start the least-loaded search at a random pod so ties spread evenly.
@@ -230,6 +239,7 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
                 None,
                 Some(guard),
                 all.len(),
+                false,
             )
         }
     };
@@ -238,6 +248,7 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
         dialect: b.dialect,
         model: b.model.clone(),
         url,
+        native_responses,
         auth,
         client,
         timeout: b.timeout,

@@ -176,6 +176,23 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
                 ));
             }
         }
+        Operation::Responses => {
+            match obj.input {
+                Some(i) if matches!(raw_kind(i), "a string" | "an array") => {}
+                None => return Err("missing required parameter: 'input'".into()),
+                Some(other) => {
+                    return Err(format!(
+                        "'input' must be a string or an array, got {}",
+                        raw_kind(other)
+                    ));
+                }
+            }
+            let stored: StoredFields<'_> =
+                serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
+            if let Some(why) = stored.refused() {
+                return Err(why);
+            }
+        }
         Operation::Embeddings => match obj.input {
             Some(i) if matches!(raw_kind(i), "a string" | "an array") => {}
             None => return Err("missing required parameter: 'input'".into()),
@@ -200,7 +217,8 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
                 output_format: obj.output_format,
             },
         ),
-        Operation::Embeddings => None,
+        // Judged for chat only: the structured-output metric reads Chat and Messages answers.
+        Operation::Embeddings | Operation::Responses => None,
     };
     let spans = Spans {
         model: span_of(&raw, model_raw),
@@ -209,11 +227,43 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
     Ok(Request {
         spans,
         model,
-        stream: stream && op == Operation::Chat,
+        stream: stream && matches!(op, Operation::Chat | Operation::Responses),
         wants_usage,
         structured,
         raw,
     })
+}
+
+/// The Responses API fields that need responses stored on the server, which the gateway
+/// does not keep: refused before routing, whatever the backend.
+#[derive(Deserialize)]
+struct StoredFields<'a> {
+    #[serde(borrow, default)]
+    previous_response_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    store: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    background: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    conversation: Option<&'a RawValue>,
+}
+
+impl StoredFields<'_> {
+    fn refused(&self) -> Option<String> {
+        let set = |v: Option<&RawValue>| v.is_some_and(|v| !matches!(v.get(), "null" | "false"));
+        let mut probe = serde_json::Map::new();
+        for (key, v) in [
+            ("previous_response_id", self.previous_response_id),
+            ("store", self.store),
+            ("background", self.background),
+            ("conversation", self.conversation),
+        ] {
+            if set(v) {
+                probe.insert(key.into(), serde_json::from_str(v?.get()).ok()?);
+            }
+        }
+        super::translate::responses::refused(&Value::Object(probe))
+    }
 }
 
 #[derive(Deserialize)]

@@ -19,7 +19,7 @@ use crate::gateway::metrics::Outcome;
 use crate::gateway::scrub::scrub;
 use crate::gateway::structured;
 use crate::gateway::translate::Pieces;
-use crate::gateway::translate::{self, error};
+use crate::gateway::translate::error;
 use crate::gateway::upstream::Target;
 
 /// A failed attempt: what to record and what to tell the client if it is the last.
@@ -109,7 +109,7 @@ impl Gateway {
                     ),
                 )
             })?;
-        let translator = translate::translator(op, caller, target.dialect);
+        let translator = target.translator(op, caller);
         let answer = translator
             .response(bytes, &target.model, now_secs())
             .map_err(|e| {

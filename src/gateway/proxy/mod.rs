@@ -534,7 +534,8 @@ fn upstream_body(
     req: &Request,
     target: &Target,
 ) -> Result<translate::Pieces, String> {
-    translate::translator(op, caller, target.dialect)
+    target
+        .translator(op, caller)
         .request(&req.raw, &req.spans, &target.model, req.stream)
         .map_err(|e| e.to_string())
 }

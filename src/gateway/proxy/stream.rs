@@ -39,7 +39,9 @@ impl Gateway {
         let client_wants_usage = req.wants_usage;
         let mut relay = Relay::new(
             caller,
+            ctx.op,
             target.dialect,
+            target.native_responses,
             &target.model,
             now_secs(),
             client_wants_usage,

@@ -361,7 +361,19 @@ impl Builder {
                     Dialect::Openai => Urls::parse(
                         &format!("{base}/chat/completions"),
                         &format!("{base}/embeddings"),
-                    ),
+                    )
+                    .and_then(|u| {
+                        if ib
+                            .spec
+                            .capabilities
+                            .as_ref()
+                            .is_some_and(|c| c.responses_api)
+                        {
+                            u.with_responses(&format!("{base}/responses"))
+                        } else {
+                            Some(u)
+                        }
+                    }),
                     Dialect::Anthropic => {
                         let messages = if base.ends_with("/v1") {
                             format!("{base}/messages")

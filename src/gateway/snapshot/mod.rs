@@ -155,6 +155,9 @@ pub enum Kind {
 pub struct Urls {
     pub chat: Uri,
     pub embeddings: Uri,
+    /// The backend's own Responses API, when it has one (`capabilities.responsesApi`);
+    /// otherwise Responses requests go to `chat`, translated.
+    pub responses: Option<Uri>,
 }
 
 impl Urls {
@@ -166,13 +169,21 @@ impl Urls {
         Some(Self {
             chat: uri(chat)?,
             embeddings: uri(embeddings)?,
+            responses: None,
         })
+    }
+
+    /// These URLs and the backend's own Responses API at `responses`.
+    pub fn with_responses(mut self, responses: &str) -> Option<Self> {
+        self.responses = Some(Uri::try_from(Url::parse(responses).ok()?.as_str()).ok()?);
+        Some(self)
     }
 
     pub fn get(&self, op: Operation) -> &Uri {
         match op {
             Operation::Chat => &self.chat,
             Operation::Embeddings => &self.embeddings,
+            Operation::Responses => self.responses.as_ref().unwrap_or(&self.chat),
         }
     }
 }

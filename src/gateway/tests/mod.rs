@@ -12,6 +12,7 @@ mod outliers;
 mod overhead;
 mod passthrough;
 mod pricing;
+mod responses;
 mod structured;
 
 use std::sync::Arc;

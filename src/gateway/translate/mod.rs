@@ -1,4 +1,5 @@
-//! Dialect translation between OpenAI Chat Completions and Anthropic Messages.
+//! Dialect translation between OpenAI Chat Completions and Anthropic Messages, and from
+//! OpenAI's Responses API to both (`responses`).
 //!
 //! A caller speaks one dialect and the backend chosen for it may speak the other, so the
 //! gateway converts requests, responses, errors and server-sent event streams in both
@@ -16,12 +17,13 @@ pub mod passthrough;
 mod pieces;
 pub mod request;
 pub mod response;
+pub mod responses;
 pub mod sse;
 pub mod stream;
 mod util;
 
 pub use error::{anthropic_error, error_message, openai_error};
-pub use pair::{Answer, StreamTranslator, Translator, Verbatim, translator};
+pub use pair::{Answer, StreamTranslator, Translator, Verbatim, translator, translator_for};
 pub use pieces::Pieces;
 pub use response::{Usage, usage_anthropic, usage_openai};
 pub use sse::{SseEvent, SseParser};
@@ -49,4 +51,6 @@ pub enum TranslateError {
 pub enum Operation {
     Chat,
     Embeddings,
+    /// OpenAI's Responses API; served over Chat Completions unless the backend has it.
+    Responses,
 }

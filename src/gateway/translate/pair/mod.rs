@@ -5,6 +5,7 @@
 
 mod cross;
 mod passthrough;
+mod responses;
 #[cfg(test)]
 mod tests;
 
@@ -89,9 +90,25 @@ static OPENAI_EMBEDDINGS: Passthrough = Passthrough::new(Dialect::Openai, Shape:
 static ANTHROPIC_EMBEDDINGS: Passthrough = Passthrough::new(Dialect::Anthropic, Shape::Data);
 
 /// The translator for a request `op` from a `caller` to a `backend`. Embeddings have one
-/// wire shape, so they always pass through.
+/// wire shape, so they always pass through. A Responses request is translated (see
+/// `translator_for` for a backend that serves the Responses API itself).
 pub fn translator(op: Operation, caller: Dialect, backend: Dialect) -> &'static dyn Translator {
+    translator_for(op, caller, backend, false)
+}
+
+/// `translator`, knowing whether the backend serves the Responses API (`native_responses`).
+pub fn translator_for(
+    op: Operation,
+    caller: Dialect,
+    backend: Dialect,
+    native_responses: bool,
+) -> &'static dyn Translator {
     match (op, caller, backend) {
+        (Operation::Responses, _, Dialect::Openai) if native_responses => {
+            &responses::ResponsesNative
+        }
+        (Operation::Responses, _, Dialect::Openai) => &responses::ResponsesOverChat,
+        (Operation::Responses, _, Dialect::Anthropic) => &responses::ResponsesOverAnthropic,
         (Operation::Embeddings, _, Dialect::Openai) => &OPENAI_EMBEDDINGS,
         (Operation::Embeddings, _, Dialect::Anthropic) => &ANTHROPIC_EMBEDDINGS,
         (Operation::Chat, Dialect::Openai, Dialect::Openai) => &OPENAI_CHAT,
