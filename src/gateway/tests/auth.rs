@@ -121,7 +121,11 @@ async fn every_endpoint_needs_a_tenants_key_and_says_so_in_the_callers_dialect()
         assert_eq!(m.status, 401);
         assert_eq!(m.body["type"], "error", "Anthropic's shape: {}", m.body);
         assert_eq!(m.body["error"]["type"], "authentication_error");
-        for path in ["/v1/embeddings", "/v1/anything-added-later"] {
+        for path in [
+            "/v1/embeddings",
+            "/v1/responses",
+            "/v1/anything-added-later",
+        ] {
             assert_eq!(
                 post(&url, path, &headers, json!({})).await.status,
                 401,
@@ -255,6 +259,15 @@ async fn a_key_reaches_only_its_tenants_routes_and_lists_only_them() {
         msg,
         "a forbidden model and a missing one look the same"
     );
+    let responses = post(
+        &url,
+        "/v1/responses",
+        &[("authorization", &named)],
+        json!({"model": "private", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(responses.status, 404, "every endpoint scopes by tenant");
+    assert_eq!(responses.body["error"]["message"].as_str().unwrap(), msg);
     let ok = post(
         &url,
         "/v1/chat/completions",
