@@ -84,9 +84,15 @@ def test_a_tool_round_trip(routes, gateway, name):
 
 
 @pytest.mark.parametrize("name", list(PATH))
-def test_parse_with_a_pydantic_model(routes, gateway, name):
-    parsed = oai(gateway).responses.parse(model=name, input="rate the weather", text_format=Rating).output_parsed
+def test_parse_with_a_pydantic_model_is_judged_like_chat(routes, gateway, namespace, name):
+    client = oai(gateway)
+    parsed = client.responses.parse(model=name, input="rate the weather", text_format=Rating).output_parsed
     assert isinstance(parsed, Rating)
+    with client.responses.stream(model=name, input="rate the weather", text_format=Rating) as stream:
+        assert isinstance(stream.get_final_response().output_parsed, Rating)
+    # Both answers counted where a migration's JSON-validity check reads them.
+    assert gateway.metric("switchyard_structured_output_total", namespace=namespace, route=name,
+                          outcome="valid") == 2
 
 
 def test_the_reasoning_effort_reaches_a_chat_backend(routes, gateway):

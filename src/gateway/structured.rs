@@ -1,6 +1,6 @@
 //! Structured-output validity: for a request that asked for JSON (OpenAI `response_format`
 //! `json_object` or `json_schema`; Anthropic `output_config.format` or the beta
-//! `output_format`, both `json_schema`), whether the answer's text parses as JSON and fits
+//! `output_format`, both `json_schema`; the Responses API's `text.format`), whether the answer's text parses as JSON and fits
 //! the schema. Judged on the answer the caller gets (its dialect), so every pair of
 //! dialects is judged alike; counted in `switchyard_structured_output_total`.
 //!
@@ -14,8 +14,25 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::metrics::Structured;
+use super::translate::Operation;
 use super::translate::sse::SseParser;
 use crate::api::Dialect;
+
+/// The API whose answers are read: Chat Completions, Anthropic Messages or the Responses API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat(Dialect),
+    Responses,
+}
+
+impl Api {
+    pub fn of(caller: Dialect, op: Operation) -> Self {
+        match op {
+            Operation::Responses => Api::Responses,
+            _ => Api::Chat(caller),
+        }
+    }
+}
 
 /// What a request asked its answer to be.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +49,7 @@ pub struct Asked<'a> {
     pub response_format: Option<&'a RawValue>,
     pub output_config: Option<&'a RawValue>,
     pub output_format: Option<&'a RawValue>,
+    pub text: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -54,12 +72,28 @@ struct OutputConfig {
     format: Option<Format>,
 }
 
+/// The Responses API's `text`: `{"format": {"type", "name", "schema", "strict"}}`.
+#[derive(Deserialize)]
+struct TextConfig {
+    format: Option<Format>,
+}
+
 /// What `caller`'s request asked for; `None` when it asked for no structured output, or in a
 /// shape the providers would refuse anyway (those answers are not judged).
-pub fn requested(caller: Dialect, asked: &Asked<'_>) -> Option<Arc<Expect>> {
+pub fn requested(api: Api, asked: &Asked<'_>) -> Option<Arc<Expect>> {
     let parse = |raw: &RawValue| serde_json::from_str::<Format>(raw.get()).ok();
-    let expect = match caller {
-        Dialect::Openai => {
+    let expect = match api {
+        Api::Responses => {
+            let f = serde_json::from_str::<TextConfig>(asked.text?.get())
+                .ok()?
+                .format?;
+            match f.kind.as_deref()? {
+                "json_object" => Expect::Json,
+                "json_schema" => f.schema.map_or(Expect::Json, Expect::Schema),
+                _ => return None,
+            }
+        }
+        Api::Chat(Dialect::Openai) => {
             let f = parse(asked.response_format?)?;
             match f.kind.as_deref()? {
                 "json_object" => Expect::Json,
@@ -70,7 +104,7 @@ pub fn requested(caller: Dialect, asked: &Asked<'_>) -> Option<Arc<Expect>> {
                 _ => return None,
             }
         }
-        Dialect::Anthropic => {
+        Api::Chat(Dialect::Anthropic) => {
             // The GA field first; the beta one still works for a while.
             let f = match asked.output_config {
                 Some(c) => serde_json::from_str::<OutputConfig>(c.get()).ok()?.format?,
@@ -101,10 +135,27 @@ pub fn judge(expect: &Expect, text: &str) -> Structured {
 
 /// The text of a non-streamed answer in the `caller`'s dialect; `None` when the answer is a
 /// tool call (not the structured answer, so not judged).
-pub fn answer_text(caller: Dialect, body: &[u8]) -> Option<String> {
+pub fn answer_text(api: Api, body: &[u8]) -> Option<String> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    match caller {
-        Dialect::Openai => {
+    match api {
+        Api::Responses => {
+            let mut text = String::new();
+            for item in v["output"].as_array()? {
+                match item["type"].as_str() {
+                    Some("function_call") => return None,
+                    Some("message") => {
+                        for part in item["content"].as_array().map_or(&[][..], Vec::as_slice) {
+                            if part["type"] == "output_text" {
+                                text.push_str(part["text"].as_str().unwrap_or_default());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(text)
+        }
+        Api::Chat(Dialect::Openai) => {
             let message = &v["choices"][0]["message"];
             if message["tool_calls"]
                 .as_array()
@@ -115,7 +166,7 @@ pub fn answer_text(caller: Dialect, body: &[u8]) -> Option<String> {
             // A refusal has no content: the caller got no JSON, so it counts as invalid.
             Some(message["content"].as_str().unwrap_or_default().to_owned())
         }
-        Dialect::Anthropic => {
+        Api::Chat(Dialect::Anthropic) => {
             let blocks = v["content"].as_array()?;
             let mut text = String::new();
             for b in blocks {
@@ -132,7 +183,7 @@ pub fn answer_text(caller: Dialect, body: &[u8]) -> Option<String> {
 
 /// The text of a streamed answer, gathered from the frames the caller is sent.
 pub struct Collector {
-    caller: Dialect,
+    caller: Api,
     expect: Arc<Expect>,
     parser: SseParser,
     text: String,
@@ -140,7 +191,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(caller: Dialect, expect: Arc<Expect>) -> Self {
+    pub fn new(caller: Api, expect: Arc<Expect>) -> Self {
         Self {
             caller,
             expect,
@@ -156,8 +207,12 @@ impl Collector {
         let _ = self.parser.push_each(frames, |ev| {
             // Only events that can carry text or a tool call are parsed.
             let relevant = match caller {
-                Dialect::Openai => ev.data.starts_with('{'),
-                Dialect::Anthropic => matches!(
+                Api::Responses => matches!(
+                    ev.event.as_deref(),
+                    Some("response.output_text.delta" | "response.output_item.added")
+                ),
+                Api::Chat(Dialect::Openai) => ev.data.starts_with('{'),
+                Api::Chat(Dialect::Anthropic) => matches!(
                     ev.event.as_deref(),
                     Some("content_block_delta" | "content_block_start")
                 ),
@@ -175,9 +230,19 @@ impl Collector {
     }
 }
 
-fn take_delta(caller: Dialect, v: &Value, text: &mut String, tool_call: &mut bool) {
+fn take_delta(caller: Api, v: &Value, text: &mut String, tool_call: &mut bool) {
     match caller {
-        Dialect::Openai => {
+        Api::Responses => {
+            if v["item"]["type"] == "function_call" {
+                *tool_call = true;
+            }
+            if v["type"] == "response.output_text.delta"
+                && let Some(t) = v["delta"].as_str()
+            {
+                text.push_str(t);
+            }
+        }
+        Api::Chat(Dialect::Openai) => {
             let delta = &v["choices"][0]["delta"];
             if let Some(t) = delta["content"].as_str() {
                 text.push_str(t);
@@ -189,7 +254,7 @@ fn take_delta(caller: Dialect, v: &Value, text: &mut String, tool_call: &mut boo
                 *tool_call = true;
             }
         }
-        Dialect::Anthropic => {
+        Api::Chat(Dialect::Anthropic) => {
             if v["content_block"]["type"].as_str() == Some("tool_use") {
                 *tool_call = true;
             }
@@ -208,7 +273,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn asked(caller: Dialect, body: Value) -> Option<Expect> {
+    impl From<Dialect> for Api {
+        fn from(d: Dialect) -> Self {
+            Api::Chat(d)
+        }
+    }
+
+    fn asked(caller: impl Into<Api>, body: Value) -> Option<Expect> {
         let raw = body.to_string();
         #[derive(Deserialize)]
         struct F<'a> {
@@ -218,14 +289,17 @@ mod tests {
             output_config: Option<&'a RawValue>,
             #[serde(borrow)]
             output_format: Option<&'a RawValue>,
+            #[serde(borrow)]
+            text: Option<&'a RawValue>,
         }
         let f: F<'_> = serde_json::from_str(&raw).unwrap();
         let a = Asked {
             response_format: f.response_format,
             output_config: f.output_config,
             output_format: f.output_format,
+            text: f.text,
         };
-        requested(caller, &a).map(|e| (*e).clone())
+        requested(caller.into(), &a).map(|e| (*e).clone())
     }
 
     #[test]
@@ -265,6 +339,49 @@ mod tests {
             asked(a, json!({"response_format": {"type": "json_object"}})),
             None
         );
+        let r = Api::Responses;
+        assert_eq!(
+            asked(
+                r,
+                json!({"text": {"format": {"type": "json_schema", "name": "n", "schema": s}}})
+            ),
+            Some(Expect::Schema(s.clone()))
+        );
+        assert_eq!(
+            asked(r, json!({"text": {"format": {"type": "json_object"}}})),
+            Some(Expect::Json)
+        );
+        assert_eq!(
+            asked(r, json!({"text": {"format": {"type": "text"}}})),
+            None
+        );
+        assert_eq!(
+            asked(r, json!({"response_format": {"type": "json_object"}})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_responses_answer_is_judged_on_its_message_text_streamed_or_not() {
+        let body = json!({"output": [{"type": "reasoning", "summary": []}, {"type": "message",
+            "content": [{"type": "output_text", "text": "{\"a\": 1}"}]}]});
+        assert_eq!(
+            answer_text(Api::Responses, body.to_string().as_bytes()).as_deref(),
+            Some("{\"a\": 1}")
+        );
+        let call = json!({"output": [{"type": "function_call", "name": "f", "arguments": "{}"}]});
+        assert_eq!(
+            answer_text(Api::Responses, call.to_string().as_bytes()),
+            None
+        );
+
+        let mut c = Collector::new(Api::Responses, Arc::new(Expect::Json));
+        for d in ["{\\\"a\\\"", ": 1}"] {
+            c.feed(format!("event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"delta\":\"{d}\"}}\n\n").as_bytes());
+        }
+        assert_eq!(c.judge(), Some(Structured::Valid));
+        c.feed(b"event: response.output_item.added\ndata: {\"type\":\"response.output_item.added\",\"item\":{\"type\":\"function_call\"}}\n\n");
+        assert_eq!(c.judge(), None, "a tool call is not judged");
     }
 
     #[test]
@@ -284,7 +401,7 @@ mod tests {
 
     #[test]
     fn streamed_text_is_gathered_from_either_dialect() {
-        let mut c = Collector::new(Dialect::Openai, Arc::new(Expect::Json));
+        let mut c = Collector::new(Api::Chat(Dialect::Openai), Arc::new(Expect::Json));
         for part in ["{\\\"a\\\"", ": 1}"] {
             let frame = format!(
                 "data: {{\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{part}\"}}}}]}}\n\n"
@@ -298,7 +415,7 @@ mod tests {
         assert_eq!(c.text, r#"{"a": 1}"#);
         assert_eq!(c.judge(), Some(Structured::Valid));
 
-        let mut c = Collector::new(Dialect::Anthropic, Arc::new(Expect::Json));
+        let mut c = Collector::new(Api::Chat(Dialect::Anthropic), Arc::new(Expect::Json));
         c.feed(b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"{\\\"a\\\"\"}}\n\n");
         assert_eq!(c.judge(), Some(Structured::InvalidJson));
         c.feed(b"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"name\":\"f\"}}\n\n");

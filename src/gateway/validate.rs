@@ -208,17 +208,18 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
         .stream_options
         .and_then(|o| serde_json::from_str::<StreamOptions>(o.get()).ok())
         .is_some_and(|o| o.include_usage == Some(true));
+    // Judged for chat and the Responses API: embeddings have no text to judge.
     let structured = match op {
-        Operation::Chat => structured::requested(
-            caller,
+        Operation::Chat | Operation::Responses => structured::requested(
+            structured::Api::of(caller, op),
             &Asked {
                 response_format: obj.response_format,
                 output_config: obj.output_config,
                 output_format: obj.output_format,
+                text: obj.text,
             },
         ),
-        // Judged for chat only: the structured-output metric reads Chat and Messages answers.
-        Operation::Embeddings | Operation::Responses => None,
+        Operation::Embeddings => None,
     };
     let spans = Spans {
         model: span_of(&raw, model_raw),

@@ -133,7 +133,8 @@ impl Gateway {
         // route's structured answers.
         if let Some(expect) = &req.structured
             && !ctx.who.is_evaluation()
-            && let Some(text) = structured::answer_text(caller, &answer.body)
+            && let Some(text) =
+                structured::answer_text(structured::Api::of(caller, op), &answer.body)
         {
             m.structured(structured::judge(expect, &text));
         }

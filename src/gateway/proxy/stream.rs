@@ -19,7 +19,7 @@ use crate::gateway::failure::Failure;
 use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
 use crate::gateway::scrub::scrub;
-use crate::gateway::structured::Collector;
+use crate::gateway::structured::{Api, Collector};
 use crate::gateway::translate::sse::{SseEvent, SseParser};
 use crate::gateway::upstream::Target;
 
@@ -148,7 +148,7 @@ impl Gateway {
             collector: req
                 .structured
                 .as_ref()
-                .map(|e| Box::new(Collector::new(caller, e.clone()))),
+                .map(|e| Box::new(Collector::new(Api::of(caller, ctx.op), e.clone()))),
             target,
             _gauge: gauge,
             ended: false,

@@ -44,6 +44,9 @@ pub struct RequestFields<'a> {
     pub output_config: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub output_format: Option<&'a RawValue>,
+    /// The Responses API's `text.format`.
+    #[serde(borrow, default)]
+    pub text: Option<&'a RawValue>,
 }
 
 /// The JSON type of a raw value as error messages name it (the words of `json_kind`).
