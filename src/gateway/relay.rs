@@ -28,6 +28,7 @@ impl Relay {
     /// `client_wants_usage`: the OpenAI caller asked for `stream_options.include_usage`
     /// (the gateway always asks upstream, for its metrics, and drops the chunk otherwise).
     pub fn new(
+        op: Operation,
         caller: Dialect,
         upstream: Dialect,
         model: &str,
@@ -37,11 +38,7 @@ impl Relay {
         Self {
             caller,
             upstream,
-            pair: translator(Operation::Chat, caller, upstream).stream(
-                model,
-                created,
-                client_wants_usage,
-            ),
+            pair: translator(op, caller, upstream).stream(model, created, client_wants_usage),
             content: false,
         }
     }
@@ -119,7 +116,9 @@ fn carries_content(upstream: Dialect, ev: &SseEvent) -> bool {
                 cs.iter().any(|c| {
                     let d = &c["delta"];
                     let text = |k: &str| d[k].as_str().is_some_and(|s| !s.is_empty());
-                    text("content")
+                    // Legacy completions carry their text on the choice itself.
+                    c["text"].as_str().is_some_and(|s| !s.is_empty())
+                        || text("content")
                         || text("refusal")
                         || d["tool_calls"].as_array().is_some_and(|t| !t.is_empty())
                         || d["function_call"].is_object()
@@ -168,6 +167,14 @@ mod tests {
             Value::Null
         )));
         assert!(openai(&chunk(json!({}), json!("stop"))));
+        let legacy = |text: &str| {
+            ev(
+                None,
+                json!({"object": "text_completion", "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": null}]}),
+            )
+        };
+        assert!(openai(&legacy("Hi")));
+        assert!(!openai(&legacy("")));
         assert!(openai(&SseEvent {
             event: None,
             data: "[DONE]".into()
@@ -193,7 +200,14 @@ mod tests {
 
     #[test]
     fn the_relay_says_when_content_started() {
-        let mut r = Relay::new(Dialect::Openai, Dialect::Anthropic, "m", 0, false);
+        let mut r = Relay::new(
+            Operation::Chat,
+            Dialect::Openai,
+            Dialect::Anthropic,
+            "m",
+            0,
+            false,
+        );
         let start = ev(
             Some("message_start"),
             json!({"type": "message_start", "message": {"id": "x", "usage": {"input_tokens": 1}}}),
