@@ -19,9 +19,9 @@ pub fn forward(dialect: Dialect, caller: &HeaderMap, out: &mut Vec<(HeaderName, 
         Dialect::Anthropic => ANTHROPIC_OPTIONS,
         Dialect::Openai => OPENAI_OPTIONS,
     };
-    for name in names {
-        for v in caller.get_all(*name) {
-            out.push((HeaderName::from_static(*name), v.clone()));
+    for &name in names {
+        for v in caller.get_all(name) {
+            out.push((HeaderName::from_static(name), v.clone()));
         }
     }
 }
