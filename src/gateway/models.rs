@@ -27,7 +27,8 @@ fn model(dialect: Dialect, l: &Listed) -> Value {
             let created_at = Timestamp::from_second(l.created)
                 .unwrap_or(Timestamp::UNIX_EPOCH)
                 .to_string();
-            json!({"type": "model", "id": l.model, "display_name": l.model, "created_at": created_at})
+            // A served route is always in use: `active` in the lifecycle newer SDKs read.
+            json!({"type": "model", "id": l.model, "display_name": l.model, "created_at": created_at, "lifecycle": "active"})
         }
     }
 }

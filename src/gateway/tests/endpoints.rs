@@ -389,7 +389,7 @@ async fn a_model_is_found_in_the_callers_shape_only_by_a_key_that_may_use_it() {
     assert_eq!(status, 200, "{m}");
     assert_eq!(
         m,
-        json!({"type": "model", "id": "chat", "display_name": "chat", "created_at": "2024-01-01T00:00:00Z"})
+        json!({"type": "model", "id": "chat", "display_name": "chat", "created_at": "2024-01-01T00:00:00Z", "lifecycle": "active"})
     );
     let (status, list) = get("/v1/models", true).await;
     assert_eq!(status, 200);
