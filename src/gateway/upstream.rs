@@ -202,9 +202,13 @@ fn lacks(b: &Backend, op: Operation) -> Option<&'static str> {
     }
 }
 
-/// Whether the backend's dialect can express `op` (whether or not it can take it now).
+/// Whether the backend's dialect can express `op` (whether or not it can take it now). A
+/// backend that does not exist may (its landing is recorded as missing).
 pub fn supports(rb: &RouteBackend, op: Operation) -> bool {
-    rb.backend.as_ref().is_ok_and(|b| lacks(b, op).is_none())
+    match &rb.backend {
+        Ok(b) => lacks(b, op).is_none(),
+        Err(_) => true,
+    }
 }
 
 /// Resolves and admits one attempt: takes a `maxConcurrency` permit and, for a self-hosted
