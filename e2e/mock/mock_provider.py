@@ -3,9 +3,11 @@
 
 One process plays one provider dialect:
 
-* ``openai``    - ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``
-* ``anthropic`` - ``POST /v1/messages``, ``GET /v1/models``
-* ``vllm``      - the ``openai`` endpoints plus ``GET /health`` and Prometheus ``GET /metrics``
+* ``openai``    - ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
+  ``GET /v1/models``
+* ``anthropic`` - ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``GET /v1/models``
+* ``vllm``      - the ``openai`` endpoints plus ``POST /tokenize``, ``GET /health`` and Prometheus
+  ``GET /metrics``
 
 Answers are deterministic (an echo of the last user message, a tool call, or a summary of a
 tool result), tokens are whitespace-separated words, and every request is counted. Tests steer
