@@ -3,9 +3,11 @@
 
 One process plays one provider dialect:
 
-* ``openai``    - ``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models``
-* ``anthropic`` - ``POST /v1/messages``, ``GET /v1/models``
-* ``vllm``      - the ``openai`` endpoints plus ``GET /health`` and Prometheus ``GET /metrics``
+* ``openai``    - ``POST /v1/chat/completions``, ``POST /v1/completions``, ``POST /v1/embeddings``,
+  ``GET /v1/models``
+* ``anthropic`` - ``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``GET /v1/models``
+* ``vllm``      - the ``openai`` endpoints plus ``POST /tokenize``, ``GET /health`` and Prometheus
+  ``GET /metrics``
 
 Answers are deterministic (an echo of the last user message, a tool call, or a summary of a
 tool result), tokens are whitespace-separated words, and every request is counted. Tests steer
@@ -82,8 +84,19 @@ ROUTES = {
     "vllm": {**OPENAI_ROUTES, "/health": {"GET": "_health"}, "/metrics": {"GET": "_metrics"}},
     "anthropic": {"/v1/messages": {"POST": "_messages"}, "/v1/models": {"GET": "_anthropic_models"}},
 }
+# Legacy text completions (OpenAI and vLLM) and token counting (Anthropic's count_tokens,
+# vLLM's /tokenize at the server's root, as on a real vLLM server).
+for _routes in (ROUTES["openai"], ROUTES["vllm"]):
+    _routes["/v1/completions"] = {"POST": "_completions"}
+ROUTES["vllm"]["/tokenize"] = {"POST": "_tokenize"}
+ROUTES["anthropic"]["/v1/messages/count_tokens"] = {"POST": "_count_tokens"}
 # Endpoints that, as on a real vLLM server, need no key and are never subject to faults.
 UNGUARDED = frozenset({"/health", "/metrics"})
+# Requests a minute the hosted dialects claim to allow, in their rate-limit headers.
+RATE_LIMIT_REQUESTS = 10_000
+# Legacy completions' default max_tokens, as OpenAI's.
+COMPLETION_MAX_TOKENS = 16
+VLLM_MAX_MODEL_LEN = 8192
 
 
 # --------------------------------------------------------------------------- answers
@@ -431,6 +444,26 @@ def embedding(item) -> list[float]:
 
 
 # --------------------------------------------------------------------------- errors
+
+
+def completion_prompts(prompt) -> list[str] | None:
+    """The prompts of a legacy completion request as text (token ids as words), or None when
+    `prompt` is not a string, an array of strings, a token array or an array of token arrays."""
+    def tokens(value) -> bool:
+        return isinstance(value, list) and bool(value) and all(_is_int(t) for t in value)
+
+    if isinstance(prompt, str):
+        return [prompt]
+    if tokens(prompt):
+        return [" ".join(str(t) for t in prompt)]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) or tokens(p) for p in prompt):
+        return [p if isinstance(p, str) else " ".join(str(t) for t in p) for p in prompt]
+    return None
+
+
+def token_ids(text: str) -> list[int]:
+    """Stable made-up token ids, one per word (the mock's tokens)."""
+    return [int.from_bytes(hashlib.sha256(w.encode()).digest()[:2], "big") for w in text.split()]
 
 
 def openai_error_type(status: int) -> tuple[str, str | None]:
@@ -923,6 +956,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if request_id := self.headers.get("x-request-id"):
             self.send_header("x-request-id", request_id)
         if self.record:
+            for name, value in self._rate_limit_headers():
+                self.send_header(name, value)
             self.server.stats.finish(self.record, status)
 
     def _send(self, status: int, body: bytes = b"", content_type: str | None = None, headers=()):
@@ -1478,6 +1513,135 @@ class Handler(http.server.BaseHTTPRequestHandler):
         model = self.server.model
         entry = {"type": "model", "id": model, "display_name": model, "created_at": "2024-10-22T00:00:00Z"}
         self._send_json(200, {"data": [entry], "has_more": False, "first_id": model, "last_id": model})
+
+    # ----------------------------------------------------------------- legacy completions, counts
+
+    def _rate_limit_headers(self) -> list[tuple[str, str]]:
+        """The rate-limit state a hosted provider reports on every answer (vLLM reports none):
+        the requests left of this minute's allowance, counting every request since the reset."""
+        remaining = str(max(RATE_LIMIT_REQUESTS - self.server.stats.total, 0))
+        if self.server.dialect == "openai":
+            return [
+                ("x-ratelimit-limit-requests", str(RATE_LIMIT_REQUESTS)),
+                ("x-ratelimit-remaining-requests", remaining),
+                ("x-ratelimit-reset-requests", "6ms"),
+            ]
+        if self.server.dialect == "anthropic":
+            reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 60))
+            return [
+                ("anthropic-ratelimit-requests-limit", str(RATE_LIMIT_REQUESTS)),
+                ("anthropic-ratelimit-requests-remaining", remaining),
+                ("anthropic-ratelimit-requests-reset", reset),
+            ]
+        return []
+
+    def _completions(self, body: dict):
+        """Legacy text completions: one choice per prompt, each answered as chat answers the
+        prompt's text (an echo); streamed as `text_completion` chunks."""
+        server, started = self.server, time.monotonic()
+        model = body.get("model")
+        if model is None and server.dialect == "vllm":
+            model = server.model
+        if not isinstance(model, str) or not model:
+            return self._error(400, "you must provide a model parameter", param="model")
+        prompts = completion_prompts(body.get("prompt"))
+        if prompts is None:
+            return self._error(
+                400, "'prompt' must be a string, an array of strings, a token array or an array of token arrays.",
+                param="prompt",
+            )
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            max_tokens = COMPLETION_MAX_TOKENS
+        if not _is_int(max_tokens) or max_tokens < 1:
+            return self._error(400, "max_tokens must be an integer of at least 1.", param="max_tokens")
+        stop = body.get("stop")
+        stops = [stop] if isinstance(stop, str) else stop or []
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            return self._error(400, "'stop' must be a string or an array of strings.", param="stop")
+        stream = body.get("stream") is True
+        config, answered = self._faulted(stream)
+        if answered:
+            return
+        extra = config.get("extra_output_words", 0)
+        replies = [
+            answer(Prompt(input_tokens=words(p), last_text=p, max_tokens=max_tokens, stops=stops), None, extra)
+            for p in prompts
+        ]
+        input_tokens = sum(words(p) for p in prompts)
+        output_tokens = sum(r.output_tokens for r in replies)
+        server.stats.tokens(self.record, input_tokens, output_tokens)
+        usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens,
+                 "total_tokens": input_tokens + output_tokens}
+        completion_id, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        with server.metrics.gauge("running"):
+            if stream:
+                first_token = self._completion_stream(config, body, model, completion_id, created, replies, usage)
+            else:
+                choices = [
+                    {"text": r.text, "index": i, "logprobs": None, "finish_reason": OPENAI_FINISH[r.finish]}
+                    for i, r in enumerate(replies)
+                ]
+                first_token = time.monotonic()
+                self._send_json(200, {"id": completion_id, "object": "text_completion", "created": created,
+                                      "model": model, "choices": choices, "usage": usage})
+        if first_token is not None:
+            server.metrics.finished(
+                input_tokens, output_tokens,
+                "length" if any(r.finish == "length" for r in replies) else "stop",
+                first_token - started, time.monotonic() - started,
+            )
+
+    def _completion_stream(self, config, body, model, completion_id, created, replies, usage):
+        include_usage = (body.get("stream_options") or {}).get("include_usage") is True
+
+        def event(choices, chunk_usage=None):
+            obj = {"id": completion_id, "object": "text_completion", "created": created, "model": model,
+                   "choices": choices}
+            if include_usage:
+                obj["usage"] = chunk_usage
+            return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+        def choice(index, text, finish=None):
+            return {"text": text, "index": index, "logprobs": None, "finish_reason": finish}
+
+        content = [event([choice(i, p)]) for i, r in enumerate(replies) for p in r.chunks]
+        closing = [event([choice(i, "", OPENAI_FINISH[r.finish])]) for i, r in enumerate(replies)]
+        if include_usage:
+            closing.append(event([], usage))
+        closing.append(b"data: [DONE]\n\n")
+        return self._stream(config, [], content, closing)
+
+    def _count_tokens(self, body: dict):
+        """Anthropic's token count: the input tokens /v1/messages would report for the same
+        system prompt and messages."""
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            return self._error(400, "model: Field required")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+            return self._error(400, "messages: Field required")
+        _, answered = self._faulted(False)
+        if answered:
+            return
+        count = words(text_of(body.get("system") or "")) + sum(words(text_of(m.get("content"))) for m in messages)
+        self._send_json(200, {"input_tokens": count})
+
+    def _tokenize(self, body: dict):
+        """vLLM's tokenizer: chat `messages` (the input tokens a chat completion would report)
+        or a `prompt`; answers the count, the token ids and the model's context length."""
+        model = body.get("model", self.server.model)
+        if not isinstance(model, str) or not model:
+            return self._error(400, "'model' must be a string", param="model")
+        messages, prompt = body.get("messages"), body.get("prompt")
+        if isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages):
+            text = " ".join(text_of(m.get("content")) for m in messages)
+        elif isinstance(prompt, str):
+            text = prompt
+        else:
+            return self._error(400, "either 'messages' (a non-empty array) or 'prompt' (a string) is required")
+        tokens = token_ids(text)
+        self._send_json(200, {"count": len(tokens), "max_model_len": VLLM_MAX_MODEL_LEN, "tokens": tokens})
 
 
 # --------------------------------------------------------------------------- entry points

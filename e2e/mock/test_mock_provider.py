@@ -1133,3 +1133,95 @@ def test_openai_responses_api_answers_items_and_streams_the_event_sequence(opena
     # Nothing is stored, and a vLLM-style server has no Responses API at all.
     assert openai_mock.post("/v1/responses", {**body, "previous_response_id": "resp_1"}).status_code == 404
     assert vllm_mock.post("/v1/responses", body).status_code == 404
+
+
+# --------------------------------------------------------------------------- legacy completions, counts
+
+
+def test_legacy_completions_answer_each_prompt(openai_mock):
+    r = openai_mock.post("/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": ["say hi", [1, 2, 3]]})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "text_completion" and body["id"].startswith("cmpl-")
+    assert body["model"] == "gpt-3.5-turbo-instruct"
+    assert [c["text"] for c in body["choices"]] == ["echo: say hi", "echo: 1 2 3"]
+    assert [c["index"] for c in body["choices"]] == [0, 1]
+    assert all(c["logprobs"] is None and c["finish_reason"] == "stop" for c in body["choices"])
+    assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+    cut = openai_mock.post("/v1/completions", {"model": "m", "prompt": "one two three", "max_tokens": 2}).json()
+    assert (cut["choices"][0]["text"], cut["choices"][0]["finish_reason"]) == ("echo: one", "length")
+    bad = openai_mock.post("/v1/completions", {"model": "m", "prompt": 5})
+    assert_openai_error(bad, 400, "prompt")
+    assert openai_mock.post("/v1/completions", {"model": "m"}).status_code == 400
+
+
+def test_legacy_completion_stream(openai_mock, vllm_mock):
+    for mock in (openai_mock, vllm_mock):
+        r = mock.post("/v1/completions", {"model": "m", "prompt": "hello there", "stream": True,
+                                          "stream_options": {"include_usage": True}})
+        assert r.headers["content-type"].startswith("text/event-stream")
+        chunks, done = openai_chunks(r.text)
+        assert done
+        assert all(c["object"] == "text_completion" for c in chunks)
+        assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "echo: hello there"
+        assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+        assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
+    assert vllm_mock.post("/v1/completions", {"prompt": "x"}).json()["model"] == "org/served-model"
+
+
+def test_openai_sdk_legacy_completions(openai_mock):
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=openai_mock.url + "/v1", api_key="sk-test", max_retries=0)
+    c = client.completions.create(model="gpt-3.5-turbo-instruct", prompt="hello sdk")
+    assert c.choices[0].text == "echo: hello sdk"
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="hello sdk", stream=True))
+    assert streamed == "echo: hello sdk"
+
+
+def test_anthropic_count_tokens_matches_the_messages_usage(anthropic_mock):
+    body = {"model": "claude-test", "system": "be brief", "messages": [{"role": "user", "content": "one two three"}]}
+    r = anthropic_mock.post("/v1/messages/count_tokens", body, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"input_tokens": 5}
+    used = anthropic_mock.message("one two three", system="be brief").json()["usage"]["input_tokens"]
+    assert used == 5
+    missing = anthropic_mock.post("/v1/messages/count_tokens", {"model": "m"}, headers=ANTHROPIC_HEADERS)
+    assert_anthropic_error(missing, 400, "invalid_request_error")
+    assert anthropic_mock.stats()["by_path"]["/v1/messages/count_tokens"] == 2
+
+
+def test_anthropic_sdk_count_tokens(anthropic_mock):
+    anthropic = pytest.importorskip("anthropic")
+    client = anthropic.Anthropic(base_url=anthropic_mock.url, api_key="sk-test", max_retries=0)
+    n = client.messages.count_tokens(model="claude-test", messages=[{"role": "user", "content": "a b c d"}])
+    assert n.input_tokens == 4
+
+
+def test_vllm_tokenize_counts_messages_or_a_prompt(vllm_mock, openai_mock):
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "one two three"}]
+    r = vllm_mock.post("/tokenize", {"model": "org/served-model", "messages": messages, "add_generation_prompt": True})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["count"], body["max_model_len"], len(body["tokens"])) == (5, 8192, 5)
+    assert all(isinstance(t, int) for t in body["tokens"])
+    assert vllm_mock.post("/tokenize", {"prompt": "a b"}).json()["count"] == 2
+    assert vllm_mock.post("/tokenize", {"messages": []}).status_code == 400
+    # The chat completion reports the same input tokens.
+    chat = vllm_mock.post("/v1/chat/completions", {"messages": messages}).json()
+    assert chat["usage"]["prompt_tokens"] == 5
+    assert openai_mock.post("/tokenize", {"prompt": "a"}).status_code == 404, "hosted OpenAI has no tokenizer"
+
+
+def test_hosted_dialects_report_their_rate_limits(openai_mock, anthropic_mock, vllm_mock):
+    first = openai_mock.chat()
+    assert first.headers["x-ratelimit-limit-requests"] == "10000"
+    assert first.headers["x-ratelimit-remaining-requests"] == "9999"
+    assert openai_mock.chat().headers["x-ratelimit-remaining-requests"] == "9998"
+    openai_mock.faults(rate_limit_rate=1)
+    limited = openai_mock.chat()
+    assert limited.status_code == 429 and limited.headers["x-ratelimit-remaining-requests"] == "9997"
+    m = anthropic_mock.message()
+    assert m.headers["anthropic-ratelimit-requests-remaining"] == "9999"
+    assert m.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+    assert not any(k.lower().startswith("x-ratelimit") for k in vllm_mock.chat().headers)

@@ -1,5 +1,6 @@
-//! Generative fuzzing on stable Rust (proptest): request validation, translation both ways
-//! (requests, answers, streams) and the SSE parser, fed with mutations of the recorded wire
+//! Generative fuzzing on stable Rust (proptest): request validation (chat, embeddings,
+//! legacy completions, token counts), translation both ways (requests, answers, streams),
+//! the token estimate and the SSE parser, fed with mutations of the recorded wire
 //! samples in `testdata/translate` (the seed corpus) and with arbitrary bytes. Properties:
 //! nothing panics, and the SSE parser and the verbatim relay agree with themselves however a
 //! stream is split. Each target runs for `FUZZ_SECONDS` (default 2, as `make test` runs it;
@@ -13,7 +14,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
 
 use super::translate::sse::{SseParser, encode_into, verbatim_prefix};
-use super::translate::{Operation, SseEvent, translator, translator_for};
+use super::translate::{Operation, SseEvent, count, translator, translator_for};
 use super::validate::validate;
 use crate::api::Dialect;
 
@@ -111,7 +112,31 @@ fn requests_validate_and_translate_to_both_dialects_without_panicking() {
                 let _ = t.request(&req.raw, &req.spans, "model-x", req.stream);
             }
         }
-        let _ = validate(Dialect::Openai, Operation::Embeddings, Bytes::from(raw));
+        let _ = validate(
+            Dialect::Openai,
+            Operation::Embeddings,
+            Bytes::from(raw.clone()),
+        );
+        // Legacy completions pass through to OpenAI-dialect backends; counts go to either.
+        if let Ok(req) = validate(
+            Dialect::Openai,
+            Operation::Completions,
+            Bytes::from(raw.clone()),
+        ) {
+            for backend in DIALECTS {
+                let t = translator(Operation::Completions, Dialect::Openai, backend);
+                let _ = t.request(&req.raw, &req.spans, "model-x", req.stream);
+            }
+        }
+        if let Ok(req) = validate(Dialect::Anthropic, Operation::CountTokens, Bytes::from(raw)) {
+            for backend in DIALECTS {
+                let t = translator(Operation::CountTokens, Dialect::Anthropic, backend);
+                let _ = t.request(&req.raw, &req.spans, "model-x", false);
+            }
+            if let Ok(v) = serde_json::from_slice(&req.raw) {
+                let _ = count::estimate(&v);
+            }
+        }
         Ok(())
     });
 }
@@ -124,7 +149,15 @@ fn answers_translate_both_ways_without_panicking() {
                 let t = translator(Operation::Chat, caller, backend);
                 let _ = t.response(raw.clone(), "model-x", 1);
             }
+            for op in [Operation::Completions, Operation::CountTokens] {
+                let _ = translator(op, caller, caller).response(raw.clone(), "model-x", 1);
+            }
         }
+        let _ = translator(Operation::CountTokens, Dialect::Anthropic, Dialect::Openai).response(
+            raw.clone(),
+            "model-x",
+            1,
+        );
         Ok(())
     });
 }

@@ -14,6 +14,7 @@ mod failure;
 #[cfg(test)]
 mod fuzz;
 mod metrics;
+mod models;
 mod outlier;
 mod pick;
 mod price;
@@ -37,7 +38,7 @@ use axum::body::Body;
 use axum::extract::{Extension, State};
 use axum::http::Request;
 use axum::http::{HeaderMap, Method, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -46,7 +47,6 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tokio::sync::Notify;
 
 use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute, Tenant};
@@ -292,8 +292,12 @@ pub(crate) fn api_router(
         .route("/v1/chat/completions", post(chat_openai))
         .route("/v1/messages", post(chat_anthropic))
         .route("/v1/responses", post(responses))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
-        .route("/v1/models", get(models))
+        .route("/v1/models", get(models::list))
+        // A model name may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`).
+        .route("/v1/models/{*id}", get(models::retrieve))
         .method_not_allowed_fallback(wrong_method)
         .fallback(unknown_endpoint)
         .with_state(gateway.clone());
@@ -480,9 +484,12 @@ fn head_size<B>(req: &Request<B>) -> usize {
         + line
 }
 
+/// Every endpoint, as the errors for unknown paths and methods name them.
+const ENDPOINTS: &str = "POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/responses, POST /v1/completions, POST /v1/embeddings, GET /v1/models and GET /v1/models/{id}";
+
 /// A known path with another method: 405 in the caller's dialect, never an empty body.
 async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response {
-    let allowed = if uri.path() == "/v1/models" {
+    let allowed = if uri.path().starts_with("/v1/models") {
         "GET"
     } else {
         "POST"
@@ -490,7 +497,10 @@ async fn wrong_method(method: Method, uri: Uri, headers: HeaderMap) -> Response 
     let mut resp = proxy::error_response(
         auth::dialect_of(uri.path(), &headers),
         405,
-        &format!("{method} is not allowed on {}; use {allowed}", uri.path()),
+        &format!(
+            "{method} is not allowed on {}; use {allowed} (this gateway serves {ENDPOINTS})",
+            uri.path()
+        ),
     );
     resp.headers_mut().insert(
         axum::http::header::ALLOW,
@@ -505,7 +515,7 @@ async fn unknown_endpoint(method: Method, uri: Uri, headers: HeaderMap) -> Respo
         auth::dialect_of(uri.path(), &headers),
         404,
         &format!(
-            "{method} {} is not an endpoint of this gateway; it serves POST /v1/chat/completions, POST /v1/messages, POST /v1/embeddings and GET /v1/models",
+            "{method} {} is not an endpoint of this gateway; it serves {ENDPOINTS}",
             uri.path()
         ),
     )
@@ -559,12 +569,34 @@ async fn embeddings(
     .await
 }
 
-/// `GET /v1/models`: the models the caller may use, in OpenAI's list shape.
-async fn models(State(gw): State<Arc<Gateway>>, Extension(caller): Caller) -> Response {
-    let snapshot = gw.snapshots.load();
-    let data: Vec<_> = snapshot
-        .listed(&caller)
-        .map(|l| json!({"id": l.model, "object": "model", "created": l.created, "owned_by": "switchyard"}))
-        .collect();
-    axum::Json(json!({"object": "list", "data": data})).into_response()
+async fn completions(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(
+        caller,
+        Dialect::Openai,
+        Operation::Completions,
+        headers,
+        body,
+    )
+    .await
+}
+
+async fn count_tokens(
+    State(gw): State<Arc<Gateway>>,
+    Extension(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.serve(
+        caller,
+        Dialect::Anthropic,
+        Operation::CountTokens,
+        headers,
+        body,
+    )
+    .await
 }

@@ -158,7 +158,9 @@ fn carries_content(upstream: Wire, ev: &SseEvent) -> bool {
                 cs.iter().any(|c| {
                     let d = &c["delta"];
                     let text = |k: &str| d[k].as_str().is_some_and(|s| !s.is_empty());
-                    text("content")
+                    // Legacy completions carry their text on the choice itself.
+                    c["text"].as_str().is_some_and(|s| !s.is_empty())
+                        || text("content")
                         || text("refusal")
                         || d["tool_calls"].as_array().is_some_and(|t| !t.is_empty())
                         || d["function_call"].is_object()
@@ -207,6 +209,14 @@ mod tests {
             Value::Null
         )));
         assert!(openai(&chunk(json!({}), json!("stop"))));
+        let legacy = |text: &str| {
+            ev(
+                None,
+                json!({"object": "text_completion", "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": null}]}),
+            )
+        };
+        assert!(openai(&legacy("Hi")));
+        assert!(!openai(&legacy("")));
         assert!(openai(&SseEvent {
             event: None,
             data: "[DONE]".into()

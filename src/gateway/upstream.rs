@@ -191,14 +191,32 @@ fn inspect(
                 .usable(pods, |p| p.address.as_str(), Instant::now())
         }
     };
-    if b.dialect == Dialect::Anthropic && op == Operation::Embeddings {
+    if let Some(message) = lacks(b, op) {
         return Err(Refusal::Unsupported {
-            message: format!(
-                "backend {name:?} speaks Anthropic Messages, which has no embeddings endpoint"
-            ),
+            message: format!("backend {name:?} speaks Anthropic Messages: {message}"),
         });
     }
     Ok((b, pods))
+}
+
+/// Why a backend's dialect cannot express `op` at all, if it cannot.
+fn lacks(b: &Backend, op: Operation) -> Option<&'static str> {
+    match (b.dialect, op) {
+        (Dialect::Anthropic, Operation::Embeddings) => Some("it has no embeddings endpoint"),
+        (Dialect::Anthropic, Operation::Completions) => {
+            Some(crate::gateway::translate::pair::LEGACY_COMPLETIONS_NEED_OPENAI)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the backend's dialect can express `op` (whether or not it can take it now). A
+/// backend that does not exist may (its landing is recorded as missing).
+pub fn supports(rb: &RouteBackend, op: Operation) -> bool {
+    match &rb.backend {
+        Ok(b) => lacks(b, op).is_none(),
+        Err(_) => true,
+    }
 }
 
 /// Resolves and admits one attempt: takes a `maxConcurrency` permit and, for a self-hosted
@@ -215,9 +233,12 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
             )
         })?),
     };
+    let no_endpoint = || Refusal::Unsupported {
+        message: format!("backend {name:?} has no endpoint for this request"),
+    };
     let (url, auth, client, pod, hosts, native_responses) = match &b.kind {
         Kind::External { urls, auth, client } => (
-            urls.get(op).clone(),
+            urls.get(op).ok_or_else(no_endpoint)?.clone(),
             auth.as_ref().ok().cloned().flatten(),
             client.as_ref().ok().cloned().flatten(),
             None,
@@ -234,7 +255,7 @@ pub fn resolve(rb: &RouteBackend, op: Operation, ignore_ejection: bool) -> Resul
                 )
             })?;
             (
-                guard.pod().urls.get(op).clone(),
+                guard.pod().urls.get(op).ok_or_else(no_endpoint)?.clone(),
                 None,
                 None,
                 Some(guard),

@@ -116,37 +116,7 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
     };
     match op {
         Operation::Chat => {
-            let messages = match obj.messages {
-                None => return Err("missing required parameter: 'messages'".into()),
-                Some(m) if m.get().starts_with('[') => m,
-                Some(other) => {
-                    return Err(format!(
-                        "'messages' must be an array, got {}",
-                        raw_kind(other)
-                    ));
-                }
-            };
-            let messages: Vec<&RawValue> =
-                serde_json::from_str(messages.get()).map_err(|e| e.to_string())?;
-            if messages.is_empty() {
-                return Err("'messages' must contain at least one message".into());
-            }
-            for (i, m) in messages.iter().enumerate() {
-                let role = serde_json::from_str::<Message<'_>>(m.get())
-                    .ok()
-                    .filter(|_| m.get().starts_with('{'))
-                    .and_then(|m| m.role);
-                match role {
-                    Some(r) if r.get().starts_with('"') => {}
-                    None => return Err(format!("messages[{i}]: missing required field 'role'")),
-                    Some(other) => {
-                        return Err(format!(
-                            "messages[{i}].role must be a string, got {}",
-                            raw_kind(other)
-                        ));
-                    }
-                }
-            }
+            check_messages(obj.messages)?;
             if caller == Dialect::Anthropic {
                 match obj.max_tokens {
                     Some(n) if positive_int(n) => {}
@@ -203,6 +173,27 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
                 ));
             }
         },
+        Operation::Completions => {
+            match obj.prompt {
+                Some(p) if matches!(raw_kind(p), "a string" | "an array") => {}
+                None => return Err("missing required parameter: 'prompt'".into()),
+                Some(other) => {
+                    return Err(format!(
+                        "'prompt' must be a string or an array (of strings or token arrays), got {}",
+                        raw_kind(other)
+                    ));
+                }
+            }
+            if let Some(v) = obj.max_tokens
+                && !positive_int(v)
+            {
+                return Err(format!(
+                    "'max_tokens' must be a positive integer, got {}",
+                    v.get()
+                ));
+            }
+        }
+        Operation::CountTokens => check_messages(obj.messages)?,
     }
     let wants_usage = obj
         .stream_options
@@ -219,7 +210,7 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
                 text: obj.text,
             },
         ),
-        Operation::Embeddings => None,
+        Operation::Embeddings | Operation::Completions | Operation::CountTokens => None,
     };
     let spans = Spans {
         model: span_of(&raw, model_raw),
@@ -228,7 +219,7 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
     Ok(Request {
         spans,
         model,
-        stream: stream && matches!(op, Operation::Chat | Operation::Responses),
+        stream: stream && op.streams(),
         wants_usage,
         structured,
         raw,
@@ -265,6 +256,42 @@ impl StoredFields<'_> {
         }
         super::translate::responses::refused(&Value::Object(probe))
     }
+}
+
+/// A non-empty array of messages, each an object with a string `role`.
+fn check_messages(messages: Option<&RawValue>) -> Result<(), String> {
+    let messages = match messages {
+        None => return Err("missing required parameter: 'messages'".into()),
+        Some(m) if m.get().starts_with('[') => m,
+        Some(other) => {
+            return Err(format!(
+                "'messages' must be an array, got {}",
+                raw_kind(other)
+            ));
+        }
+    };
+    let messages: Vec<&RawValue> =
+        serde_json::from_str(messages.get()).map_err(|e| e.to_string())?;
+    if messages.is_empty() {
+        return Err("'messages' must contain at least one message".into());
+    }
+    for (i, m) in messages.iter().enumerate() {
+        let role = serde_json::from_str::<Message<'_>>(m.get())
+            .ok()
+            .filter(|_| m.get().starts_with('{'))
+            .and_then(|m| m.role);
+        match role {
+            Some(r) if r.get().starts_with('"') => {}
+            None => return Err(format!("messages[{i}]: missing required field 'role'")),
+            Some(other) => {
+                return Err(format!(
+                    "messages[{i}].role must be a string, got {}",
+                    raw_kind(other)
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -354,5 +381,59 @@ mod tests {
             json!({"model": "e", "input": ["a"]}).to_string().into(),
         );
         assert!(e.is_ok());
+    }
+
+    #[test]
+    fn legacy_completions_need_a_prompt_and_may_stream() {
+        let v = |v: Value| {
+            validate(
+                Dialect::Openai,
+                Operation::Completions,
+                v.to_string().into(),
+            )
+        };
+        let r = v(json!({"model": "m", "prompt": "Say hi", "stream": true})).unwrap();
+        assert!(r.stream);
+        assert!(v(json!({"model": "m", "prompt": [[1, 2], [3]]})).is_ok());
+        assert_eq!(
+            v(json!({"model": "m"})).err().unwrap(),
+            "missing required parameter: 'prompt'"
+        );
+        assert_eq!(
+            v(json!({"model": "m", "prompt": 5})).err().unwrap(),
+            "'prompt' must be a string or an array (of strings or token arrays), got a number"
+        );
+        assert_eq!(
+            v(json!({"model": "m", "prompt": "x", "max_tokens": 0}))
+                .err()
+                .unwrap(),
+            "'max_tokens' must be a positive integer, got 0"
+        );
+    }
+
+    #[test]
+    fn a_count_needs_messages_but_no_max_tokens_and_never_streams() {
+        let v = |v: Value| {
+            validate(
+                Dialect::Anthropic,
+                Operation::CountTokens,
+                v.to_string().into(),
+            )
+        };
+        let r = v(
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true}),
+        )
+        .unwrap();
+        assert!(!r.stream);
+        assert_eq!(
+            v(json!({"model": "m"})).err().unwrap(),
+            "missing required parameter: 'messages'"
+        );
+        assert_eq!(
+            v(json!({"model": "m", "messages": [{"content": "x"}]}))
+                .err()
+                .unwrap(),
+            "messages[0]: missing required field 'role'"
+        );
     }
 }

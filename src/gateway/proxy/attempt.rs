@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::{Ctx, Gateway};
+use super::{Ctx, Gateway, headers};
 use crate::api::Dialect;
 use crate::gateway::client::{self, Upstream};
 use crate::gateway::failure::Failure;
@@ -28,6 +28,8 @@ pub struct Failed {
     pub message: String,
     /// The upstream had answered 2xx (or streamed content): never send the request again.
     pub committed: bool,
+    /// The upstream's rate-limit headers, for the caller if this failure is its answer.
+    pub relayed: headers::Relayed,
 }
 
 impl Failed {
@@ -36,6 +38,7 @@ impl Failed {
             failure,
             message,
             committed: false,
+            relayed: vec![],
         }
     }
 
@@ -44,6 +47,7 @@ impl Failed {
             failure,
             message,
             committed: true,
+            relayed: vec![],
         }
     }
 }
@@ -96,6 +100,7 @@ impl Gateway {
         if req.stream {
             return self.stream(ctx, target, resp, started, gauge).await;
         }
+        let relayed = headers::rate_limits(resp.headers());
 
         let bytes = ctx
             .upstream(read_body(resp, MAX_RESPONSE_BODY, target.timeout, deadline))
@@ -122,13 +127,15 @@ impl Gateway {
                 )
             })?;
         let m = &target.metrics;
-        m.attempt(
-            &ctx.who.tenant,
-            Outcome::Success,
-            &status.to_string(),
-            started.elapsed().as_secs_f64(),
-        );
-        m.tokens(&ctx.who.tenant, answer.usage, target.price);
+        if op.metered() {
+            m.attempt(
+                &ctx.who.tenant,
+                Outcome::Success,
+                &status.to_string(),
+                started.elapsed().as_secs_f64(),
+            );
+            m.tokens(&ctx.who.tenant, answer.usage, target.price);
+        }
         // Replayed evaluation cases are judged by the controller, not counted as the
         // route's structured answers.
         if let Some(expect) = &req.structured
@@ -145,12 +152,14 @@ impl Gateway {
             HeaderValue::from_static("application/json"),
         );
         insert_backend(&mut resp, &target.backend);
+        headers::relay(&mut resp, &relayed);
         Ok(resp)
     }
 
     /// A non-2xx answer, classified, with the upstream's own message quoted.
     async fn refused(&self, target: &Target, resp: client::Response, deadline: Instant) -> Failed {
         let status = resp.status().as_u16();
+        let relayed = headers::rate_limits(resp.headers());
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
@@ -190,7 +199,10 @@ impl Gateway {
             ),
             _ => format!("backend {backend:?} answered {status}: {upstream_msg}"),
         };
-        Failed::before_answer(failure, message)
+        Failed {
+            relayed,
+            ..Failed::before_answer(failure, message)
+        }
     }
 
     pub(super) async fn send(
@@ -204,8 +216,9 @@ impl Gateway {
     }
 }
 
-/// The request to one backend: its credential, the request id, and for Anthropic the
-/// caller's `anthropic-version` (or the oldest stable one).
+/// The request to one backend: its credential (never the caller's key), the request id, for
+/// Anthropic the caller's `anthropic-version` (or the oldest stable one), and the caller's
+/// options a backend of this dialect understands (see `headers::forward`).
 async fn send(
     http: &Upstream,
     target: &Target,
@@ -227,6 +240,7 @@ async fn send(
             .unwrap_or(HeaderValue::from_static("2023-06-01"));
         headers.push((ANTHROPIC_VERSION, version));
     }
+    headers::forward(target.dialect, client_headers, &mut headers);
     let http = target.client.as_ref().unwrap_or(http);
     http.post(&target.url, headers, body).await
 }

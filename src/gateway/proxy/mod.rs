@@ -5,6 +5,8 @@
 //! attempt is in `attempt`, a streamed answer in `stream`, a mirror copy in `shadow`.
 
 mod attempt;
+mod count;
+mod headers;
 mod shadow;
 mod stream;
 
@@ -135,6 +137,8 @@ fn pinned(who: &Caller, headers: &HeaderMap, route: &Route) -> Result<Option<usi
 struct Last {
     status: u16,
     retry_after: Option<Duration>,
+    /// The upstream's rate-limit headers, for the caller.
+    relayed: headers::Relayed,
 }
 
 /// The request's way through the route: what was tried, and whether the split panics.
@@ -256,7 +260,21 @@ impl Gateway {
                 ),
             );
         };
-        if let Some(mirror) = route.mirror.as_ref().filter(|_| ctx.pin.is_none()) {
+        // A backend whose dialect lacks the operation (legacy completions on Anthropic) is
+        // not landed on while the split has one that can serve it.
+        let landing = if ctx.pin.is_none() && !upstream::supports(&route.backends[landing], ctx.op)
+        {
+            self.balancer
+                .repick(&route.weights, &mut |i| {
+                    upstream::supports(&route.backends[i], ctx.op)
+                })
+                .unwrap_or(landing)
+        } else {
+            landing
+        };
+        // Counting tokens is not inference: nothing to compare on a mirror.
+        let mirrored = ctx.pin.is_none() && ctx.op.metered();
+        if let Some(mirror) = route.mirror.as_ref().filter(|_| mirrored) {
             let seq = self.mirror_seq.fetch_add(1, Ordering::Relaxed);
             if (seq % 100) < mirror.percent {
                 for &b in mirror.backends.iter().filter(|b| **b != landing) {
@@ -283,12 +301,14 @@ impl Gateway {
             // Nothing is sent when the backend refuses: the attempt is recorded with why, and
             // the request moves on without spending the retry budget.
             let refused = |code: &str, outcome, way: &mut Way| {
-                rb.metrics.attempt(
-                    &ctx.who.tenant,
-                    outcome,
-                    code,
-                    started.elapsed().as_secs_f64(),
-                );
+                if ctx.op.metered() {
+                    rb.metrics.attempt(
+                        &ctx.who.tenant,
+                        outcome,
+                        code,
+                        started.elapsed().as_secs_f64(),
+                    );
+                }
                 let more = sent < self.cfg.max_attempts.max(1) && Instant::now() < ctx.deadline;
                 let next = if more { self.next(ctx, way) } else { None };
                 if let Some(to) = next {
@@ -296,6 +316,11 @@ impl Gateway {
                 }
                 next
             };
+            if ctx.op == Operation::CountTokens
+                && rb.backend.as_ref().is_ok_and(|b| !b.counts_tokens)
+            {
+                return self.estimate(ctx, name).await;
+            }
             let target = match self.admit(ctx, &mut way, at) {
                 Ok(t) => t,
                 Err(Refusal::Unavailable {
@@ -307,6 +332,7 @@ impl Gateway {
                     last = Some(Last {
                         status: why.status(),
                         retry_after,
+                        relayed: vec![],
                     });
                     next = refused(why.code(), Outcome::Unavailable, &mut way);
                     continue;
@@ -335,7 +361,9 @@ impl Gateway {
             host.record(matches!(&result, Err(f) if !f.committed && f.failure.is_host_failure()));
             let failed = match result {
                 Ok(resp) => {
-                    rb.metrics.overhead(ctx.overhead().as_secs_f64());
+                    if ctx.op.metered() {
+                        rb.metrics.overhead(ctx.overhead().as_secs_f64());
+                    }
                     return resp;
                 }
                 Err(f) => f,
@@ -360,20 +388,25 @@ impl Gateway {
                 (_, true) => Outcome::Failover,
                 (_, false) => Outcome::Error,
             };
-            rb.metrics.attempt(
-                &ctx.who.tenant,
-                outcome,
-                &failed.failure.metric_code(),
-                started.elapsed().as_secs_f64(),
-            );
+            if ctx.op.metered() {
+                rb.metrics.attempt(
+                    &ctx.who.tenant,
+                    outcome,
+                    &failed.failure.metric_code(),
+                    started.elapsed().as_secs_f64(),
+                );
+            }
             if failed.committed || !failed.failure.retryable() {
-                return error_response(ctx.caller, failed.failure.status(), &failed.message);
+                let mut resp = error_response(ctx.caller, failed.failure.status(), &failed.message);
+                headers::relay(&mut resp, &failed.relayed);
+                return resp;
             }
             tracing::info!(request_id = ctx.rid, backend = %name, reason = failed.failure.reason(), retry, elapsed_ms = ctx.started.elapsed().as_millis() as u64, message = %failed.message, "attempt failed");
             failures.push(format!("{name}: {}", failed.message));
             last = Some(Last {
                 status: failed.failure.status(),
                 retry_after: failed.failure.retry_after(),
+                relayed: failed.relayed,
             });
             match next {
                 Some(to) if retry => self.failover(route, rb, to, failed.failure.reason()),
@@ -398,6 +431,8 @@ impl Gateway {
                 failures.join("; ")
             ),
         );
+        // The gateway's own Retry-After (the longest wait it knows) overrides the relayed one.
+        headers::relay(&mut resp, &last.relayed);
         if let Some(d) = last.retry_after
             && let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string())
         {

@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
 use super::attempt::{Failed, insert_backend, now_secs, root_cause, timeout_failure, wait};
-use super::{Ctx, Gateway};
+use super::{Ctx, Gateway, headers};
 use crate::gateway::failure::Failure;
 use crate::gateway::metrics::{InFlightGauge, Outcome};
 use crate::gateway::relay::{Relay, RelayError};
@@ -37,6 +37,7 @@ impl Gateway {
     ) -> Result<Response, Failed> {
         let (caller, req, deadline) = (ctx.caller, &ctx.req, ctx.deadline);
         let client_wants_usage = req.wants_usage;
+        let relayed = headers::rate_limits(resp.headers());
         let mut relay = Relay::new(
             caller,
             ctx.op,
@@ -164,6 +165,7 @@ impl Gateway {
         );
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         insert_backend(&mut resp, &backend);
+        headers::relay(&mut resp, &relayed);
         Ok(resp)
     }
 }

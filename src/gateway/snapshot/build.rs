@@ -15,11 +15,11 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::Semaphore;
 
 use super::{
-    Backend, BackendState, Key, Kind, Listed, Mirror, Pod, Route, RouteBackend, Snapshot, Urls,
-    tenants,
+    Backend, BackendState, Key, Kind, Listed, Mirror, Pod, Route, RouteBackend, Snapshot,
+    UrlStrings, Urls, tenants,
 };
 use crate::api::conflict::{model_of, precedence};
-use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute};
+use crate::api::{CredentialPurpose, Dialect, InferenceBackend, ModelRoute, Runtime};
 use crate::gateway::balance::SmoothWeighted;
 use crate::gateway::cache::{Caches, Stores};
 use crate::gateway::client::Upstream;
@@ -358,21 +358,18 @@ impl Builder {
                 };
                 let base = ext.base_url.trim_end_matches('/');
                 let urls = match ext.dialect {
-                    Dialect::Openai => Urls::parse(
-                        &format!("{base}/chat/completions"),
-                        &format!("{base}/embeddings"),
-                    )
-                    .and_then(|u| {
-                        if ib
+                    Dialect::Openai => Urls::parse(UrlStrings {
+                        chat: format!("{base}/chat/completions"),
+                        embeddings: format!("{base}/embeddings"),
+                        completions: Some(format!("{base}/completions")),
+                        // Hosted OpenAI has no way to count a chat prompt's tokens.
+                        count_tokens: None,
+                        responses: ib
                             .spec
                             .capabilities
                             .as_ref()
                             .is_some_and(|c| c.responses_api)
-                        {
-                            u.with_responses(&format!("{base}/responses"))
-                        } else {
-                            Some(u)
-                        }
+                            .then(|| format!("{base}/responses")),
                     }),
                     Dialect::Anthropic => {
                         let messages = if base.ends_with("/v1") {
@@ -380,7 +377,13 @@ impl Builder {
                         } else {
                             format!("{base}/v1/messages")
                         };
-                        Urls::parse(&messages, &messages)
+                        Urls::parse(UrlStrings {
+                            embeddings: messages.clone(),
+                            completions: None,
+                            count_tokens: Some(format!("{messages}/count_tokens")),
+                            responses: None,
+                            chat: messages,
+                        })
                     }
                 }
                 .map(Box::new)?;
@@ -413,10 +416,17 @@ impl Builder {
                         ready_ips.contains(&ip)
                     })
                     .filter_map(|e| {
-                        let urls = Urls::parse(
-                            &format!("http://{}/v1/chat/completions", e.address),
-                            &format!("http://{}/v1/embeddings", e.address),
-                        )?;
+                        let a = &e.address;
+                        let urls = Urls::parse(UrlStrings {
+                            chat: format!("http://{a}/v1/chat/completions"),
+                            embeddings: format!("http://{a}/v1/embeddings"),
+                            completions: Some(format!("http://{a}/v1/completions")),
+                            // vLLM's tokenizer endpoint is at the root, not under /v1.
+                            count_tokens: (sh.runtime == Runtime::Vllm)
+                                .then(|| format!("http://{a}/tokenize")),
+                            // Pods' servers are reached through Chat Completions.
+                            responses: None,
+                        })?;
                         let in_flight = prev_pods
                             .iter()
                             .find(|p| p.address == e.address)
@@ -447,10 +457,15 @@ impl Builder {
                 Some((old, sem)) if *old == max => (max, sem.clone()),
                 _ => (max, Arc::new(Semaphore::new(max as usize))),
             });
+        let counts_tokens = match &ib.spec.self_hosted {
+            Some(sh) if ib.spec.external.is_none() => sh.runtime == Runtime::Vllm,
+            _ => dialect == Dialect::Anthropic,
+        };
         Some(Backend {
             name: state.name.clone(),
             provider,
             dialect,
+            counts_tokens,
             model: model.into(),
             kind,
             timeout: limits

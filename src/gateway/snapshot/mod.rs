@@ -133,6 +133,9 @@ pub struct Backend {
     pub price: Option<Price>,
     /// `maxConcurrency` and its permits (a changed limit gets a new semaphore).
     pub limit: Option<(i32, Arc<Semaphore>)>,
+    /// Whether the backend counts tokens itself (Anthropic, vLLM); the gateway estimates
+    /// for the others.
+    pub counts_tokens: bool,
     pub state: Arc<BackendState>,
 }
 
@@ -158,32 +161,50 @@ pub struct Urls {
     /// The backend's own Responses API, when it has one (`capabilities.responsesApi`);
     /// otherwise Responses requests go to `chat`, translated.
     pub responses: Option<Uri>,
+    /// Legacy text completions, on OpenAI-dialect backends.
+    pub completions: Option<Uri>,
+    /// Where the backend counts tokens, if it can: Anthropic's `count_tokens`, vLLM's
+    /// `/tokenize`.
+    pub count_tokens: Option<Uri>,
+}
+
+/// The URLs of one backend (or pod), before parsing.
+pub struct UrlStrings {
+    pub chat: String,
+    pub embeddings: String,
+    pub completions: Option<String>,
+    pub count_tokens: Option<String>,
+    /// The backend's own Responses API (`capabilities.responsesApi`).
+    pub responses: Option<String>,
 }
 
 impl Urls {
-    /// `None` if either is not a URL (admission lets only http(s) URLs with a host in).
+    /// `None` if any is not a URL (admission lets only http(s) URLs with a host in).
     /// Parsed as a WHATWG URL first, so what is sent is the normalised form (IDNA host,
     /// percent-encoded path), then kept as the `Uri` the client sends as is.
-    pub fn parse(chat: &str, embeddings: &str) -> Option<Self> {
+    pub fn parse(s: UrlStrings) -> Option<Self> {
         let uri = |s: &str| Uri::try_from(Url::parse(s).ok()?.as_str()).ok();
+        let optional = |s: Option<String>| match s {
+            None => Some(None),
+            Some(s) => uri(&s).map(Some),
+        };
         Some(Self {
-            chat: uri(chat)?,
-            embeddings: uri(embeddings)?,
-            responses: None,
+            chat: uri(&s.chat)?,
+            embeddings: uri(&s.embeddings)?,
+            completions: optional(s.completions)?,
+            count_tokens: optional(s.count_tokens)?,
+            responses: optional(s.responses)?,
         })
     }
 
-    /// These URLs and the backend's own Responses API at `responses`.
-    pub fn with_responses(mut self, responses: &str) -> Option<Self> {
-        self.responses = Some(Uri::try_from(Url::parse(responses).ok()?.as_str()).ok()?);
-        Some(self)
-    }
-
-    pub fn get(&self, op: Operation) -> &Uri {
+    /// Where `op` is sent; `None` when the backend has no such endpoint.
+    pub fn get(&self, op: Operation) -> Option<&Uri> {
         match op {
-            Operation::Chat => &self.chat,
-            Operation::Embeddings => &self.embeddings,
-            Operation::Responses => self.responses.as_ref().unwrap_or(&self.chat),
+            Operation::Chat => Some(&self.chat),
+            Operation::Embeddings => Some(&self.embeddings),
+            Operation::Completions => self.completions.as_ref(),
+            Operation::CountTokens => self.count_tokens.as_ref(),
+            Operation::Responses => Some(self.responses.as_ref().unwrap_or(&self.chat)),
         }
     }
 }

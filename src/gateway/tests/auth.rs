@@ -6,7 +6,7 @@ use serde_json::json;
 use super::*;
 use crate::gateway::auth::AuthMode;
 
-fn tenant(name: &str, keys: &[(&str, &str)], routes: Option<Value>) -> Tenant {
+pub(super) fn tenant(name: &str, keys: &[(&str, &str)], routes: Option<Value>) -> Tenant {
     let keys: Vec<Value> = keys
         .iter()
         .map(|(s, k)| json!({"secretRef": {"name": s, "key": k}}))
@@ -22,7 +22,7 @@ fn tenant(name: &str, keys: &[(&str, &str)], routes: Option<Value>) -> Tenant {
     )
 }
 
-fn key_secret(name: &str, values: &[(&str, &str)], purpose: Option<&str>) -> Secret {
+pub(super) fn key_secret(name: &str, values: &[(&str, &str)], purpose: Option<&str>) -> Secret {
     let data: serde_json::Map<String, Value> = values
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))

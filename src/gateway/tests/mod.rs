@@ -5,6 +5,7 @@
 mod auth;
 mod billing;
 mod client;
+mod endpoints;
 mod evaluation;
 mod failover;
 mod limits;

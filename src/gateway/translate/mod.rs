@@ -11,6 +11,7 @@
 //! `pair` is its one interface: a `Translator` per (caller, backend) pair of dialects,
 //! same-dialect passthrough included, chosen once per attempt.
 
+pub mod count;
 pub mod error;
 pub mod pair;
 pub mod passthrough;
@@ -53,4 +54,24 @@ pub enum Operation {
     Embeddings,
     /// OpenAI's Responses API; served over Chat Completions unless the backend has it.
     Responses,
+    /// OpenAI's legacy text completions (`POST /v1/completions`): OpenAI-dialect backends only.
+    Completions,
+    /// Anthropic's `POST /v1/messages/count_tokens`: nothing is generated.
+    CountTokens,
+}
+
+impl Operation {
+    /// Whether the caller may ask for its answer as a stream.
+    pub fn streams(self) -> bool {
+        matches!(
+            self,
+            Operation::Chat | Operation::Completions | Operation::Responses
+        )
+    }
+
+    /// Whether its attempts are in the attempt, token and cost metrics. Counting tokens
+    /// generates nothing: its quick answers would only skew the latency the analysis judges.
+    pub fn metered(self) -> bool {
+        self != Operation::CountTokens
+    }
 }

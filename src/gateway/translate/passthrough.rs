@@ -37,6 +37,9 @@ pub struct RequestFields<'a> {
     pub temperature: Option<&'a RawValue>,
     #[serde(borrow, default)]
     pub input: Option<&'a RawValue>,
+    /// Legacy completions' prompt.
+    #[serde(borrow, default)]
+    pub prompt: Option<&'a RawValue>,
     /// Structured output: OpenAI's, and Anthropic's (GA and beta).
     #[serde(borrow, default)]
     pub response_format: Option<&'a RawValue>,

@@ -14,6 +14,7 @@ use serde_json::Value;
 use bytes::Bytes;
 
 use super::Pieces;
+use super::count::{CountPassthrough, VllmTokenize};
 use super::sse::SseEvent;
 use super::{Operation, TranslateError, Usage};
 use crate::api::Dialect;
@@ -89,9 +90,18 @@ static ANTHROPIC_CHAT: Passthrough = Passthrough::new(Dialect::Anthropic, Shape:
 static OPENAI_EMBEDDINGS: Passthrough = Passthrough::new(Dialect::Openai, Shape::Data);
 static ANTHROPIC_EMBEDDINGS: Passthrough = Passthrough::new(Dialect::Anthropic, Shape::Data);
 
-/// The translator for a request `op` from a `caller` to a `backend`. Embeddings have one
-/// wire shape, so they always pass through. A Responses request is translated (see
-/// `translator_for` for a backend that serves the Responses API itself).
+static OPENAI_COMPLETIONS: Passthrough = Passthrough::new(Dialect::Openai, Shape::Choices);
+static NO_COMPLETIONS: Lacks = Lacks(LEGACY_COMPLETIONS_NEED_OPENAI);
+
+/// Why an Anthropic-dialect backend cannot serve `POST /v1/completions`.
+pub const LEGACY_COMPLETIONS_NEED_OPENAI: &str = "legacy completions (POST /v1/completions) need an OpenAI-dialect backend (an OpenAI-compatible provider or a self-hosted server); Anthropic Messages has no text completions: use POST /v1/chat/completions";
+
+/// The translator for a request `op` from a `caller` to a `backend`. Embeddings and legacy
+/// completions have one wire shape, so they pass through (completions to OpenAI-dialect
+/// backends only). Token counts go to an Anthropic backend as they are and to an
+/// OpenAI-dialect one (vLLM, the only one that can count) as a `/tokenize` call. A
+/// Responses request is translated (see `translator_for` for a backend that serves the
+/// Responses API itself).
 pub fn translator(op: Operation, caller: Dialect, backend: Dialect) -> &'static dyn Translator {
     translator_for(op, caller, backend, false)
 }
@@ -111,6 +121,10 @@ pub fn translator_for(
         (Operation::Responses, _, Dialect::Anthropic) => &responses::ResponsesOverAnthropic,
         (Operation::Embeddings, _, Dialect::Openai) => &OPENAI_EMBEDDINGS,
         (Operation::Embeddings, _, Dialect::Anthropic) => &ANTHROPIC_EMBEDDINGS,
+        (Operation::Completions, _, Dialect::Openai) => &OPENAI_COMPLETIONS,
+        (Operation::Completions, _, Dialect::Anthropic) => &NO_COMPLETIONS,
+        (Operation::CountTokens, _, Dialect::Anthropic) => &CountPassthrough,
+        (Operation::CountTokens, _, Dialect::Openai) => &VllmTokenize,
         (Operation::Chat, Dialect::Openai, Dialect::Openai) => &OPENAI_CHAT,
         (Operation::Chat, Dialect::Anthropic, Dialect::Anthropic) => &ANTHROPIC_CHAT,
         (Operation::Chat, Dialect::Openai, Dialect::Anthropic) => &OpenAiOverAnthropic,
@@ -118,8 +132,42 @@ pub fn translator_for(
     }
 }
 
+/// A backend whose dialect lacks the operation: every request is refused with why.
+struct Lacks(&'static str);
+
+impl Translator for Lacks {
+    fn request(&self, _: &Bytes, _: &Spans, _: &str, _: bool) -> Result<Pieces, TranslateError> {
+        Err(TranslateError::Invalid(self.0.into()))
+    }
+
+    fn response(&self, _: Vec<u8>, _: &str, _: i64) -> Result<Answer, TranslateError> {
+        Err(TranslateError::Malformed(self.0.into()))
+    }
+
+    fn stream(&self, _: &str, _: i64, _: bool) -> Box<dyn StreamTranslator> {
+        Box::new(NoStream(self.0))
+    }
+}
+
+/// The stream of an answer that never streams: any event is refused with why.
+pub(in crate::gateway::translate) struct NoStream(pub &'static str);
+
+impl StreamTranslator for NoStream {
+    fn push(&mut self, _: &SseEvent, _: &mut String) -> Result<(), TranslateError> {
+        Err(TranslateError::Malformed(self.0.into()))
+    }
+
+    fn done(&self) -> bool {
+        false
+    }
+
+    fn usage(&self) -> Usage {
+        Usage::default()
+    }
+}
+
 /// A backend's answer as a tree, or why it is not JSON.
-fn parse_body(bytes: &[u8]) -> Result<Value, TranslateError> {
+pub(in crate::gateway::translate) fn parse_body(bytes: &[u8]) -> Result<Value, TranslateError> {
     serde_json::from_slice(bytes).map_err(|e| TranslateError::Malformed(e.to_string()))
 }
 
