@@ -7,24 +7,23 @@
 //! field, because the gateway returns it as a 400 to the caller.
 //!
 //! Not translated (dropped) from OpenAI: `seed`, `logprobs`, `top_logprobs`, `logit_bias`,
-//! `frequency_penalty`, `presence_penalty`, `stream_options`, `reasoning_effort`, `modalities`,
-//! `audio`, `prediction`, `store`, `service_tier`, `web_search_options`, message `name`s.
-//! Not translated (dropped) from Anthropic: `top_k`, `thinking` (and thinking blocks in
-//! history), `cache_control`, `service_tier`, `container`, `mcp_servers`.
+//! `frequency_penalty`, `presence_penalty`, `stream_options`, `modalities`, `audio`,
+//! `prediction`, `store`, `service_tier`, `web_search_options`, message `name`s.
+//! Not translated (dropped) from Anthropic: `top_k`, thinking blocks in history (see
+//! `reasoning`), `cache_control`, `service_tier`, `container`, `mcp_servers`.
+//!
+//! Reasoning (`reasoning_effort` <-> `thinking`) is in `reasoning`, structured outputs
+//! (`response_format` <-> a forced tool, `output_config.format`) in `structured`.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::TranslateError;
 use super::util::{expected, invalid, parse_data_url, present, req_str};
+use super::{TranslateError, reasoning, structured};
 
 /// Anthropic requires `max_tokens`; OpenAI does not. Used when the caller gave no limit.
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
-
-/// Appended to the Anthropic `system` prompt for OpenAI `response_format` JSON modes, which
-/// have no native Anthropic equivalent.
-pub const JSON_INSTRUCTION: &str = "Respond with a single valid JSON object and nothing else.";
 
 /// Translates an OpenAI Chat Completions request into an Anthropic Messages request for
 /// `model`.
@@ -33,9 +32,8 @@ pub const JSON_INSTRUCTION: &str = "Respond with a single valid JSON object and 
 /// line); consecutive messages of the same role are merged because Anthropic requires roles to
 /// alternate; `role: tool` results become `tool_result` blocks in a user message.
 ///
-/// `response_format` of type `json_object` or `json_schema` has no Anthropic equivalent: an
-/// instruction to answer with JSON only (and the schema, when given) is appended to `system`.
-/// This is a prompt, not a guarantee; the model may still add prose.
+/// `response_format` of type `json_object` or `json_schema` becomes a tool the model must
+/// call (see `structured`); `reasoning_effort` becomes a `thinking` budget (see `reasoning`).
 pub fn openai_to_anthropic(req: &Value, model: &str) -> Result<Value, TranslateError> {
     let obj = req
         .as_object()
@@ -115,12 +113,6 @@ pub fn openai_to_anthropic(req: &Value, model: &str) -> Result<Value, TranslateE
         ));
     }
 
-    if let Some(instruction) = json_mode_instruction(obj)? {
-        system.push(instruction);
-    }
-    if !system.is_empty() {
-        out.insert("system".into(), Value::String(system.join("\n\n")));
-    }
     out.insert("messages".into(), Value::Array(messages));
 
     let max = match (
@@ -224,6 +216,11 @@ pub fn openai_to_anthropic(req: &Value, model: &str) -> Result<Value, TranslateE
         (None, Some(c)) => Some(anthropic_tool_choice(c, "function_call")?),
         (None, None) => None,
     };
+    let thinking = reasoning::apply_effort(obj, &mut out)?;
+    let choice = structured::add_answer_tool(obj, &mut tools, choice, thinking, &mut system)?;
+    if !system.is_empty() {
+        out.insert("system".into(), Value::String(system.join("\n\n")));
+    }
     let serial = matches!(
         present(obj, "parallel_tool_calls"),
         Some(Value::Bool(false))
@@ -294,8 +291,19 @@ pub fn anthropic_to_openai(req: &Value, model: &str) -> Result<Value, TranslateE
     }
     out.insert("messages".into(), Value::Array(messages));
 
+    // `max_completion_tokens`, never `max_tokens`: OpenAI's reasoning models refuse
+    // `max_tokens`, and vLLM and SGLang take both (`max_tokens` is deprecated there).
     if let Some(v) = present(obj, "max_tokens") {
-        out.insert("max_tokens".into(), positive_int(v, "max_tokens")?.into());
+        out.insert(
+            "max_completion_tokens".into(),
+            positive_int(v, "max_tokens")?.into(),
+        );
+    }
+    if let Some(effort) = reasoning::effort_for_thinking(obj)? {
+        out.insert("reasoning_effort".into(), Value::String(effort.into()));
+    }
+    if let Some(rf) = structured::response_format(obj)? {
+        out.insert("response_format".into(), rf);
     }
     if let Some(s) = present(obj, "stop_sequences") {
         let a = s
@@ -555,7 +563,8 @@ fn openai_assistant_blocks(
     legacy_ids: &mut HashMap<String, String>,
 ) -> Result<Vec<Value>, TranslateError> {
     let content_path = format!("{path}.content");
-    let mut blocks = Vec::new();
+    // Anthropic wants a turn's thinking first, before its text and tool calls.
+    let mut blocks = reasoning::request_thinking_blocks(m, path)?;
     match m.get("content") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => blocks.extend(text_block(s)),
@@ -676,31 +685,6 @@ fn anthropic_tool_choice(c: &Value, path: &str) -> Result<Value, TranslateError>
             Ok(json!({"type": "tool", "name": name}))
         }
         other => Err(expected(path, "a string or an object", other)),
-    }
-}
-
-fn json_mode_instruction(obj: &Map<String, Value>) -> Result<Option<String>, TranslateError> {
-    let Some(rf) = present(obj, "response_format") else {
-        return Ok(None);
-    };
-    let rf = rf
-        .as_object()
-        .ok_or_else(|| expected("response_format", "an object", rf))?;
-    match req_str(rf, "type", "response_format")? {
-        "text" => Ok(None),
-        "json_object" => Ok(Some(JSON_INSTRUCTION.to_owned())),
-        "json_schema" => {
-            let schema = rf.get("json_schema").and_then(|s| s.get("schema"));
-            Ok(Some(match schema {
-                Some(schema) => format!(
-                    "{JSON_INSTRUCTION}\nThe JSON object must conform to this JSON Schema:\n{schema}"
-                ),
-                None => JSON_INSTRUCTION.to_owned(),
-            }))
-        }
-        other => Err(invalid(format!(
-            "response_format.type: expected text, json_object or json_schema, got {other:?}"
-        ))),
     }
 }
 
@@ -1206,26 +1190,32 @@ mod tests {
     }
 
     #[test]
-    fn json_mode_appends_instruction() {
+    fn json_modes_become_a_forced_answer_tool_not_an_instruction() {
         let out = o2a(json!({
             "messages": [{"role": "system", "content": "Be helpful."}, {"role": "user", "content": "x"}],
             "response_format": {"type": "json_object"}
         }));
-        assert_eq!(out["system"], format!("Be helpful.\n\n{JSON_INSTRUCTION}"));
+        assert_eq!(out["system"], "Be helpful.");
+        assert_eq!(out["tools"][0]["name"], "structured_output__json_object");
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "tool", "name": "structured_output__json_object"})
+        );
 
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
         let out = o2a(json!({
             "messages": [{"role": "user", "content": "x"}],
             "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
         }));
-        let system = out["system"].as_str().unwrap();
-        assert!(system.starts_with(JSON_INSTRUCTION), "{system}");
-        assert!(system.ends_with(&schema.to_string()), "{system}");
+        assert!(out.get("system").is_none());
+        assert_eq!(out["tools"][0]["input_schema"], schema);
+        assert_eq!(out["tool_choice"]["name"], "structured_output__r");
 
         let out = o2a(
             json!({"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}}),
         );
         assert!(out.get("system").is_none());
+        assert!(out.get("tools").is_none());
     }
 
     #[test]
@@ -1353,7 +1343,8 @@ mod tests {
                     {"role": "assistant", "content": "Hello!"},
                     {"role": "user", "content": "How far\n\nis the moon?"}
                 ],
-                "max_tokens": 1024,
+                "max_completion_tokens": 1024,
+                "reasoning_effort": "low",
                 "stop": ["\n\nHuman:"],
                 "temperature": 0.2,
                 "top_p": 0.8,
@@ -1552,7 +1543,7 @@ mod tests {
         assert_eq!(back["messages"], original["messages"]);
         assert_eq!(back["tools"], original["tools"]);
         assert_eq!(back["tool_choice"], original["tool_choice"]);
-        assert_eq!(back["max_tokens"], 50);
+        assert_eq!(back["max_completion_tokens"], 50);
         assert_eq!(back["stop"], json!(["X"]));
         assert_eq!(back["temperature"], 0.5);
         assert_eq!(back["user"], "u");
