@@ -229,7 +229,7 @@ def json_reply(prompt: Prompt, text: str, fault: str | None) -> str:
 def structured_request(body: dict, dialect: str) -> tuple[bool, dict | None]:
     """Whether a request asks for JSON, and its schema: OpenAI `response_format`, Anthropic
     `output_config.format` (or the beta `output_format`), or a system prompt that asks for a
-    JSON object (what a gateway translating JSON mode to Anthropic writes), with the schema
+    JSON object (what a gateway that turns JSON mode into a prompt writes), with the schema
     after "JSON Schema:" when it gives one."""
     if dialect != "anthropic":
         rf = body.get("response_format")
