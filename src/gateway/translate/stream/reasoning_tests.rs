@@ -241,15 +241,16 @@ fn openai_reasoning_content_streams_as_a_thinking_block() {
 #[test]
 fn a_content_chunk_with_reasoning_takes_the_general_path() {
     let mut conv = OpenAiToAnthropic::new("m");
-    run_o2a_partial(&mut conv, &chunk(json!({"content": "a"}), Value::Null));
+    // A text block is open, so a plain content chunk would take the fast path.
+    conv.push(&chunk(json!({"content": "a"}), Value::Null));
+    let mut out = String::new();
+    assert!(conv.text_fast(
+        &chunk(json!({"content": "b"}), Value::Null).to_string(),
+        &mut out
+    ));
     let both = chunk(
         json!({"content": "b", "reasoning_content": "r"}),
         Value::Null,
     );
-    let mut out = String::new();
-    assert!(!conv.text_fast(&both.to_string(), &mut out));
-}
-
-fn run_o2a_partial(conv: &mut OpenAiToAnthropic, c: &Value) {
-    conv.push(c);
+    assert!(!conv.text_fast(&both.to_string(), &mut String::new()));
 }
