@@ -140,6 +140,7 @@ class Prompt:
     stops: list[str] = field(default_factory=list)
     json_mode: bool = False  # answer with a JSON object (JSON mode, or a schema below)
     json_schema: dict | None = None  # the schema structured output asked for
+    tool_schema: dict | None = None  # input schema of the tool to call
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Answer:
     finish: str  # key of OPENAI_FINISH / ANTHROPIC_STOP
     tool_name: str | None = None
     stop_sequence: str | None = None
+    tool_input: dict | None = None  # the arguments of the call to `tool_name`
 
     @property
     def text(self) -> str:
@@ -241,7 +243,7 @@ def json_reply(prompt: Prompt, text: str, fault: str | None) -> str:
 def structured_request(body: dict, dialect: str) -> tuple[bool, dict | None]:
     """Whether a request asks for JSON, and its schema: OpenAI `response_format`, Anthropic
     `output_config.format` (or the beta `output_format`), or a system prompt that asks for a
-    JSON object (what a gateway translating JSON mode to Anthropic writes), with the schema
+    JSON object (what a gateway that turns JSON mode into a prompt writes), with the schema
     after "JSON Schema:" when it gives one."""
     if dialect != "anthropic":
         rf = body.get("response_format")
@@ -272,7 +274,8 @@ def answer(prompt: Prompt, fault: str | None = None, extra_words: int = 0) -> An
     with that many more words, so a model that grew wordier shows in the content and in the
     usage's output tokens alike; max_tokens and stop sequences still cut the padded text."""
     if prompt.tool:
-        return Answer(pieces(json.dumps(TOOL_ARGUMENTS)), "tool", tool_name=prompt.tool)
+        arguments = tool_arguments(prompt)
+        return Answer(pieces(json.dumps(arguments)), "tool", tool_name=prompt.tool, tool_input=arguments)
     if prompt.tool_result is not None:
         prefix, body = "tool result:", prompt.tool_result
     else:
@@ -292,6 +295,35 @@ def answer(prompt: Prompt, fault: str | None = None, extra_words: int = 0) -> An
     if prompt.max_tokens is not None and len(chunks) > prompt.max_tokens:
         chunks, finish, stop_sequence = chunks[: prompt.max_tokens], "length", None
     return Answer(chunks, finish, stop_sequence=stop_sequence)
+
+
+def tool_arguments(prompt: Prompt) -> dict:
+    """The input of a tool call: `{"city": "Paris"}` when it fits the tool's schema, else an
+    instance of the schema (a forced tool that carries a structured answer)."""
+    schema = prompt.tool_schema
+    if not isinstance(schema, dict):
+        return TOOL_ARGUMENTS
+    required = [n for n in schema.get("required") or [] if isinstance(n, str)]
+    if all(n in TOOL_ARGUMENTS for n in required):
+        return TOOL_ARGUMENTS
+    value = example(schema, schema, " ".join(["echo:", *prompt.last_text.split()[:MAX_ECHO_WORDS]]))
+    return value if isinstance(value, dict) else TOOL_ARGUMENTS
+
+
+def tool_schemas(body: dict, dialect: str) -> dict:
+    """Each tool's input schema by name."""
+    out = {}
+    for t in body.get("tools") or []:
+        if not isinstance(t, dict):
+            continue
+        if dialect == "anthropic":
+            name, schema = t.get("name"), t.get("input_schema")
+        else:
+            f = t.get("function") if isinstance(t.get("function"), dict) else {}
+            name, schema = f.get("name"), f.get("parameters")
+        if isinstance(name, str) and isinstance(schema, dict):
+            out[name] = schema
+    return out
 
 
 def openai_prompt(body: dict, messages: list[dict], max_tokens: int | None, stops: list[str]) -> Prompt:
@@ -321,15 +353,17 @@ def openai_prompt(body: dict, messages: list[dict], max_tokens: int | None, stop
     elif choice == "required" and names:
         forced = names[0]
     json_mode, json_schema = structured_request(body, "openai")
+    tool = choose_tool(names, forced, choice != "none", last_text, tool_result)
     return Prompt(
         input_tokens=input_tokens,
         last_text=last_text,
         tool_result=tool_result,
-        tool=choose_tool(names, forced, choice != "none", last_text, tool_result),
+        tool=tool,
         max_tokens=max_tokens,
         stops=stops,
         json_mode=json_mode,
         json_schema=json_schema,
+        tool_schema=tool_schemas(body, "openai").get(tool),
     )
 
 
@@ -421,15 +455,17 @@ def anthropic_prompt(body: dict, messages: list[dict], max_tokens: int, stops: l
         forced = choice.get("name")
     elif kind == "any" and names:
         forced = names[0]
+    tool = choose_tool(names, forced, kind != "none", last_text, tool_result)
     return Prompt(
         input_tokens=input_tokens,
         last_text=last_text,
         tool_result=tool_result,
-        tool=choose_tool(names, forced, kind != "none", last_text, tool_result),
+        tool=tool,
         max_tokens=max_tokens,
         stops=stops,
         json_mode=json_mode,
         json_schema=json_schema,
+        tool_schema=tool_schemas(body, "anthropic").get(tool),
     )
 
 
@@ -441,6 +477,75 @@ def embedding(item) -> list[float]:
     norm = math.sqrt(sum(v * v for v in vector)) or 1.0
     packed = struct.pack(f"<{EMBEDDING_DIMENSIONS}f", *(v / norm for v in vector))
     return list(struct.unpack(f"<{EMBEDDING_DIMENSIONS}f", packed))
+
+
+# --------------------------------------------------------------------------- reasoning and caches
+
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high")
+
+
+def openai_reasoning_error(body: dict, dialect: str) -> str | None:
+    """Why OpenAI would refuse a reasoning request: an unknown effort, or `max_tokens`, which
+    its reasoning models reject in favour of `max_completion_tokens` (vLLM takes both)."""
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return None
+    if effort not in REASONING_EFFORTS:
+        return f"Invalid value for 'reasoning_effort': {effort!r}. Supported values are: {', '.join(REASONING_EFFORTS)}."
+    if dialect == "openai" and body.get("max_tokens") is not None:
+        return "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+    return None
+
+
+def openai_reasoning(body: dict, prompt: Prompt) -> str | None:
+    """The `reasoning_content` of an answer to a request with a `reasoning_effort` that thinks."""
+    effort = body.get("reasoning_effort")
+    if effort in (None, "none", "minimal"):
+        return None
+    return " ".join([f"Reasoning ({effort}) about:", *prompt.last_text.split()[:MAX_ECHO_WORDS]])
+
+
+def signature(thinking: str) -> str:
+    """The mock's signature of a thinking text; a block sent back must carry it unchanged."""
+    return "sig_" + hashlib.sha256(thinking.encode()).hexdigest()[:32]
+
+
+def anthropic_thinking(body: dict, max_tokens: int, prompt: Prompt) -> tuple[str | None, str | None]:
+    """(error, thinking text) for an Anthropic request: the checks the real API makes of
+    `thinking` (budget of at least 1024 and below max_tokens, no forced tool choice; signed
+    thinking blocks in history, first in a final assistant turn with tool use), and the text of
+    the answer's thinking block when it is enabled."""
+    messages = body.get("messages") or []
+    for i, m in enumerate(messages):
+        for j, b in enumerate(m.get("content") if isinstance(m.get("content"), list) else []):
+            if isinstance(b, dict) and b.get("type") == "thinking" and b.get("signature") != signature(str(b.get("thinking", ""))):
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block", None
+    config = body.get("thinking")
+    if not isinstance(config, dict) or config.get("type") != "enabled":
+        return None, None
+    budget = config.get("budget_tokens")
+    if not _is_int(budget) or budget < 1024:
+        return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024", None
+    if budget >= max_tokens:
+        return "`max_tokens` must be greater than `thinking.budget_tokens`", None
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use.", None
+    last = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "assistant"), None)
+    content = messages[last].get("content") if last is not None else None
+    if isinstance(content, list) and any(isinstance(b, dict) and b.get("type") == "tool_use" for b in content):
+        first = content[0].get("type") if isinstance(content[0], dict) else None
+        if first not in ("thinking", "redacted_thinking"):
+            return (
+                f"messages.{last}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. "
+                "When `thinking` is enabled, a final `assistant` message must start with a thinking block."
+            ), None
+    return None, " ".join(["Thinking about:", *prompt.last_text.split()[:MAX_ECHO_WORDS]])
+
+
+def cached(config: dict, prompt_tokens: int) -> int:
+    """Prompt tokens to report as read from the cache (the `cached_tokens` fault)."""
+    return min(config.get("cached_tokens", 0), prompt_tokens)
 
 
 # --------------------------------------------------------------------------- errors
@@ -515,6 +620,7 @@ FAULT_FIELDS = frozenset(
         "stream_error_after",
         "body_delay_ms",
         "extra_output_words",
+        "cached_tokens",
         "hang",
         "deterministic",
         "seed",
@@ -552,7 +658,7 @@ def validate_faults(config) -> dict:
                 and all(_is_number(v) for v in value)
                 and 0 <= value[0] <= value[1]
             )
-        elif name in ("cut_stream_after", "stream_error_after", "extra_output_words"):
+        elif name in ("cut_stream_after", "stream_error_after", "extra_output_words", "cached_tokens"):
             ok = _is_int(value) and value >= 0
         elif name in ("hang", "deterministic"):
             ok = isinstance(value, bool)
@@ -1174,6 +1280,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         stops = [stop] if isinstance(stop, str) else stop or []
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             return self._error(400, "'stop' must be a string or an array of strings.", param="stop")
+        refused = openai_reasoning_error(body, server.dialect)
+        if refused:
+            return self._error(400, refused, param="reasoning_effort")
         stream = body.get("stream") is True
         prompt = openai_prompt(body, messages, max_tokens, stops)
 
@@ -1182,18 +1291,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         with server.metrics.gauge("running"):
             reply = answer(prompt, self._answer_fault(prompt), config.get("extra_output_words", 0))
-            server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
+            reasoning = openai_reasoning(body, prompt)
+            thought = words(reasoning or "")
+            server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens + thought)
             usage = {
                 "prompt_tokens": prompt.input_tokens,
-                "completion_tokens": reply.output_tokens,
-                "total_tokens": prompt.input_tokens + reply.output_tokens,
+                "completion_tokens": reply.output_tokens + thought,
+                "total_tokens": prompt.input_tokens + reply.output_tokens + thought,
             }
+            if "cached_tokens" in config:
+                usage["prompt_tokens_details"] = {"cached_tokens": cached(config, prompt.input_tokens)}
+            if reasoning:
+                usage["completion_tokens_details"] = {"reasoning_tokens": thought}
             completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
             call_id = f"call_{uuid.uuid4().hex[:24]}"
             finish = OPENAI_FINISH[reply.finish]
             if stream:
                 first_token = self._openai_stream(
-                    config, body, model, completion_id, created, call_id, reply, finish, usage
+                    config, body, model, completion_id, created, call_id, reply, finish, usage, reasoning
                 )
             else:
                 if reply.tool_name:
@@ -1210,6 +1325,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     }
                 else:
                     message = {"role": "assistant", "content": reply.text}
+                if reasoning:
+                    message["reasoning_content"] = reasoning
                 first_token = time.monotonic()
                 self._send_json(
                     200,
@@ -1231,7 +1348,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 time.monotonic() - started,
             )
 
-    def _openai_stream(self, config, body, model, completion_id, created, call_id, reply, finish, usage):
+    def _openai_stream(self, config, body, model, completion_id, created, call_id, reply, finish, usage, reasoning=None):
         include_usage = (body.get("stream_options") or {}).get("include_usage") is True
 
         def chunk(delta, finish_reason=None):
@@ -1262,6 +1379,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             preamble = [chunk({"role": "assistant", "content": ""})]
             content = [chunk({"content": p}) for p in reply.chunks]
+        # Reasoning comes first, as vLLM's reasoning parsers stream it.
+        content = [chunk({"reasoning_content": p}) for p in pieces(reasoning or "")] + content
         closing = [chunk({}, finish)]
         if include_usage:
             closing.append(event([], usage))
@@ -1434,20 +1553,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self._error(400, "stop_sequences: Input should be a valid list of strings")
         stream = body.get("stream") is True
         prompt = anthropic_prompt(body, messages, max_tokens, stops)
+        refused, thinking = anthropic_thinking(body, max_tokens, prompt)
+        if refused:
+            return self._error(400, refused)
 
         config, answered = self._faulted(stream)
         if answered:
             return
         reply = answer(prompt, self._answer_fault(prompt), config.get("extra_output_words", 0))
-        self.server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens)
+        thought = words(thinking or "")
+        self.server.stats.tokens(self.record, prompt.input_tokens, reply.output_tokens + thought)
         message_id, tool_id = f"msg_{uuid.uuid4().hex[:24]}", f"toolu_{uuid.uuid4().hex[:24]}"
         stop_reason = ANTHROPIC_STOP[reply.finish]
+        # Anthropic's input_tokens leaves out what was read from the cache.
+        read = cached(config, prompt.input_tokens)
+        usage = {"input_tokens": prompt.input_tokens - read, "output_tokens": reply.output_tokens + thought}
+        if "cached_tokens" in config:
+            usage.update(cache_read_input_tokens=read, cache_creation_input_tokens=0)
         if stream:
-            return self._anthropic_stream(config, model, message_id, tool_id, prompt, reply, stop_reason)
+            return self._anthropic_stream(config, model, message_id, tool_id, prompt, reply, stop_reason, thinking, usage)
         if reply.tool_name:
-            block = {"type": "tool_use", "id": tool_id, "name": reply.tool_name, "input": TOOL_ARGUMENTS}
+            block = {"type": "tool_use", "id": tool_id, "name": reply.tool_name, "input": reply.tool_input}
         else:
             block = {"type": "text", "text": reply.text}
+        blocks = [block]
+        if thinking:
+            blocks.insert(0, {"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
         self._send_json(
             200,
             {
@@ -1455,16 +1586,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "type": "message",
                 "role": "assistant",
                 "model": model,
-                "content": [block],
+                "content": blocks,
                 "stop_reason": stop_reason,
                 "stop_sequence": reply.stop_sequence,
-                "usage": {"input_tokens": prompt.input_tokens, "output_tokens": reply.output_tokens},
+                "usage": usage,
             },
         )
 
-    def _anthropic_stream(self, config, model, message_id, tool_id, prompt, reply, stop_reason):
+    def _anthropic_stream(self, config, model, message_id, tool_id, prompt, reply, stop_reason, thinking=None, usage=None):
         def event(name, data):
             return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+        # With thinking, its block comes first and the answer's block is the second.
+        at = 1 if thinking else 0
+        start_usage = {**(usage or {"input_tokens": prompt.input_tokens}), "output_tokens": 1}
 
         message = {
             "id": message_id,
@@ -1474,32 +1609,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": prompt.input_tokens, "output_tokens": 1},
+            "usage": start_usage,
         }
         if reply.tool_name:
             block = {"type": "tool_use", "id": tool_id, "name": reply.tool_name, "input": {}}
             content = [
-                event("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": p}})
+                event("content_block_delta", {"index": at, "delta": {"type": "input_json_delta", "partial_json": p}})
                 for p in reply.chunks
             ]
         else:
             block = {"type": "text", "text": ""}
             content = [
-                event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}})
+                event("content_block_delta", {"index": at, "delta": {"type": "text_delta", "text": p}})
                 for p in reply.chunks
             ]
-        preamble = [
-            event("message_start", {"message": message}),
-            event("content_block_start", {"index": 0, "content_block": block}),
-            event("ping", {}),
-        ]
+        preamble = [event("message_start", {"message": message})]
+        if thinking:
+            preamble += [
+                event("content_block_start", {"index": 0, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+                *(
+                    event("content_block_delta", {"index": 0, "delta": {"type": "thinking_delta", "thinking": p}})
+                    for p in pieces(thinking)
+                ),
+                event("content_block_delta", {"index": 0, "delta": {"type": "signature_delta", "signature": signature(thinking)}}),
+                event("content_block_stop", {"index": 0}),
+            ]
+        preamble += [event("content_block_start", {"index": at, "content_block": block}), event("ping", {})]
         closing = [
-            event("content_block_stop", {"index": 0}),
+            event("content_block_stop", {"index": at}),
             event(
                 "message_delta",
                 {
                     "delta": {"stop_reason": stop_reason, "stop_sequence": reply.stop_sequence},
-                    "usage": {"output_tokens": reply.output_tokens},
+                    "usage": {"output_tokens": (usage or {}).get("output_tokens", reply.output_tokens)},
                 },
             ),
             event("message_stop", {}),

@@ -1225,3 +1225,104 @@ def test_hosted_dialects_report_their_rate_limits(openai_mock, anthropic_mock, v
     assert m.headers["anthropic-ratelimit-requests-remaining"] == "9999"
     assert m.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
     assert not any(k.lower().startswith("x-ratelimit") for k in vllm_mock.chat().headers)
+
+
+# --------------------------------------------------------------------------- reasoning, forced schemas, caches
+
+
+def test_a_forced_tool_answers_an_instance_of_its_input_schema(openai_mock, anthropic_mock):
+    answer_tool = {"name": "structured_output__answer", "input_schema": ANSWER_SCHEMA}
+    forced = {"type": "tool", "name": "structured_output__answer"}
+    body = anthropic_mock.message("give me json", tools=[WEATHER_TOOL_ANTHROPIC, answer_tool], tool_choice=forced).json()
+    (block,) = body["content"]
+    assert block["type"] == "tool_use" and block["name"] == "structured_output__answer"
+    fits_answer_schema(block["input"])
+    events = [(n, json.loads(d)) for n, d in sse(
+        anthropic_mock.message("give me json", tools=[answer_tool], tool_choice=forced, stream=True).text)]
+    partial = "".join(d["delta"]["partial_json"] for n, d in events if n == "content_block_delta")
+    fits_answer_schema(json.loads(partial))
+    oai_tool = {"type": "function", "function": {"name": "answer", "parameters": ANSWER_SCHEMA}}
+    body = openai_mock.chat("give me json", tools=[oai_tool],
+                            tool_choice={"type": "function", "function": {"name": "answer"}}).json()
+    fits_answer_schema(json.loads(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]))
+    # A tool whose schema {"city": "Paris"} fits still gets it.
+    weather = anthropic_mock.message("hi", tools=[WEATHER_TOOL_ANTHROPIC], tool_choice={"type": "any"}).json()
+    assert weather["content"][0]["input"] == {"city": "Paris"}
+
+
+def test_openai_reasoning_effort_answers_reasoning_content(openai_mock, vllm_mock):
+    body = openai_mock.chat("why is the sky blue", reasoning_effort="low", max_completion_tokens=50).json()
+    message = body["choices"][0]["message"]
+    assert message["reasoning_content"] == "Reasoning (low) about: why is the sky blue"
+    assert message["content"] == "echo: why is the sky blue"
+    assert body["usage"]["completion_tokens_details"]["reasoning_tokens"] == 8
+    assert body["usage"]["completion_tokens"] == 8 + 6
+    assert "reasoning_content" not in openai_mock.chat("hi", reasoning_effort="minimal").json()["choices"][0]["message"]
+    assert "reasoning_content" not in openai_mock.chat("hi").json()["choices"][0]["message"]
+    chunks, _ = openai_chunks(openai_mock.chat("why", reasoning_effort="high", stream=True).text)
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert "".join(d.get("reasoning_content") or "" for d in deltas) == "Reasoning (high) about: why"
+    first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
+    assert all(not d.get("reasoning_content") for d in deltas[first_content:]), "reasoning first"
+    # OpenAI's reasoning models refuse max_tokens; vLLM takes it.
+    refused = openai_mock.chat("hi", reasoning_effort="low", max_tokens=10)
+    assert refused.status_code == 400 and "max_completion_tokens" in refused.json()["error"]["message"]
+    assert vllm_mock.chat("hi", reasoning_effort="low", max_tokens=10).status_code == 200
+    assert openai_mock.chat("hi", reasoning_effort="extreme").status_code == 400
+
+
+def test_anthropic_thinking_answers_a_signed_thinking_block(anthropic_mock):
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    body = anthropic_mock.message("why", max_tokens=2048, thinking=thinking).json()
+    block, text = body["content"]
+    assert block["type"] == "thinking" and block["thinking"] == "Thinking about: why"
+    assert block["signature"] == mock_provider.signature("Thinking about: why")
+    assert text == {"type": "text", "text": "echo: why"}
+    events = [(n, json.loads(d)) for n, d in sse(
+        anthropic_mock.message("why", max_tokens=2048, thinking=thinking, stream=True).text)]
+    deltas = [d for n, d in events if n == "content_block_delta"]
+    assert "".join(d["delta"].get("thinking", "") for d in deltas if d["index"] == 0) == "Thinking about: why"
+    assert [d["delta"]["signature"] for d in deltas if d["delta"]["type"] == "signature_delta"] == [block["signature"]]
+    assert "".join(d["delta"].get("text", "") for d in deltas if d["index"] == 1) == "echo: why"
+    # What the real API refuses.
+    for extra, why in [
+        ({"max_tokens": 1024}, "greater than"),
+        ({"thinking": {"type": "enabled", "budget_tokens": 100}}, "1024"),
+        ({"tools": [WEATHER_TOOL_ANTHROPIC], "tool_choice": {"type": "any"}}, "forces tool use"),
+    ]:
+        r = anthropic_mock.message("hi", **{"max_tokens": 2048, "thinking": thinking, **extra})
+        assert r.status_code == 400 and why in r.json()["error"]["message"], r.text
+    history = [{"role": "user", "content": "weather?"},
+               {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "get_weather", "input": {}}]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "sun"}]}]
+    r = anthropic_mock.post("/v1/messages", {"model": "c", "max_tokens": 2048, "thinking": thinking,
+                                             "messages": history}, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == 400 and "must start with a thinking block" in r.json()["error"]["message"]
+    forged = {"type": "thinking", "thinking": "x", "signature": "sig_forged"}
+    history[1]["content"].insert(0, forged)
+    r = anthropic_mock.post("/v1/messages", {"model": "c", "max_tokens": 2048, "thinking": thinking,
+                                             "messages": history}, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == 400 and "signature" in r.json()["error"]["message"]
+    forged["signature"] = mock_provider.signature("x")
+    r = anthropic_mock.post("/v1/messages", {"model": "c", "max_tokens": 2048, "thinking": thinking,
+                                             "messages": history}, headers=ANTHROPIC_HEADERS)
+    assert r.status_code == 200, r.text
+
+
+def test_cached_tokens_are_reported_in_each_dialects_usage(openai_mock, anthropic_mock):
+    openai_mock.faults(cached_tokens=2)
+    usage = openai_mock.chat("one two three").json()["usage"]
+    assert usage["prompt_tokens"] == 3 and usage["prompt_tokens_details"] == {"cached_tokens": 2}
+    chunks, _ = openai_chunks(openai_mock.chat("one two three", stream=True,
+                                               stream_options={"include_usage": True}).text)
+    assert chunks[-1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 2}
+    anthropic_mock.faults(cached_tokens=2)
+    usage = anthropic_mock.message("one two three").json()["usage"]
+    assert (usage["input_tokens"], usage["cache_read_input_tokens"]) == (1, 2)
+    events = [(n, json.loads(d)) for n, d in sse(anthropic_mock.message("one two three", stream=True).text)]
+    assert events[0][1]["message"]["usage"]["cache_read_input_tokens"] == 2
+    # More than the prompt: capped at the prompt.
+    openai_mock.faults(cached_tokens=50)
+    assert openai_mock.chat("x").json()["usage"]["prompt_tokens_details"]["cached_tokens"] == 1
+    with pytest.raises(AssertionError):
+        openai_mock.faults(cached_tokens=-1)

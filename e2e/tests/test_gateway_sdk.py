@@ -172,7 +172,7 @@ def test_anthropic_sdk_served_by_an_openai_backend(openai_route, gateway):
     assert m.stop_reason == "end_turn" and m.usage.output_tokens > 0
     sent = last_body(openai_route)["body"]
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
-    assert sent["max_tokens"] == 64
+    assert sent["max_completion_tokens"] == 64 and "max_tokens" not in sent
 
     with client.messages.stream(model="chat", max_tokens=64,
                                 messages=[{"role": "user", "content": "translate me please"}]) as s:

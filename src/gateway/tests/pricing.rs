@@ -90,6 +90,19 @@ async fn each_path_costs(dialect: &'static str, pricing: Value, per_answer: f64)
             assert_eq!(a.status, 200, "{}", a.body);
             n += 1.0;
             let path = format!("{caller:?} caller, {dialect} backend, stream {stream}");
+            // The caller reads the cache reads in its own dialect's usage field (an OpenAI
+            // caller's stream has usage only when it asks for it).
+            let reported = match caller {
+                Dialect::Openai => "\"cached_tokens\":600",
+                Dialect::Anthropic => "\"cache_read_input_tokens\":600",
+            };
+            if !(stream && caller == Dialect::Openai) {
+                assert!(
+                    a.body.replace(": ", ":").contains(reported),
+                    "{path}: {}",
+                    a.body
+                );
+            }
             let tokens = |t| {
                 h.metric(
                     "switchyard_tokens_total",

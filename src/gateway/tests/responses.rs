@@ -113,7 +113,12 @@ async fn an_anthropic_backend_streams_the_responses_event_sequence() {
     }
     let up = Upstream::start(move |_, body| {
         assert_eq!(body["system"], "Be brief.");
-        assert_eq!(body["max_tokens"], 32);
+        // `reasoning.effort: low` is a thinking budget, with room left for the answer.
+        assert_eq!(
+            body["thinking"],
+            json!({"type": "enabled", "budget_tokens": 1024})
+        );
+        assert_eq!(body["max_tokens"], 1024 + 32);
         Reply::Sse(events.clone())
     })
     .await;

@@ -146,30 +146,94 @@ fn anthropic_text_stream(parts: &[&str]) -> Reply {
     Reply::Sse(events)
 }
 
+/// An Anthropic answer calling the structured-answer tool with `input`.
+fn anthropic_answer_tool(input: Value) -> Reply {
+    Reply::Json(
+        200,
+        json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "c",
+               "content": [{"type": "tool_use", "id": "toolu_1", "name": "structured_output__a", "input": input}],
+               "stop_reason": "tool_use", "stop_sequence": null,
+               "usage": {"input_tokens": 3, "output_tokens": 5}}),
+    )
+}
+
+/// An Anthropic stream calling the structured-answer tool, its input in `parts`.
+fn anthropic_answer_tool_stream(parts: &[&str]) -> Reply {
+    let mut events = anthropic_preamble();
+    events[1] = (
+        Duration::ZERO,
+        sse_event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block":
+                   {"type": "tool_use", "id": "toolu_1", "name": "structured_output__a", "input": {}}}),
+        ),
+    );
+    for p in parts {
+        events.push((
+            Duration::ZERO,
+            sse_event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": p}}),
+            ),
+        ));
+    }
+    for (name, data) in [
+        (
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                   "usage": {"output_tokens": 5}}),
+        ),
+        ("message_stop", json!({"type": "message_stop"})),
+    ] {
+        events.push((Duration::ZERO, sse_event(name, data)));
+    }
+    Reply::Sse(events)
+}
+
 #[tokio::test]
 async fn answers_translated_from_an_anthropic_backend_are_judged() {
-    // The OpenAI caller's schema reaches Claude as an instruction; its answer comes back as
-    // an OpenAI answer, judged the same way.
+    // The OpenAI caller's schema reaches Claude as a tool it must call; the call's input comes
+    // back as the OpenAI answer's content, judged the same way. An answer that is not JSON
+    // (text instead of the call, or a cut stream) is judged too.
     let text = texts(ANSWERS);
     let up = Upstream::start(move |n, req| {
-        let system = req["system"].as_str().unwrap_or_default();
-        assert!(system.contains("JSON Schema"), "{req}");
+        assert_eq!(
+            req["tool_choice"],
+            json!({"type": "tool", "name": "structured_output__a"}),
+            "{req}"
+        );
+        assert_eq!(req["tools"][0]["input_schema"], schema(), "{req}");
+        assert!(req.get("system").is_none(), "no prompt instruction: {req}");
+        let t = text(n);
         if req["stream"] == json!(true) {
-            let t = text(n);
             let (a, b) = t.split_at(t.len() / 2);
-            anthropic_text_stream(&[a, b])
+            anthropic_answer_tool_stream(&[a, b])
         } else {
-            anthropic_message(text(n))
+            match serde_json::from_str::<Value>(t) {
+                Ok(input) => anthropic_answer_tool(input),
+                Err(_) => anthropic_message(t),
+            }
         }
     })
     .await;
     let h = one_backend(&up, "anthropic");
     for _ in ANSWERS {
-        h.ask(json_schema(), false).await;
+        let a = h.ask(json_schema(), false).await;
+        let v: Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(v["choices"][0]["finish_reason"], "stop", "{v}");
+        assert!(
+            v["choices"][0]["message"].get("tool_calls").is_none(),
+            "{v}"
+        );
     }
     assert_eq!(h.verdicts(), (1.0, 1.0, 1.0));
     for _ in ANSWERS {
-        h.ask(json_schema(), true).await;
+        let a = h.ask(json_schema(), true).await;
+        assert!(!a.body.contains("tool_calls"), "{}", a.body);
     }
     assert_eq!(h.verdicts(), (2.0, 2.0, 2.0));
     let provider = h.metric(

@@ -16,11 +16,13 @@ pub mod error;
 pub mod pair;
 pub mod passthrough;
 mod pieces;
+pub mod reasoning;
 pub mod request;
 pub mod response;
 pub mod responses;
 pub mod sse;
 pub mod stream;
+pub mod structured;
 mod util;
 
 pub use error::{anthropic_error, error_message, openai_error};

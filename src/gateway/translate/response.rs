@@ -6,6 +6,9 @@
 
 use serde_json::{Map, Value, json};
 
+use super::reasoning::{self, Thinking};
+use super::structured::is_answer_tool;
+
 /// Tokens consumed by one request, as counted by the backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -18,11 +21,21 @@ pub struct Usage {
 
 /// An Anthropic `message` as an OpenAI `chat.completion`. `model` is the name the caller asked
 /// for (not the backend's), `created` the Unix time to report.
+///
+/// A call of the structured-answer tool (see `structured`) is the answer: its input becomes
+/// the `content` (any prose beside it is dropped, so the content parses as the caller's
+/// schema) and the answer finishes with `stop` unless other tools were called. Thinking
+/// blocks become `reasoning_content` and `thinking_blocks` (see `reasoning`).
 pub fn anthropic_to_openai(resp: &Value, model: &str, created: i64) -> Value {
     let mut text = String::new();
     let mut has_text = false;
     let mut calls = Vec::new();
+    let mut answer: Option<String> = None;
+    let mut thinking = Thinking::default();
     for block in resp["content"].as_array().into_iter().flatten() {
+        if thinking.take(block) {
+            continue;
+        }
         match block["type"].as_str() {
             Some("text") => {
                 has_text = true;
@@ -33,6 +46,10 @@ pub fn anthropic_to_openai(resp: &Value, model: &str, created: i64) -> Value {
                     Value::Null => json!({}),
                     v => v.clone(),
                 };
+                if is_answer_tool(block["name"].as_str().unwrap_or_default()) {
+                    answer = Some(input.to_string());
+                    continue;
+                }
                 calls.push(json!({
                     "id": block["id"].as_str().unwrap_or_default(),
                     "type": "function",
@@ -42,23 +59,29 @@ pub fn anthropic_to_openai(resp: &Value, model: &str, created: i64) -> Value {
                     }
                 }));
             }
-            // Thinking and server-tool blocks have no place in a chat completion.
+            // Server-tool blocks have no place in a chat completion.
             _ => {}
         }
     }
     let mut message = Map::new();
     message.insert("role".into(), json!("assistant"));
-    let content = if !has_text && !calls.is_empty() {
-        Value::Null
-    } else {
-        Value::String(text)
+    let answered = answer.is_some();
+    let content = match answer {
+        Some(json) => Value::String(json),
+        None if !has_text && !calls.is_empty() => Value::Null,
+        None => Value::String(text),
     };
     message.insert("content".into(), content);
     message.insert("refusal".into(), Value::Null);
+    thinking.insert_into(&mut message);
+    let no_calls = calls.is_empty();
     if !calls.is_empty() {
         message.insert("tool_calls".into(), Value::Array(calls));
     }
-    let finish = finish_reason(resp["stop_reason"].as_str());
+    let mut finish = finish_reason(resp["stop_reason"].as_str());
+    if answered && no_calls && finish == "tool_calls" {
+        finish = "stop";
+    }
     let mut out = json!({
         "id": format!("chatcmpl-{}", resp["id"].as_str().unwrap_or_default()),
         "object": "chat.completion",
@@ -83,6 +106,9 @@ pub fn openai_to_anthropic(resp: &Value, model: &str) -> Value {
     let choice = &resp["choices"][0];
     let message = &choice["message"];
     let mut content = Vec::new();
+    if let Some(r) = reasoning::openai_reasoning(message) {
+        content.push(reasoning::thinking_block(r));
+    }
     let mut text = openai_message_text(&message["content"]);
     if text.is_empty()
         && let Some(r) = message["refusal"].as_str()
@@ -106,7 +132,6 @@ pub fn openai_to_anthropic(resp: &Value, model: &str) -> Value {
     if message["function_call"].is_object() {
         content.push(tool_use("toolu_legacy", &message["function_call"]));
     }
-    let usage = &resp["usage"];
     json!({
         "id": format!("msg_{}", resp["id"].as_str().unwrap_or_default()),
         "type": "message",
@@ -115,11 +140,19 @@ pub fn openai_to_anthropic(resp: &Value, model: &str) -> Value {
         "content": content,
         "stop_reason": stop_reason(choice["finish_reason"].as_str()),
         "stop_sequence": null,
-        "usage": {
-            "input_tokens": usage["prompt_tokens"].as_u64().unwrap_or(0),
-            "output_tokens": usage["completion_tokens"].as_u64().unwrap_or(0)
-        }
+        "usage": anthropic_usage(&usage_openai(resp).unwrap_or_default())
     })
+}
+
+/// Anthropic `usage` for tokens counted by an OpenAI backend. Anthropic's `input_tokens`
+/// leaves out the prompt tokens read from the cache, which `cache_read_input_tokens` counts.
+pub(crate) fn anthropic_usage(u: &Usage) -> Value {
+    let cached = u.cached.min(u.input);
+    let mut out = json!({"input_tokens": u.input - cached, "output_tokens": u.output});
+    if cached > 0 {
+        out["cache_read_input_tokens"] = cached.into();
+    }
+    out
 }
 
 /// Usage of an OpenAI response body, stream chunk or `usage` object. `prompt_tokens`
@@ -423,14 +456,21 @@ mod tests {
     #[test]
     fn round_trip_preserves_text_tools_and_usage() {
         let back = openai_to_anthropic(&anthropic_to_openai(&anthropic_message(), "m", 0), "m");
+        // The thinking text survives; its signature does not cross an OpenAI answer.
         assert_eq!(
             back["content"][0],
+            json!({"type": "thinking", "thinking": "hmm", "signature": ""})
+        );
+        assert_eq!(
+            back["content"][1],
             json!({"type": "text", "text": "Let me check the weather."})
         );
-        assert_eq!(back["content"][1]["input"], json!({"city": "Paris"}));
-        assert_eq!(back["content"][1]["id"], "toolu_1");
+        assert_eq!(back["content"][2]["input"], json!({"city": "Paris"}));
+        assert_eq!(back["content"][2]["id"], "toolu_1");
         assert_eq!(back["stop_reason"], "tool_use");
-        assert_eq!(back["usage"]["input_tokens"], 125);
+        // Cache writes count as plain input once they are OpenAI prompt tokens.
+        assert_eq!(back["usage"]["input_tokens"], 105);
+        assert_eq!(back["usage"]["cache_read_input_tokens"], 20);
         assert_eq!(back["usage"]["output_tokens"], 30);
     }
 

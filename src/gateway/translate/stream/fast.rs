@@ -66,6 +66,9 @@ struct ContentDelta<'a> {
     refusal: Option<IgnoredAny>,
     tool_calls: Option<IgnoredAny>,
     function_call: Option<IgnoredAny>,
+    /// Reasoning text (see `translate::reasoning`) takes the general path.
+    reasoning_content: Option<IgnoredAny>,
+    reasoning: Option<IgnoredAny>,
 }
 
 /// An optional string borrowed from the input when it has no escape. serde borrows a `Cow`
@@ -237,6 +240,8 @@ impl OpenAiToAnthropic {
                 || delta.refusal.is_some()
                 || delta.tool_calls.is_some()
                 || delta.function_call.is_some()
+                || delta.reasoning_content.is_some()
+                || delta.reasoning.is_some()
             {
                 return None;
             }

@@ -6,14 +6,19 @@
 //! is open, how tool calls are numbered, usage so far.
 
 mod fast;
+mod thinking;
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
 use super::TranslateError;
-use super::response::{Usage, finish_reason, stop_reason, usage_anthropic, usage_openai};
+use super::reasoning::openai_reasoning;
+use super::response::{
+    Usage, anthropic_usage, finish_reason, stop_reason, usage_anthropic, usage_openai,
+};
 use super::sse::SseEvent;
+use super::structured::is_answer_tool;
 
 /// Anthropic Messages stream events -> OpenAI `chat.completion.chunk`s.
 #[derive(Debug, Clone)]
@@ -25,6 +30,11 @@ pub struct AnthropicToOpenAi {
     role_sent: bool,
     /// Anthropic content block index -> OpenAI tool call index (tool calls count from 0).
     tool_indices: HashMap<u64, u64>,
+    /// The content block of the structured-answer tool call (see `structured`): its input is
+    /// streamed as content.
+    answer_block: Option<u64>,
+    /// The thinking block being streamed (see `thinking`).
+    thinking: Option<thinking::Open>,
     usage: Usage,
     finish_sent: bool,
     finished: bool,
@@ -45,6 +55,8 @@ impl AnthropicToOpenAi {
             id: "chatcmpl-switchyard".to_owned(),
             role_sent: false,
             tool_indices: HashMap::new(),
+            answer_block: None,
+            thinking: None,
             usage: Usage::default(),
             finish_sent: false,
             finished: false,
@@ -92,6 +104,9 @@ impl AnthropicToOpenAi {
                             out.push(self.chunk(json!({"content": text}), None));
                         }
                     }
+                    Some("tool_use") if is_answer_tool(block["name"].as_str().unwrap_or("")) => {
+                        self.answer_block = data["index"].as_u64();
+                    }
                     Some("tool_use") => {
                         let next = self.tool_indices.len() as u64;
                         let index = *self
@@ -111,7 +126,10 @@ impl AnthropicToOpenAi {
                             None,
                         ));
                     }
-                    // Thinking and server-tool blocks have no chat-completion equivalent.
+                    Some("thinking" | "redacted_thinking") => {
+                        out.extend(self.thinking_start(data["index"].as_u64(), block));
+                    }
+                    // Server-tool blocks have no chat-completion equivalent.
                     _ => {}
                 }
             }
@@ -123,6 +141,15 @@ impl AnthropicToOpenAi {
                         if !text.is_empty() {
                             out.push(self.chunk(json!({"content": text}), None));
                         }
+                    }
+                    Some("input_json_delta") if data["index"].as_u64() == self.answer_block => {
+                        let partial = delta["partial_json"].as_str().unwrap_or_default();
+                        if !partial.is_empty() {
+                            out.push(self.chunk(json!({"content": partial}), None));
+                        }
+                    }
+                    Some("thinking_delta" | "signature_delta") => {
+                        out.extend(self.thinking_delta(delta));
                     }
                     Some("input_json_delta") => {
                         let partial = delta["partial_json"].as_str().unwrap_or_default();
@@ -152,7 +179,15 @@ impl AnthropicToOpenAi {
                     }
                 }
                 if let Some(reason) = data["delta"]["stop_reason"].as_str() {
-                    out.push(self.chunk(json!({}), Some(finish_reason(Some(reason)))));
+                    let mut finish = finish_reason(Some(reason));
+                    // The structured answer is the content, not a call for the caller to run.
+                    if finish == "tool_calls"
+                        && self.answer_block.is_some()
+                        && self.tool_indices.is_empty()
+                    {
+                        finish = "stop";
+                    }
+                    out.push(self.chunk(json!({}), Some(finish)));
                     self.finish_sent = true;
                 }
             }
@@ -174,7 +209,8 @@ impl AnthropicToOpenAi {
                     None => message.to_owned(),
                 }));
             }
-            // content_block_stop, ping and future event types carry nothing to translate.
+            "content_block_stop" => out.extend(self.thinking_stop(data["index"].as_u64())),
+            // Ping and future event types carry nothing to translate.
             _ => {}
         }
         Ok(out)
@@ -219,7 +255,11 @@ impl AnthropicToOpenAi {
     }
 
     fn usage_chunk(&self) -> Value {
-        let Usage { input, output, .. } = self.usage;
+        let Usage {
+            input,
+            output,
+            cached,
+        } = self.usage;
         json!({
             "id": self.id,
             "object": "chat.completion.chunk",
@@ -229,7 +269,8 @@ impl AnthropicToOpenAi {
             "usage": {
                 "prompt_tokens": input,
                 "completion_tokens": output,
-                "total_tokens": input + output
+                "total_tokens": input + output,
+                "prompt_tokens_details": {"cached_tokens": cached}
             }
         })
     }
@@ -238,7 +279,18 @@ impl AnthropicToOpenAi {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OpenBlock {
     Text { block: u64 },
+    Thinking { block: u64 },
     Tool { tool: u64, block: u64 },
+}
+
+/// A tool call whose fragments came while another call's block was open (see
+/// `OpenAiToAnthropic`).
+#[derive(Debug, Clone)]
+struct PendingCall {
+    tool: u64,
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 /// OpenAI `chat.completion.chunk`s -> Anthropic Messages stream events `(event name, data)`.
@@ -252,9 +304,15 @@ enum OpenBlock {
 /// `message_delta` follows once usage is known: with the usage chunk, or at `finish()` (which
 /// the caller invokes on `[DONE]` or end of stream) when the backend sends no usage.
 ///
-/// OpenAI may in principle interleave argument fragments of parallel tool calls; Anthropic
-/// blocks cannot be reopened once closed, so fragments for a tool call whose block was already
-/// closed are dropped. Common backends send each call's fragments contiguously.
+/// OpenAI numbers parallel tool calls by `index` and may interleave their argument fragments
+/// (0, 1, 0, 1, ...); Anthropic blocks come one after another and cannot be reopened once
+/// closed. So the first call streams as it comes, and the calls that start while its block is
+/// open are gathered and sent whole, in the order they started, when it closes (at the
+/// finish, or when text follows). A fragment for a block already closed that way (a call that
+/// resumes after text) cannot be delivered and is dropped.
+///
+/// Reasoning text (`reasoning_content`, see `reasoning`) becomes a thinking block, without a
+/// signature (none was made).
 #[derive(Debug, Clone)]
 pub struct OpenAiToAnthropic {
     model: String,
@@ -263,6 +321,8 @@ pub struct OpenAiToAnthropic {
     open: Option<OpenBlock>,
     /// OpenAI tool call index -> Anthropic block index.
     tools: HashMap<u64, u64>,
+    /// Calls that started while another call's block was open, in the order they started.
+    pending: Vec<PendingCall>,
     stop_reason: Option<&'static str>,
     delta_sent: bool,
     stopped: bool,
@@ -281,6 +341,7 @@ impl OpenAiToAnthropic {
             next_block: 0,
             open: None,
             tools: HashMap::new(),
+            pending: Vec::new(),
             stop_reason: None,
             delta_sent: false,
             stopped: false,
@@ -316,6 +377,9 @@ impl OpenAiToAnthropic {
             .and_then(|c| c.iter().find(|c| c["index"].as_u64().unwrap_or(0) == 0));
         if let Some(choice) = choice {
             let delta = &choice["delta"];
+            if let Some(text) = openai_reasoning(delta) {
+                self.thinking(text, &mut out);
+            }
             for key in ["content", "refusal"] {
                 if let Some(text) = delta[key].as_str().filter(|t| !t.is_empty()) {
                     self.text(text, &mut out);
@@ -431,6 +495,7 @@ impl OpenAiToAnthropic {
         let block = match self.open {
             Some(OpenBlock::Tool { tool: t, block }) if t == tool => block,
             _ if self.tools.contains_key(&tool) => return, // already closed; see type docs
+            Some(OpenBlock::Tool { .. }) => return self.gather(tool, call),
             _ => {
                 self.close(out);
                 let block = self.next_block;
@@ -472,13 +537,50 @@ impl OpenAiToAnthropic {
         }
     }
 
+    /// Keeps a fragment of a call that cannot stream yet (see type docs).
+    fn gather(&mut self, tool: u64, call: &Value) {
+        let f = &call["function"];
+        let at = match self.pending.iter().position(|p| p.tool == tool) {
+            Some(at) => at,
+            None => {
+                self.pending.push(PendingCall {
+                    tool,
+                    id: String::new(),
+                    name: String::new(),
+                    arguments: String::new(),
+                });
+                self.pending.len() - 1
+            }
+        };
+        let p = &mut self.pending[at];
+        if let Some(id) = call["id"].as_str().filter(|i| !i.is_empty()) {
+            p.id = id.to_owned();
+        }
+        if let Some(name) = f["name"].as_str().filter(|n| !n.is_empty()) {
+            p.name = name.to_owned();
+        }
+        p.arguments
+            .push_str(f["arguments"].as_str().unwrap_or_default());
+    }
+
     fn close(&mut self, out: &mut Vec<(String, Value)>) {
         if let Some(open) = self.open.take() {
-            let (OpenBlock::Text { block } | OpenBlock::Tool { block, .. }) = open;
+            let (OpenBlock::Text { block }
+            | OpenBlock::Thinking { block }
+            | OpenBlock::Tool { block, .. }) = open;
             out.push(event(
                 "content_block_stop",
                 json!({"type": "content_block_stop", "index": block}),
             ));
+        }
+        // The gathered calls, each a whole block.
+        for p in std::mem::take(&mut self.pending) {
+            let call = json!({
+                "id": p.id,
+                "function": {"name": p.name, "arguments": p.arguments}
+            });
+            self.tool(p.tool, &call, out);
+            self.close(out);
         }
     }
 
@@ -494,7 +596,7 @@ impl OpenAiToAnthropic {
             json!({
                 "type": "message_delta",
                 "delta": {"stop_reason": reason, "stop_sequence": null},
-                "usage": {"input_tokens": self.usage.input, "output_tokens": self.usage.output}
+                "usage": anthropic_usage(&self.usage)
             }),
         ));
     }
@@ -505,17 +607,20 @@ fn event(name: &str, data: Value) -> (String, Value) {
 }
 
 #[cfg(test)]
+mod reasoning_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::gateway::translate::sse::SseParser;
 
     /// Parses an SSE transcript into events, as the gateway would from upstream bytes.
-    fn events(transcript: &str) -> Vec<SseEvent> {
+    pub(super) fn events(transcript: &str) -> Vec<SseEvent> {
         let mut p = SseParser::new();
         p.push(transcript.as_bytes())
     }
 
-    fn anthropic_sse(events: &[Value]) -> String {
+    pub(super) fn anthropic_sse(events: &[Value]) -> String {
         events
             .iter()
             .map(|e| crate::gateway::translate::sse::encode(e["type"].as_str(), &e.to_string()))
@@ -535,7 +640,7 @@ mod tests {
         ])
     }
 
-    fn run_a2o(conv: &mut AnthropicToOpenAi, transcript: &str) -> Vec<Value> {
+    pub(super) fn run_a2o(conv: &mut AnthropicToOpenAi, transcript: &str) -> Vec<Value> {
         events(transcript)
             .iter()
             .flat_map(|e| conv.push(e).unwrap())
@@ -567,7 +672,8 @@ mod tests {
         assert_eq!(chunks[4]["choices"], json!([]));
         assert_eq!(
             chunks[4]["usage"],
-            json!({"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42})
+            json!({"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42,
+                   "prompt_tokens_details": {"cached_tokens": 5}})
         );
         assert_eq!(
             conv.usage(),
@@ -693,7 +799,7 @@ mod tests {
 
     // ---- OpenAI -> Anthropic ----
 
-    fn chunk(delta: Value, finish: Value) -> Value {
+    pub(super) fn chunk(delta: Value, finish: Value) -> Value {
         json!({
             "id": "chatcmpl-9",
             "object": "chat.completion.chunk",
@@ -704,7 +810,7 @@ mod tests {
         })
     }
 
-    fn usage_chunk(prompt: u64, completion: u64) -> Value {
+    pub(super) fn usage_chunk(prompt: u64, completion: u64) -> Value {
         json!({
             "id": "chatcmpl-9",
             "object": "chat.completion.chunk",
@@ -716,7 +822,7 @@ mod tests {
     }
 
     /// Feeds OpenAI SSE `data:` payloads the way the gateway does: parse, `finish()` on `[DONE]`.
-    fn run_o2a(conv: &mut OpenAiToAnthropic, chunks: &[Value]) -> Vec<(String, Value)> {
+    pub(super) fn run_o2a(conv: &mut OpenAiToAnthropic, chunks: &[Value]) -> Vec<(String, Value)> {
         let mut wire: String = chunks
             .iter()
             .map(|c| crate::gateway::translate::sse::encode(None, &c.to_string()))
@@ -733,7 +839,7 @@ mod tests {
         out
     }
 
-    fn names(events: &[(String, Value)]) -> Vec<&str> {
+    pub(super) fn names(events: &[(String, Value)]) -> Vec<&str> {
         events.iter().map(|(n, _)| n.as_str()).collect()
     }
 
@@ -945,31 +1051,6 @@ mod tests {
             )]
         );
         assert!(conv.finish().is_empty());
-    }
-
-    #[test]
-    fn tool_call_without_id_gets_one_and_late_fragments_are_dropped() {
-        let mut conv = OpenAiToAnthropic::new("m");
-        let tc = |v: Value| chunk(json!({"tool_calls": [v]}), Value::Null);
-        let a = conv.push(&tc(
-            json!({"index": 0, "function": {"name": "f", "arguments": "{}"}}),
-        ));
-        assert_eq!(a[1].1["content_block"]["id"], "toolu_switchyard_0");
-        let b = conv.push(&tc(
-            json!({"index": 1, "id": "c2", "function": {"name": "g", "arguments": ""}}),
-        ));
-        assert_eq!(names(&b), vec!["content_block_stop", "content_block_start"]);
-        // A fragment for the already-closed block 0 cannot be delivered.
-        assert!(
-            conv.push(&tc(json!({"index": 0, "function": {"arguments": "x"}})))
-                .is_empty()
-        );
-        let c = conv.push(&tc(
-            json!({"index": 1, "function": {"arguments": "{\"a\":1}"}}),
-        ));
-        assert_eq!(c[0].1["index"], 1);
-        let end = conv.finish();
-        assert_eq!(end[1].1["delta"]["stop_reason"], "tool_use");
     }
 
     #[test]
