@@ -289,12 +289,30 @@ pub(crate) fn api_router(
     evaluations: Option<Arc<evaluation::Evaluations>>,
 ) -> ApiService {
     let router = Router::new()
-        .route("/v1/chat/completions", post(chat_openai))
-        .route("/v1/messages", post(chat_anthropic))
-        .route("/v1/responses", post(responses))
-        .route("/v1/messages/count_tokens", post(count_tokens))
-        .route("/v1/completions", post(completions))
-        .route("/v1/embeddings", post(embeddings))
+        .route(
+            "/v1/chat/completions",
+            endpoint(Dialect::Openai, Operation::Chat),
+        )
+        .route(
+            "/v1/messages",
+            endpoint(Dialect::Anthropic, Operation::Chat),
+        )
+        .route(
+            "/v1/responses",
+            endpoint(Dialect::Openai, Operation::Responses),
+        )
+        .route(
+            "/v1/messages/count_tokens",
+            endpoint(Dialect::Anthropic, Operation::CountTokens),
+        )
+        .route(
+            "/v1/completions",
+            endpoint(Dialect::Openai, Operation::Completions),
+        )
+        .route(
+            "/v1/embeddings",
+            endpoint(Dialect::Openai, Operation::Embeddings),
+        )
         .route("/v1/models", get(models::list))
         // A model name may hold slashes (`meta-llama/Llama-3.1-8B-Instruct`).
         .route("/v1/models/{*id}", get(models::retrieve))
@@ -523,80 +541,12 @@ async fn unknown_endpoint(method: Method, uri: Uri, headers: HeaderMap) -> Respo
 
 type Caller = Extension<Arc<auth::Caller>>;
 
-async fn chat_openai(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(caller, Dialect::Openai, Operation::Chat, headers, body)
-        .await
-}
-
-async fn chat_anthropic(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(caller, Dialect::Anthropic, Operation::Chat, headers, body)
-        .await
-}
-
-async fn responses(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(caller, Dialect::Openai, Operation::Responses, headers, body)
-        .await
-}
-
-async fn embeddings(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(
-        caller,
-        Dialect::Openai,
-        Operation::Embeddings,
-        headers,
-        body,
+/// The `POST` handler of an API endpoint: its body served as `op`, in the `caller`'s dialect.
+fn endpoint(caller: Dialect, op: Operation) -> axum::routing::MethodRouter<Arc<Gateway>> {
+    post(
+        move |State(gw): State<Arc<Gateway>>,
+              Extension(who): Caller,
+              headers: HeaderMap,
+              body: Body| async move { gw.serve(who, caller, op, headers, body).await },
     )
-    .await
-}
-
-async fn completions(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(
-        caller,
-        Dialect::Openai,
-        Operation::Completions,
-        headers,
-        body,
-    )
-    .await
-}
-
-async fn count_tokens(
-    State(gw): State<Arc<Gateway>>,
-    Extension(caller): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    gw.serve(
-        caller,
-        Dialect::Anthropic,
-        Operation::CountTokens,
-        headers,
-        body,
-    )
-    .await
 }

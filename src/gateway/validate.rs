@@ -147,32 +147,14 @@ pub fn validate(caller: Dialect, op: Operation, raw: Bytes) -> Result<Request, S
             }
         }
         Operation::Responses => {
-            match obj.input {
-                Some(i) if matches!(raw_kind(i), "a string" | "an array") => {}
-                None => return Err("missing required parameter: 'input'".into()),
-                Some(other) => {
-                    return Err(format!(
-                        "'input' must be a string or an array, got {}",
-                        raw_kind(other)
-                    ));
-                }
-            }
+            check_input(obj.input)?;
             let stored: StoredFields<'_> =
                 serde_json::from_slice(&raw).map_err(|e| e.to_string())?;
             if let Some(why) = stored.refused() {
                 return Err(why);
             }
         }
-        Operation::Embeddings => match obj.input {
-            Some(i) if matches!(raw_kind(i), "a string" | "an array") => {}
-            None => return Err("missing required parameter: 'input'".into()),
-            Some(other) => {
-                return Err(format!(
-                    "'input' must be a string or an array, got {}",
-                    raw_kind(other)
-                ));
-            }
-        },
+        Operation::Embeddings => check_input(obj.input)?,
         Operation::Completions => {
             match obj.prompt {
                 Some(p) if matches!(raw_kind(p), "a string" | "an array") => {}
@@ -255,6 +237,18 @@ impl StoredFields<'_> {
             }
         }
         super::translate::responses::refused(&Value::Object(probe))
+    }
+}
+
+/// The `input` of embeddings and of the Responses API: a string or an array.
+fn check_input(input: Option<&RawValue>) -> Result<(), String> {
+    match input {
+        Some(i) if matches!(raw_kind(i), "a string" | "an array") => Ok(()),
+        None => Err("missing required parameter: 'input'".into()),
+        Some(other) => Err(format!(
+            "'input' must be a string or an array, got {}",
+            raw_kind(other)
+        )),
     }
 }
 

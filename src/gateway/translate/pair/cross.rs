@@ -7,18 +7,11 @@ use super::super::response::{self, usage_anthropic, usage_openai};
 use super::super::sse::{SseEvent, encode_into};
 use super::super::stream::{AnthropicToOpenAi, OpenAiToAnthropic};
 use super::super::{Pieces, TranslateError, Usage, request};
-use super::{Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event};
+use super::{
+    Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event, request_tree,
+    to_bytes,
+};
 use bytes::Bytes;
-
-/// The caller's request as a tree; validation already accepted it as JSON.
-fn request_tree(raw: &[u8]) -> Result<serde_json::Value, TranslateError> {
-    serde_json::from_slice(raw)
-        .map_err(|e| TranslateError::Invalid(format!("request body is not valid JSON: {e}")))
-}
-
-fn to_bytes(v: &serde_json::Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
 
 /// An OpenAI Chat Completions caller, an Anthropic Messages backend.
 pub struct OpenAiOverAnthropic;

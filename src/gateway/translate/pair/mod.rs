@@ -166,6 +166,18 @@ impl StreamTranslator for NoStream {
     }
 }
 
+/// The caller's request as a tree, for the pairs that translate it; validation already
+/// accepted it as JSON.
+fn request_tree(raw: &[u8]) -> Result<Value, TranslateError> {
+    serde_json::from_slice(raw)
+        .map_err(|e| TranslateError::Invalid(format!("request body is not valid JSON: {e}")))
+}
+
+/// A translated tree as the bytes to send.
+fn to_bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
 /// A backend's answer as a tree, or why it is not JSON.
 pub(in crate::gateway::translate) fn parse_body(bytes: &[u8]) -> Result<Value, TranslateError> {
     serde_json::from_slice(bytes).map_err(|e| TranslateError::Malformed(e.to_string()))

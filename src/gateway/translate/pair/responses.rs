@@ -10,16 +10,10 @@ use super::super::responses::{self, ChatToResponses, answer, native};
 use super::super::sse::{SseEvent, encode_into};
 use super::super::stream::AnthropicToOpenAi;
 use super::super::{Pieces, TranslateError, Usage, request as chat_request};
-use super::{Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event};
-
-fn request_tree(raw: &[u8]) -> Result<Value, TranslateError> {
-    serde_json::from_slice(raw)
-        .map_err(|e| TranslateError::Invalid(format!("request body is not valid JSON: {e}")))
-}
-
-fn to_bytes(v: &Value) -> Vec<u8> {
-    serde_json::to_vec(v).unwrap_or_default()
-}
+use super::{
+    Answer, StreamTranslator, Translator, expect_array, parse_body, parse_event, request_tree,
+    to_bytes,
+};
 
 /// A backend with the Responses API: the request goes as sent, with the backend's model
 /// and `store: false` unless the caller said otherwise (`store: true` is refused before):

@@ -462,24 +462,33 @@ impl OpenAiToAnthropic {
         ));
     }
 
+    /// Closes the open block and opens the next one: `open` makes its state from its index,
+    /// `content_block` is what `content_block_start` announces. Returns the index.
+    fn start_block(
+        &mut self,
+        open: impl FnOnce(u64) -> OpenBlock,
+        content_block: Value,
+        out: &mut Vec<(String, Value)>,
+    ) -> u64 {
+        self.close(out);
+        let block = self.next_block;
+        self.next_block += 1;
+        self.open = Some(open(block));
+        out.push(event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": block, "content_block": content_block}),
+        ));
+        block
+    }
+
     fn text(&mut self, text: &str, out: &mut Vec<(String, Value)>) {
         let block = match self.open {
             Some(OpenBlock::Text { block }) => block,
-            _ => {
-                self.close(out);
-                let block = self.next_block;
-                self.next_block += 1;
-                self.open = Some(OpenBlock::Text { block });
-                out.push(event(
-                    "content_block_start",
-                    json!({
-                        "type": "content_block_start",
-                        "index": block,
-                        "content_block": {"type": "text", "text": ""}
-                    }),
-                ));
-                block
-            }
+            _ => self.start_block(
+                |block| OpenBlock::Text { block },
+                json!({"type": "text", "text": ""}),
+                out,
+            ),
         };
         out.push(event(
             "content_block_delta",
@@ -497,28 +506,19 @@ impl OpenAiToAnthropic {
             _ if self.tools.contains_key(&tool) => return, // already closed; see type docs
             Some(OpenBlock::Tool { .. }) => return self.gather(tool, call),
             _ => {
-                self.close(out);
-                let block = self.next_block;
-                self.next_block += 1;
-                self.tools.insert(tool, block);
-                self.open = Some(OpenBlock::Tool { tool, block });
                 let id = match call["id"].as_str() {
                     Some(id) if !id.is_empty() => id.to_owned(),
                     _ => format!("toolu_switchyard_{tool}"),
                 };
-                out.push(event(
-                    "content_block_start",
-                    json!({
-                        "type": "content_block_start",
-                        "index": block,
-                        "content_block": {
-                            "type": "tool_use",
-                            "id": id,
-                            "name": call["function"]["name"].as_str().unwrap_or_default(),
-                            "input": {}
-                        }
-                    }),
-                ));
+                let content_block = json!({
+                    "type": "tool_use",
+                    "id": id,
+                    "name": call["function"]["name"].as_str().unwrap_or_default(),
+                    "input": {}
+                });
+                let block =
+                    self.start_block(|block| OpenBlock::Tool { tool, block }, content_block, out);
+                self.tools.insert(tool, block);
                 block
             }
         };

@@ -74,21 +74,11 @@ impl OpenAiToAnthropic {
     pub(super) fn thinking(&mut self, text: &str, out: &mut Vec<(String, Value)>) {
         let block = match self.open {
             Some(OpenBlock::Thinking { block }) => block,
-            _ => {
-                self.close(out);
-                let block = self.next_block;
-                self.next_block += 1;
-                self.open = Some(OpenBlock::Thinking { block });
-                out.push(event(
-                    "content_block_start",
-                    json!({
-                        "type": "content_block_start",
-                        "index": block,
-                        "content_block": {"type": "thinking", "thinking": "", "signature": ""}
-                    }),
-                ));
-                block
-            }
+            _ => self.start_block(
+                |block| OpenBlock::Thinking { block },
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                out,
+            ),
         };
         out.push(event(
             "content_block_delta",
